@@ -1,0 +1,44 @@
+// Typed events for observe/ (logs, metrics, SSE). Producers emit; nobody on the hot path waits.
+
+import type { HealthState } from './health.ts';
+import type { Problem } from './problem.ts';
+
+export interface HealthTransitionEvent {
+  readonly type: 'health';
+  readonly time: number;
+  readonly project: string;
+  readonly port: string;
+  readonly instance: string;
+  readonly address: string;
+  readonly from: HealthState;
+  readonly to: HealthState;
+  readonly ejected: boolean;
+  readonly reason: string;
+  readonly probeLatencyMs?: number;
+}
+
+export interface RoutesChangedEvent {
+  readonly type: 'routes';
+  readonly time: number;
+  readonly version: number;
+  readonly projects: number;
+  readonly endpoints: number;
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+}
+
+export interface ProblemsEvent {
+  readonly type: 'problems';
+  readonly time: number;
+  readonly problems: readonly Problem[];
+}
+
+export interface SourceStateEvent {
+  readonly type: 'source';
+  readonly time: number;
+  readonly source: string;
+  readonly state: 'syncing' | 'synced' | 'degraded';
+  readonly reason?: string;
+}
+
+export type WharfEvent = HealthTransitionEvent | RoutesChangedEvent | ProblemsEvent | SourceStateEvent;

@@ -1,0 +1,52 @@
+// The route table: what the data plane reads, once per request. Built by routing/ as one immutable
+// object and swapped whole; nothing writes into it afterwards.
+
+import type { Problem } from './problem.ts';
+import type { ProjectSettings } from './settings.ts';
+
+/**
+ * Stable key of one routable endpoint: `<project>/<port>/<instance>@<host>:<port>`. Health state is
+ * keyed by it and survives table swaps; a pod recreated at a new address is a new endpoint.
+ */
+export type EndpointId = string;
+
+export interface Endpoint {
+  readonly id: EndpointId;
+  readonly project: string;
+  /** Port name. */
+  readonly port: string;
+  readonly instance: string;
+  readonly host: string;
+  readonly portNumber: number;
+  /** `host:port`, with IPv6 hosts bracketed; the undici origin is `http://${address}`. */
+  readonly address: string;
+  readonly draining: boolean;
+  /** Stable affinity token of (instance, port): derived from the pod UID or name, never stored. */
+  readonly token: string;
+  /** Address probed by the active health check (the health port of the same instance). */
+  readonly probeAddress: string;
+}
+
+export interface PortRoute {
+  readonly project: string;
+  readonly port: string;
+  /** Sorted by instance name so every replica sees the same order (consistent hashing relies on it). */
+  readonly endpoints: readonly Endpoint[];
+  readonly byInstance: ReadonlyMap<string, Endpoint>;
+  readonly settings: ProjectSettings;
+}
+
+export interface ProjectRoute {
+  readonly name: string;
+  readonly origin: string;
+  readonly defaultPort: string;
+  readonly ports: ReadonlyMap<string, PortRoute>;
+  readonly settings: ProjectSettings;
+}
+
+export interface RouteTable {
+  readonly version: number;
+  readonly snapshotVersion: number;
+  readonly projects: ReadonlyMap<string, ProjectRoute>;
+  readonly problems: readonly Problem[];
+}

@@ -1,0 +1,42 @@
+// Per-project settings after parsing (DESIGN.md §3). Durations are milliseconds.
+
+export type Affinity =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'cookie' }
+  | { readonly kind: 'header'; readonly header: string }
+  | { readonly kind: 'ip' };
+
+export type BalancerKind = 'p2c' | 'round-robin';
+
+export interface StatusRange {
+  readonly from: number;
+  readonly to: number;
+}
+
+export interface HealthCheckSettings {
+  /** HTTP path to probe, or `null` for a TCP connect-only check. */
+  readonly path: string | null;
+  /** Port name probed; `null` means the routed port itself. */
+  readonly port: string | null;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly fall: number;
+  readonly rise: number;
+  readonly expect: readonly StatusRange[];
+}
+
+export interface ProjectSettings {
+  readonly health: HealthCheckSettings;
+  readonly affinity: Affinity;
+  /** Edge exposure: `true` for every port, a list of port names, or `false`. */
+  readonly public: boolean | readonly string[];
+  /** Upstream response (headers) timeout. */
+  readonly timeoutMs: number;
+  /** Extra attempts for idempotent requests. */
+  readonly retries: number;
+  readonly balancer: BalancerKind;
+  /** Edge tier only: allow pinning with the `x-wharf-instance` header from outside. */
+  readonly allowPinHeader: boolean;
+  /** Edge tier only: `Strict-Transport-Security` max-age in seconds, 0 for none. */
+  readonly hstsMaxAge: number;
+}

@@ -1,0 +1,46 @@
+// What discovery (and the config file) know about the world, before any convention is applied.
+// Immutable once built: a new snapshot replaces the old one as a whole.
+
+import type { Problem } from './problem.ts';
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** One instance (a pod, or a static entry of the config file) of a project. */
+export interface InstanceRecord {
+  /** Pod name (`targetRef.name`) or the key in the config file; a DNS label. */
+  readonly name: string;
+  /** Pod UID when known; feeds the affinity token so a recreated pod of the same name is a new instance. */
+  readonly uid?: string;
+  /** Port name -> address. An instance may lack some of the project's ports. */
+  readonly addresses: Readonly<Record<string, HostPort>>;
+  /** EndpointSlice `serving && terminating`: no new sessions, pinned and sticky requests still go there. */
+  readonly draining: boolean;
+  readonly node?: string;
+  readonly zone?: string;
+}
+
+/** One project: a Service labelled `wharf.io/project`, or an entry under `projects:` in the config file. */
+export interface ProjectRecord {
+  readonly name: string;
+  readonly source: 'config' | 'kubernetes';
+  /** Where it was declared, for Problems and the admin API: `config` or `<namespace>/<service>`. */
+  readonly origin: string;
+  /** RFC 3339 creation time; when two Services claim one project name the older one wins. */
+  readonly created: string;
+  /** Port names in declaration order; the first is the default when there is no port named `http`. */
+  readonly ports: readonly string[];
+  /** Raw per-project settings (DESIGN.md §3) keyed without the `wharf.io/` prefix; parsed by routing. */
+  readonly settings: Readonly<Record<string, string>>;
+  readonly instances: readonly InstanceRecord[];
+}
+
+export interface ClusterSnapshot {
+  /** Increases by one for every snapshot a source publishes. */
+  readonly version: number;
+  readonly projects: readonly ProjectRecord[];
+  /** Problems found while reading objects (a bad EndpointSlice, say); routing adds its own. */
+  readonly problems: readonly Problem[];
+}

@@ -1,0 +1,186 @@
+// Parsing of the per-project settings of DESIGN.md §3. Pure. The same parser serves Service
+// annotations (a bad value falls back to the default and becomes a Problem) and the config file
+// (a bad value is a validation error), so the two can never disagree on what a value means.
+
+import type { Affinity, HealthCheckSettings, ProjectSettings, StatusRange } from '../model/settings.ts';
+
+export const DEFAULT_SETTINGS: ProjectSettings = Object.freeze({
+  health: Object.freeze({
+    path: '/',
+    port: null,
+    intervalMs: 1000,
+    timeoutMs: 1000,
+    fall: 2,
+    rise: 2,
+    expect: Object.freeze([{ from: 200, to: 399 }]),
+  }),
+  affinity: Object.freeze({ kind: 'none' }),
+  public: false,
+  timeoutMs: 30_000,
+  retries: 2,
+  balancer: 'p2c',
+  allowPinHeader: false,
+  hstsMaxAge: 0,
+}) as ProjectSettings;
+
+/** The setting keys, as written in the config file and (with the `wharf.io/` prefix) as annotations. */
+export const SETTING_KEYS = [
+  'health-path',
+  'health-port',
+  'health-interval',
+  'health-timeout',
+  'health-fall',
+  'health-rise',
+  'health-expect',
+  'affinity',
+  'public',
+  'timeout',
+  'retries',
+  'balancer',
+  'allow-pin-header',
+  'hsts-max-age',
+] as const;
+export type SettingKey = (typeof SETTING_KEYS)[number];
+
+export interface SettingError {
+  readonly key: string;
+  readonly value: string;
+  readonly reason: string;
+}
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** `500ms`, `1s`, `1.5s`, `2m`, `1h`. A bare number is refused: its unit would be a guess. */
+export function parseDuration(value: string): number {
+  const m = DURATION.exec(value.trim());
+  if (!m) throw new Error('expected a duration such as 500ms, 1s or 2m');
+  const ms = Math.round(Number(m[1]) * UNIT_MS[m[2]]);
+  if (ms <= 0) throw new Error('must be greater than zero');
+  return ms;
+}
+
+function parseCount(value: string, min: number, max: number): number {
+  if (!/^\d+$/.test(value.trim())) throw new Error(`expected a whole number from ${min} to ${max}`);
+  const n = Number(value);
+  if (n < min || n > max) throw new Error(`expected a whole number from ${min} to ${max}`);
+  return n;
+}
+
+/** `200-399`, `200,204`, `2xx`, or a mix: `200-299,404`. */
+export function parseStatusRanges(value: string): StatusRange[] {
+  const ranges: StatusRange[] = [];
+  for (const part of value.split(',').map((s) => s.trim())) {
+    let m: RegExpExecArray | null;
+    if ((m = /^([1-5])xx$/i.exec(part))) ranges.push({ from: Number(m[1]) * 100, to: Number(m[1]) * 100 + 99 });
+    else if ((m = /^(\d{3})-(\d{3})$/.exec(part))) ranges.push({ from: Number(m[1]), to: Number(m[2]) });
+    else if ((m = /^(\d{3})$/.exec(part))) ranges.push({ from: Number(m[1]), to: Number(m[1]) });
+    else throw new Error('expected status codes such as 200-399, 2xx or 200,204');
+    const last = ranges[ranges.length - 1];
+    if (last.from < 100 || last.to > 599 || last.from > last.to) throw new Error(`bad status range "${part}"`);
+  }
+  return ranges;
+}
+
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
+
+export function parseAffinity(value: string): Affinity {
+  const v = value.trim();
+  if (v === 'none') return { kind: 'none' };
+  if (v === 'cookie') return { kind: 'cookie' };
+  if (v === 'ip') return { kind: 'ip' };
+  if (v.startsWith('header:')) {
+    const header = v.slice('header:'.length).trim().toLowerCase();
+    if (!HEADER_NAME.test(header)) throw new Error('header:<name> needs a valid header name');
+    return { kind: 'header', header };
+  }
+  throw new Error('expected none, cookie, header:<name> or ip');
+}
+
+const PATH = /^\/[\x21-\x7e]*$/;
+const PORT_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+function parseBool(value: string): boolean {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  throw new Error('expected true or false');
+}
+
+function parsePublic(value: string): boolean | string[] {
+  const v = value.trim();
+  if (v === 'true' || v === 'false') return v === 'true';
+  const names = v.split(',').map((s) => s.trim());
+  for (const n of names) if (!PORT_NAME.test(n)) throw new Error('expected true, false or a comma list of port names');
+  return names;
+}
+
+/**
+ * Parses raw settings over `base` (the tier's defaults). Unknown keys and bad values are returned as
+ * errors and leave the base value in place, so one bad annotation disables only itself.
+ */
+export function parseSettings(
+  raw: Readonly<Record<string, string>>,
+  base: ProjectSettings = DEFAULT_SETTINGS,
+): { settings: ProjectSettings; errors: SettingError[] } {
+  const errors: SettingError[] = [];
+  const health: { -readonly [K in keyof HealthCheckSettings]: HealthCheckSettings[K] } = { ...base.health };
+  const s: { -readonly [K in keyof ProjectSettings]: ProjectSettings[K] } = { ...base };
+  for (const [key, value] of Object.entries(raw)) {
+    try {
+      switch (key as SettingKey) {
+        case 'health-path':
+          if (value === 'tcp') health.path = null;
+          else if (PATH.test(value)) health.path = value;
+          else throw new Error('expected tcp or an absolute path such as /healthz');
+          break;
+        case 'health-port':
+          if (!PORT_NAME.test(value)) throw new Error('expected a port name');
+          health.port = value;
+          break;
+        case 'health-interval':
+          health.intervalMs = parseDuration(value);
+          break;
+        case 'health-timeout':
+          health.timeoutMs = parseDuration(value);
+          break;
+        case 'health-fall':
+          health.fall = parseCount(value, 1, 100);
+          break;
+        case 'health-rise':
+          health.rise = parseCount(value, 1, 100);
+          break;
+        case 'health-expect':
+          health.expect = parseStatusRanges(value);
+          break;
+        case 'affinity':
+          s.affinity = parseAffinity(value);
+          break;
+        case 'public':
+          s.public = parsePublic(value);
+          break;
+        case 'timeout':
+          s.timeoutMs = parseDuration(value);
+          break;
+        case 'retries':
+          s.retries = parseCount(value, 0, 10);
+          break;
+        case 'balancer':
+          if (value !== 'p2c' && value !== 'round-robin') throw new Error('expected p2c or round-robin');
+          s.balancer = value;
+          break;
+        case 'allow-pin-header':
+          s.allowPinHeader = parseBool(value);
+          break;
+        case 'hsts-max-age':
+          s.hstsMaxAge = parseCount(value, 0, 63_072_000);
+          break;
+        default:
+          throw new Error(`unknown setting; known: ${SETTING_KEYS.join(', ')}`);
+      }
+    } catch (err) {
+      errors.push({ key, value, reason: (err as Error).message });
+    }
+  }
+  s.health = Object.freeze(health);
+  return { settings: Object.freeze(s), errors };
+}
