@@ -225,9 +225,9 @@ export function translateAll(objects: readonly KubeObject[]): {
     const svc = o.metadata?.labels?.[SERVICE_NAME_LABEL];
     if (!svc) continue;
     const key = `${o.metadata.namespace ?? 'default'}/${svc}`;
-    let list = slices.get(key);
-    if (!list) slices.set(key, (list = []));
-    list.push(o as EndpointSlice);
+    const list = slices.get(key);
+    if (list) list.push(o as EndpointSlice);
+    else slices.set(key, [o as EndpointSlice]);
   }
   const records: ProjectRecord[] = [];
   const problems: Problem[] = [];
