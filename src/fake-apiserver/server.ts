@@ -111,6 +111,8 @@ export class FakeApiServer {
   private readonly bookmarkIntervalMs: number;
   private readonly nullEmptyLists: boolean;
   goneAsHttp: boolean;
+  /** Test hook: called for every request before it is answered. */
+  onRequest: ((r: RequestRecord) => void) | null = null;
 
   constructor(private readonly opts: FakeApiServerOptions = {}) {
     this.store = new Store(opts.maxHistory ?? 100_000);
@@ -338,6 +340,7 @@ export class FakeApiServer {
       clientCert: peer?.subject?.CN as string | undefined,
     });
     if (this.requests.length > 10_000) this.requests.splice(0, 5000);
+    this.onRequest?.(this.requests[this.requests.length - 1]);
     if (this.stalled) {
       this.held.add(res);
       res.on('close', () => this.held.delete(res));
