@@ -2,7 +2,11 @@
 // rotates it), a kubeconfig (via @kubernetes/client-node's KubeConfig, so tokens, token files,
 // client certificates and exec plugins all work), or explicit URLs with a token file and CA file.
 
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { type Clock, systemClock } from './clock.ts';
 
 export interface TlsOptions {
@@ -129,12 +133,34 @@ export interface KubeconfigOptions {
   apiservers?: readonly string[];
 }
 
+/**
+ * `users[].user.tokenFile` of a kubeconfig. client-node 1.4.0 only knows a `token-file` key (which
+ * kubectl does not write) and reads it once, so Wharf reads this one itself, with rotation.
+ */
+function tokenFilesOf(path: string | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  const file = path ?? (process.env.KUBECONFIG?.split(':')[0] || join(homedir(), '.kube', 'config'));
+  try {
+    const doc = parseYaml(readFileSync(file, 'utf8')) as {
+      users?: { name?: string; user?: { tokenFile?: string } }[];
+    };
+    for (const u of doc?.users ?? []) if (u?.name && u.user?.tokenFile) out.set(u.name, u.user.tokenFile);
+  } catch {
+    // client-node reports unreadable kubeconfigs itself.
+  }
+  return out;
+}
+
 /** Kubeconfig through client-node 1.4.0's KubeConfig, loaded lazily (it is large). */
-export async function kubeconfigTargets(o: KubeconfigOptions = {}): Promise<ApiServerTarget[]> {
+export async function kubeconfigTargets(
+  o: KubeconfigOptions = {},
+  clock: Clock = systemClock,
+): Promise<ApiServerTarget[]> {
   const k8s = await import('@kubernetes/client-node');
   const kc = new k8s.KubeConfig();
   if (o.path) kc.loadFromFile(o.path);
   else kc.loadFromDefault();
+  const tokenFiles = tokenFilesOf(o.path);
   const contexts = o.contexts?.length ? o.contexts : [kc.getCurrentContext()];
   const targets: ApiServerTarget[] = [];
   for (const name of contexts) {
@@ -155,16 +181,21 @@ export async function kubeconfigTargets(o: KubeconfigOptions = {}): Promise<ApiS
       ...(cluster.skipTLSVerify ? { rejectUnauthorized: false } : {}),
       ...(cluster.tlsServerName ? { servername: cluster.tlsServerName } : {}),
     };
-    const credentials: Credentials = {
-      tls,
-      // client-node re-reads token files and re-runs exec plugins as their credentials expire.
-      async authorization() {
-        const opts: { headers?: Record<string, string> } = { headers: {} };
-        await one.applyToHTTPSOptions(opts as never);
-        const h = opts.headers ?? {};
-        return h.Authorization ?? h.authorization;
-      },
-    };
+    const user = one.getCurrentUser();
+    const tokenFile =
+      user && !user.token && !user.exec && !user.authProvider ? tokenFiles.get(user.name) : undefined;
+    const credentials: Credentials = tokenFile
+      ? tokenFileCredentials(new TokenFile(tokenFile, clock), tls)
+      : {
+          tls,
+          // client-node re-runs exec plugins and refreshes auth providers as their credentials expire.
+          async authorization() {
+            const opts: { headers?: Record<string, string> } = { headers: {} };
+            await one.applyToHTTPSOptions(opts as never);
+            const h = opts.headers ?? {};
+            return h.Authorization ?? h.authorization;
+          },
+        };
     const urls = o.apiservers?.length ? o.apiservers : [cluster.server];
     for (const url of urls) targets.push({ url: url.replace(/\/+$/, ''), credentials });
   }
@@ -194,7 +225,7 @@ export async function resolveTargets(c: KubernetesConnection): Promise<ApiServer
   }
   if (c.kubeconfig || c.context) {
     const contexts = typeof c.context === 'string' ? c.context.split(',') : c.context;
-    return kubeconfigTargets({ path: c.kubeconfig, contexts, apiservers: c.apiservers });
+    return kubeconfigTargets({ path: c.kubeconfig, contexts, apiservers: c.apiservers }, c.clock);
   }
   if (c.apiservers?.length)
     return explicitTargets({
