@@ -36,6 +36,9 @@ export class FrontServer {
       headersTimeout: opts.requestHeadersMs,
       // A whole request may legitimately take long (a 1 GiB upload); stalls are caught by the idle timeout.
       requestTimeout: 0,
+      // node checks header deadlines on this period (30 s by default), which would let a slowloris
+      // client hold a socket for up to 30 s past the deadline.
+      connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(opts.requestHeadersMs / 4))),
       keepAliveTimeout: opts.clientIdleMs,
       // Reject rather than tolerate: ambiguous framing is how request smuggling starts.
       insecureHTTPParser: false,
