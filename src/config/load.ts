@@ -189,10 +189,10 @@ export function parseConfig(text: string, file = 'config', over: Overrides = {})
     throw new ConfigError(
       file,
       parsed.error.issues.map((i) => {
-        const path = i.path.join('.') || '(top level)';
+        const where = i.path.length > 0 ? `${i.path.join('.')}: ` : '';
         if (i.code === 'unrecognized_keys')
-          return `${path ? `${path}: ` : ''}unknown key(s) ${i.keys.map((k) => `"${k}"`).join(', ')}`;
-        return `${path}: ${i.message}`;
+          return `${where}unknown key(s) ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+        return `${where || '(top level): '}${i.message}`;
       }),
     );
   }
