@@ -9,6 +9,8 @@ import { type FSWatcher, readFileSync, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { type AdminRoute, AdminServer, type Readiness } from './admin/server.ts';
 import { type Config, ConfigError, loadConfig, type Overrides } from './config/load.ts';
+import { type ApiServerTarget, resolveTargets } from './discovery/credentials.ts';
+import { KubernetesSource, type KubernetesSourceOptions } from './discovery/source.ts';
 import { HealthService } from './health/index.ts';
 import type { AccessRecord } from './model/access.ts';
 import type { WharfEvent } from './model/events.ts';
@@ -33,6 +35,13 @@ export interface WharfOptions {
   readonly onAccess?: (rec: AccessRecord) => void;
   readonly onEvent?: (e: WharfEvent) => void;
   readonly adminRoutes?: readonly AdminRoute[];
+  /**
+   * Kubernetes discovery tuning (tests use short timeouts); `servers` replaces what
+   * `config.kubernetes` would resolve to. Ignored unless `config.kubernetes` is set.
+   */
+  readonly discovery?: Partial<Omit<KubernetesSourceOptions, 'servers'>> & {
+    readonly servers?: readonly ApiServerTarget[];
+  };
 }
 
 interface SourceState {
@@ -65,6 +74,8 @@ export class Wharf {
   private reloadTimer?: NodeJS.Timeout;
   private configHash = '';
   private stopping?: Promise<void>;
+  /** Kubernetes discovery, when configured. */
+  kubernetes?: KubernetesSource;
   frontAddress = { host: '', port: 0 };
   adminAddress = { host: '', port: 0 };
 
@@ -117,6 +128,19 @@ export class Wharf {
   static async start(opts: WharfOptions): Promise<Wharf> {
     const w = new Wharf(opts);
     const c = w.config;
+    // Credentials first: a bad kubeconfig fails the start before anything listens.
+    const servers = c.kubernetes
+      ? (opts.discovery?.servers ??
+        (await resolveTargets({
+          inCluster: c.kubernetes.inCluster,
+          kubeconfig: c.kubernetes.kubeconfig,
+          context: c.kubernetes.contexts,
+          apiservers: c.kubernetes.apiservers,
+          tokenFile: c.kubernetes.tokenFile,
+          caFile: c.kubernetes.caFile,
+          insecureSkipTlsVerify: c.kubernetes.insecureSkipTlsVerify,
+        })))
+      : undefined;
     w.frontAddress = await w.front.listen(c.listen.host, c.listen.port);
     try {
       w.adminAddress = await w.admin.listen(c.admin.host, c.admin.port);
@@ -125,6 +149,7 @@ export class Wharf {
       throw err;
     }
     if (opts.configPath) w.watchConfig(opts.configPath);
+    if (servers) w.startKubernetes(servers);
     w.log('info', 'wharf started', {
       listen: `${w.frontAddress.host}:${w.frontAddress.port}`,
       admin: `${w.adminAddress.host}:${w.adminAddress.port}`,
@@ -139,8 +164,55 @@ export class Wharf {
     return this.current;
   }
 
+  /**
+   * Not ready until Kubernetes discovery has completed its first sync. When the apiserver is away
+   * afterwards Wharf stays ready (it serves from the last good snapshot) but says `degraded`:
+   * pulling every replica out of the Service because the control plane is down would turn an
+   * apiserver outage into a data-plane outage.
+   */
   readiness(): Readiness {
-    return { ready: !this.stopping, status: this.stopping ? 'stopping' : 'ok', reasons: [] };
+    if (this.stopping) return { ready: false, status: 'stopping', reasons: [] };
+    const k = this.kubernetes?.state;
+    if (k?.state === 'syncing')
+      return {
+        ready: false,
+        status: 'starting',
+        reasons: [`kubernetes: waiting for the first complete sync${k.reason ? ` (${k.reason})` : ''}`],
+      };
+    if (k?.state === 'degraded')
+      return {
+        ready: true,
+        status: 'degraded',
+        reasons: [`kubernetes: ${k.reason ?? 'apiserver unreachable'}`],
+      };
+    return { ready: true, status: 'ok', reasons: [] };
+  }
+
+  private startKubernetes(servers: readonly ApiServerTarget[]): void {
+    const k = this.config.kubernetes!;
+    const { servers: _s, ...tuning } = this.opts.discovery ?? {};
+    const src = new KubernetesSource({
+      servers,
+      namespaces: k.namespaces,
+      log: (level, msg, fields) => this.log(level, msg, fields),
+      ...tuning,
+    });
+    this.kubernetes = src;
+    src.onState((st) =>
+      this.opts.onEvent?.({
+        type: 'source',
+        time: this.clock.now(),
+        source: 'kubernetes',
+        state: st.state,
+        ...(st.reason ? { reason: st.reason } : {}),
+      }),
+    );
+    src.onSnapshot((projects, problems) => this.setSource('kubernetes', projects, problems));
+    src.start();
+    this.log('info', 'kubernetes discovery started', {
+      apiservers: servers.map((s) => s.url),
+      namespaces: k.namespaces.length ? k.namespaces : 'all',
+    });
   }
 
   /** A source (config file, Kubernetes) publishes its whole current view; the table is rebuilt at once. */
@@ -256,6 +328,7 @@ export class Wharf {
       clearTimeout(this.reloadTimer);
       this.log('info', 'draining', { drainMs });
       await this.front.drain(drainMs);
+      await this.kubernetes?.stop();
       this.health.close();
       await this.admin.close();
       await this.pools.destroy();
