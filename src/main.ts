@@ -15,7 +15,7 @@ import { HealthService } from './health/index.ts';
 import type { AccessRecord } from './model/access.ts';
 import type { WharfEvent } from './model/events.ts';
 import type { Problem } from './model/problem.ts';
-import type { RouteTable } from './model/routes.ts';
+import type { Endpoint, ProjectRoute, RouteTable } from './model/routes.ts';
 import type { ProjectRecord } from './model/snapshot.ts';
 import { Forwarder } from './proxy/forward.ts';
 import { RetryBudget } from './proxy/retry-budget.ts';
@@ -49,11 +49,32 @@ interface SourceState {
   problems: readonly Problem[];
 }
 
-function endpointIds(t: RouteTable): Set<string> {
-  const ids = new Set<string>();
-  for (const p of t.projects.values())
-    for (const r of p.ports.values()) for (const e of r.endpoints) ids.add(e.id);
-  return ids;
+/**
+ * Endpoints added and removed between two tables. Routing reuses the ProjectRoute object of an
+ * unchanged project, so only changed projects are walked: O(projects + changed endpoints), not
+ * O(all endpoints), per swap.
+ */
+function diffEndpoints(prev: RouteTable, next: RouteTable): { added: Endpoint[]; removed: Endpoint[] } {
+  const added: Endpoint[] = [];
+  const removed: Endpoint[] = [];
+  const ids = (r: ProjectRoute | undefined) => {
+    const m = new Map<string, Endpoint>();
+    if (r) for (const port of r.ports.values()) for (const e of port.endpoints) m.set(e.id, e);
+    return m;
+  };
+  for (const [name, route] of next.projects) {
+    const old = prev.projects.get(name);
+    if (old === route) continue;
+    const a = ids(old);
+    const b = ids(route);
+    for (const [id, e] of b) if (!a.has(id)) added.push(e);
+    for (const [id, e] of a) if (!b.has(id)) removed.push(e);
+  }
+  for (const [name, old] of prev.projects) {
+    if (next.projects.has(name)) continue;
+    for (const port of old.ports.values()) for (const e of port.endpoints) removed.push(e);
+  }
+  return { added, removed };
 }
 
 export class Wharf {
@@ -63,6 +84,9 @@ export class Wharf {
   private tableVersion = 0;
   private snapshotVersion = 0;
   private readonly sources = new Map<string, SourceState>();
+  /** Endpoints per upstream address in the current table, so a swap knows which pools to release. */
+  private readonly addressRefs = new Map<string, number>();
+  private endpointCount = 0;
   private readonly log: Log;
   private readonly clock: Clock;
   readonly health: HealthService;
@@ -233,18 +257,28 @@ export class Wharf {
     const next = buildRouteTable(snapshot, this.conventions, ++this.tableVersion);
     // Swap first: from here every new request sees the new table as one object.
     this.current = next;
-    this.pools.reconcile(next);
+    const { added: addedEps, removed: removedEps } = diffEndpoints(prev, next);
+    for (const e of addedEps) this.addressRefs.set(e.address, (this.addressRefs.get(e.address) ?? 0) + 1);
+    const unused: string[] = [];
+    for (const e of removedEps) {
+      const n = (this.addressRefs.get(e.address) ?? 1) - 1;
+      if (n > 0) this.addressRefs.set(e.address, n);
+      else {
+        this.addressRefs.delete(e.address);
+        unused.push(e.address);
+      }
+    }
+    this.pools.release(unused);
     this.health.reconcile(next);
-    const before = endpointIds(prev);
-    const after = endpointIds(next);
-    const added = [...after].filter((id) => !before.has(id));
-    const removed = [...before].filter((id) => !after.has(id));
+    this.endpointCount += addedEps.length - removedEps.length;
+    const added = addedEps.map((e) => e.id);
+    const removed = removedEps.map((e) => e.id);
     this.opts.onEvent?.({
       type: 'routes',
       time: this.clock.now(),
       version: next.version,
       projects: next.projects.size,
-      endpoints: after.size,
+      endpoints: this.endpointCount,
       added,
       removed,
     });

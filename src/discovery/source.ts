@@ -35,7 +35,11 @@ export interface KubernetesSourceOptions {
   clock?: Clock;
   random?: () => number;
   log?: LogFn;
-  /** Window in which bursts of events are merged into one publish. Default 5 ms. */
+  /**
+   * Window in which bursts of events are merged into one publish. Default 5 ms. Under sustained
+   * churn the window also stretches to the cost of the last publish, so rebuilding never takes more
+   * than about half of the event loop and latency stays bounded instead of queueing up.
+   */
   coalesceMs?: number;
   /** Watchdog: a request silent for this long is restarted. Default 90 s. */
   silenceMs?: number;
@@ -68,6 +72,10 @@ export class KubernetesSource {
   private readonly slices = new Map<string, Map<string, EndpointSlice>>();
   private readonly sliceOwner = new Map<string, string>();
   private readonly translations = new Map<string, ServiceTranslation>();
+  /** Project name -> Services claiming it; conflicts are re-resolved only for names that changed. */
+  private readonly claims = new Map<string, Set<string>>();
+  private readonly conflicts = new Map<string, { winner: ProjectRecord; problems: Problem[] }>();
+  private readonly withProblems = new Set<string>();
   private readonly dirty = new Set<string>();
   private readonly snapshotListeners = new Set<SnapshotListener>();
   private readonly stateListeners = new Set<(s: SourceState) => void>();
@@ -81,6 +89,9 @@ export class KubernetesSource {
   private readonly log: LogFn;
   /** Publishes so far (for tests and metrics). */
   publishes = 0;
+  /** When the last publish ended and how long its listeners took (the route-table rebuild). */
+  private lastPublishEnd = 0;
+  private lastPublishCost = 0;
 
   constructor(o: KubernetesSourceOptions) {
     this.clock = o.clock ?? systemClock;
@@ -232,46 +243,84 @@ export class KubernetesSource {
 
   private schedule(): void {
     if (!this.synced || this.flushTimer || this.dirty.size === 0) return;
+    const now = this.clock.now();
+    const delay = Math.max(this.coalesceMs, this.lastPublishEnd + this.lastPublishCost - now);
     this.flushTimer = this.clock.setTimeout(() => {
       this.flushTimer = null;
       this.flush();
-    }, this.coalesceMs);
+    }, delay);
+  }
+
+  private claim(name: string | undefined, key: string, add: boolean, touched: Set<string>): void {
+    if (name === undefined) return;
+    touched.add(name);
+    const set = this.claims.get(name);
+    if (add) {
+      if (set) set.add(key);
+      else this.claims.set(name, new Set([key]));
+    } else if (set) {
+      set.delete(key);
+      if (set.size === 0) this.claims.delete(name);
+    }
   }
 
   /** Re-translates the dirty Services and publishes if anything really changed. */
   private flush(): void {
     let changed = !this.published;
+    const touched = new Set<string>();
     for (const key of this.dirty) {
       const svc = this.services.get(key);
       const prev = this.translations.get(key);
-      if (!svc) {
-        if (prev) {
-          this.translations.delete(key);
-          changed = true;
-        }
-        continue;
-      }
-      const t = translateService(svc, this.slices.get(key)?.values() ?? []);
-      if (prev && sameRecord(prev.record, t.record) && sameProblems(prev.problems, t.problems)) continue;
-      // Keep the old record object when only problems changed, so routing's memo still hits.
-      const record = prev && sameRecord(prev.record, t.record) ? prev.record : t.record;
-      this.translations.set(key, { record, problems: t.problems });
+      let next: ServiceTranslation | undefined;
+      if (svc) {
+        const t = translateService(svc, this.slices.get(key)?.values() ?? []);
+        if (prev && sameRecord(prev.record, t.record) && sameProblems(prev.problems, t.problems)) continue;
+        // Keep the old record object when only problems changed, so routing's memo still hits.
+        next = {
+          record: prev && sameRecord(prev.record, t.record) ? prev.record : t.record,
+          problems: t.problems,
+        };
+      } else if (!prev) continue;
       changed = true;
+      this.claim(prev?.record?.name, key, false, touched);
+      if (next) {
+        this.translations.set(key, next);
+        this.claim(next.record?.name, key, true, touched);
+        if (next.problems.length) this.withProblems.add(key);
+        else this.withProblems.delete(key);
+      } else {
+        this.translations.delete(key);
+        this.withProblems.delete(key);
+      }
     }
     this.dirty.clear();
     if (!changed) return;
-    const records: ProjectRecord[] = [];
-    const problems: Problem[] = [];
-    for (const t of this.translations.values()) {
-      if (t.record) records.push(t.record);
-      for (const p of t.problems) problems.push(p);
+    for (const name of touched) {
+      const keys = this.claims.get(name);
+      if (!keys || keys.size < 2) {
+        this.conflicts.delete(name);
+        continue;
+      }
+      const r = resolveConflicts([...keys].map((k) => this.translations.get(k)!.record!));
+      this.conflicts.set(name, { winner: r.projects[0], problems: r.problems });
     }
-    const resolved = resolveConflicts(records);
-    for (const p of resolved.problems) problems.push(p);
+    // O(projects) pointer copies; no per-project allocation, so a publish stays cheap at 10k.
+    const projects: ProjectRecord[] = [];
+    for (const t of this.translations.values()) {
+      const r = t.record;
+      if (r && (this.conflicts.size === 0 || (this.conflicts.get(r.name)?.winner ?? r) === r))
+        projects.push(r);
+    }
+    const problems: Problem[] = [];
+    for (const key of this.withProblems)
+      for (const p of this.translations.get(key)!.problems) problems.push(p);
+    for (const c of this.conflicts.values()) for (const p of c.problems) problems.push(p);
+    const resolved = { projects };
     this.lastProjects = Object.freeze(resolved.projects);
     this.lastProblems = Object.freeze(problems);
     this.published = true;
     this.publishes++;
+    const t0 = this.clock.now();
     for (const cb of this.snapshotListeners) {
       try {
         cb(this.lastProjects, this.lastProblems);
@@ -279,5 +328,7 @@ export class KubernetesSource {
         this.log('error', 'kubernetes: snapshot listener threw', { error: (err as Error).message });
       }
     }
+    this.lastPublishEnd = this.clock.now();
+    this.lastPublishCost = this.lastPublishEnd - t0;
   }
 }

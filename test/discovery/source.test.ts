@@ -164,6 +164,20 @@ describe('KubernetesSource', () => {
     assert.equal(h.project('two'), two, 'an untouched project is the same object');
   });
 
+  test('two Services claim one project: the older wins, and the newer takes over when it goes', async () => {
+    const h = await harness();
+    h.api.apply(service('pay-old', { project: 'pay', creationTimestamp: '2026-01-01T00:00:00Z' }));
+    h.api.apply(service('pay-new', { project: 'pay', creationTimestamp: '2026-02-01T00:00:00Z' }));
+    h.api.apply(service('other'));
+    await h.waitFor((p) => p.length === 2 && h.src.problems.length === 1);
+    assert.equal(h.project('pay')!.origin, 'default/pay-old');
+    assert.equal(h.src.problems[0].code, 'name-conflict');
+    assert.equal(h.src.problems[0].object, 'service default/pay-new');
+    h.api.delete('Service', 'default', 'pay-old');
+    await h.waitFor(() => h.project('pay')?.origin === 'default/pay-new' && h.src.problems.length === 0);
+    assert.equal(h.src.projects.length, 2);
+  });
+
   test('apiserver restarted with a fresh history: 410 relist, no spurious removal, no publish if nothing changed', async () => {
     const h = await harness();
     for (let i = 0; i < 20; i++) {
