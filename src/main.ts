@@ -17,11 +17,14 @@ import type { WharfEvent } from './model/events.ts';
 import type { Problem } from './model/problem.ts';
 import type { Endpoint, ProjectRoute, RouteTable } from './model/routes.ts';
 import type { ProjectRecord } from './model/snapshot.ts';
+import { CertificateStore, fileSource } from './proxy/certificates.ts';
 import { Forwarder } from './proxy/forward.ts';
+import { ClientLimits } from './proxy/limits.ts';
 import { RetryBudget } from './proxy/retry-budget.ts';
-import { FrontServer } from './proxy/server.ts';
+import { createRedirectServer, FrontServer } from './proxy/server.ts';
 import { UpstreamPools } from './proxy/upstreams.ts';
 import { buildRouteTable, type Conventions } from './routing/build.ts';
+import { cidrMatcher } from './util/cidr.ts';
 import { type Clock, systemClock } from './util/clock.ts';
 import { type Log, stderrLog } from './util/log.ts';
 
@@ -94,6 +97,9 @@ export class Wharf {
   readonly forwarder: Forwarder;
   readonly front: FrontServer;
   readonly admin: AdminServer;
+  readonly certificates?: CertificateStore;
+  readonly limits: ClientLimits;
+  private redirect?: import('node:http').Server;
   private watcher?: FSWatcher;
   private reloadTimer?: NodeJS.Timeout;
   private configHash = '';
@@ -107,7 +113,7 @@ export class Wharf {
     this.config = opts.config;
     this.log = opts.log ?? stderrLog;
     this.clock = opts.clock ?? systemClock;
-    this.conventions = { tier: this.config.tier, defaults: this.config.defaults };
+    this.conventions = this.conventionsFor(this.config);
     this.current = buildRouteTable({ version: 0, projects: [], problems: [] }, this.conventions, 0);
     const c = this.config;
     this.health = new HealthService();
@@ -116,10 +122,29 @@ export class Wharf {
       connectTimeoutMs: c.timeouts.connectMs,
       idleTimeoutMs: c.timeouts.upstreamIdleMs,
     });
+    if (c.tls) {
+      this.certificates = new CertificateStore(
+        c.tls.certificates.map((x) => fileSource(x.cert, x.key, x.hosts)),
+        {
+          minVersion: c.tls.minVersion,
+          clock: this.clock,
+          onChange: (problems, loaded) => {
+            this.log(problems.length ? 'error' : 'info', 'certificates loaded', {
+              loaded,
+              problems: problems.length,
+            });
+            if (this.sources.has('tls') || problems.length > 0) this.setSource('tls', [], problems);
+          },
+        },
+      );
+      this.certificates.loadOrThrow();
+    }
+    this.limits = new ClientLimits(c.limits.clientConnections, c.limits.clientRate, this.clock);
+    const trustedProxy = cidrMatcher(c.trustedProxies);
     this.forwarder = new Forwarder({
       domain: c.domain,
       tier: c.tier,
-      proto: 'http',
+      proto: c.tls ? 'https' : 'http',
       instanceHeader: c.instanceHeader,
       bodyIdleMs: c.timeouts.bodyIdleMs,
       maxBodyBytes: c.limits.maxBodyBytes,
@@ -128,7 +153,8 @@ export class Wharf {
       pools: this.pools,
       budget: new RetryBudget(c.upstream.retryBudget, c.upstream.retryBudgetMin, this.clock),
       clock: this.clock,
-      trusted: () => c.tier === 'internal',
+      // In-cluster clients of the internal tier are trusted; the edge believes only listed proxies.
+      trusted: c.tier === 'internal' ? () => true : trustedProxy,
       onAccess: opts.onAccess,
     });
     this.health.onEjected((id) => this.forwarder.rescue(id));
@@ -138,6 +164,9 @@ export class Wharf {
       requestHeadersMs: c.timeouts.requestHeadersMs,
       clientIdleMs: c.timeouts.clientIdleMs,
       bodyIdleMs: c.timeouts.bodyIdleMs,
+      limits: this.limits,
+      tls:
+        this.certificates && c.tls ? { store: this.certificates, minVersion: c.tls.minVersion } : undefined,
     });
     this.admin = new AdminServer({
       token: c.adminToken,
@@ -166,6 +195,15 @@ export class Wharf {
         })))
       : undefined;
     w.frontAddress = await w.front.listen(c.listen.host, c.listen.port);
+    w.certificates?.watch();
+    if (c.tls?.redirectHttp) {
+      const r = c.tls.redirectHttp;
+      w.redirect = createRedirectServer(w.frontAddress.port);
+      await new Promise<void>((resolve, reject) => {
+        w.redirect!.once('error', reject);
+        w.redirect!.listen(r.port, r.host, () => resolve());
+      });
+    }
     try {
       w.adminAddress = await w.admin.listen(c.admin.host, c.admin.port);
     } catch (err) {
@@ -182,6 +220,10 @@ export class Wharf {
       projects: w.current.projects.size,
     });
     return w;
+  }
+
+  private conventionsFor(c: Config): Conventions {
+    return { tier: c.tier, defaults: c.defaults, forwardTo: c.forwardTo };
   }
 
   table(): RouteTable {
@@ -325,7 +367,7 @@ export class Wharf {
       this.log('warn', 'config changes that need a restart were not applied', { fields: needsRestart });
     }
     this.config = { ...prev, defaults: next.defaults, projects: next.projects };
-    this.conventions = { tier: prev.tier, defaults: next.defaults };
+    this.conventions = this.conventionsFor({ ...prev, defaults: next.defaults });
     this.setSource('config', next.projects, []);
     this.log('info', 'config reloaded', {
       file: path,
@@ -360,6 +402,10 @@ export class Wharf {
     this.stopping ??= (async () => {
       this.watcher?.close();
       clearTimeout(this.reloadTimer);
+      this.certificates?.close();
+      this.limits.close();
+      this.redirect?.close();
+      this.redirect?.closeAllConnections();
       this.log('info', 'draining', { drainMs });
       await this.front.drain(drainMs);
       await this.kubernetes?.stop();
