@@ -102,3 +102,39 @@ export function objectKey(o: { metadata: ObjectMeta }): string {
   const ns = o.metadata.namespace;
   return ns ? `${ns}/${o.metadata.name ?? ''}` : (o.metadata.name ?? '');
 }
+
+function trimMeta(m: ObjectMeta, annotations: boolean): ObjectMeta {
+  const out: ObjectMeta = { name: m.name, namespace: m.namespace, resourceVersion: m.resourceVersion };
+  if (m.uid) out.uid = m.uid;
+  if (m.creationTimestamp) out.creationTimestamp = m.creationTimestamp;
+  if (m.labels) {
+    const l: Record<string, string> = {};
+    if (m.labels[PROJECT_LABEL] !== undefined) l[PROJECT_LABEL] = m.labels[PROJECT_LABEL];
+    if (m.labels[SERVICE_NAME_LABEL] !== undefined) l[SERVICE_NAME_LABEL] = m.labels[SERVICE_NAME_LABEL];
+    out.labels = l;
+  }
+  if (annotations && m.annotations) {
+    const a: Record<string, string> = {};
+    for (const [k, v] of Object.entries(m.annotations)) if (k.startsWith(ANNOTATION_PREFIX)) a[k] = v;
+    out.annotations = a;
+  }
+  return out;
+}
+
+/** What discovery keeps of a Service: real objects carry managedFields and last-applied copies. */
+export function trimService(o: KubeObject): KubeObject {
+  const s = o as Service;
+  return { metadata: trimMeta(s.metadata ?? {}, true), spec: { ports: s.spec?.ports ?? null } };
+}
+
+/** What discovery keeps of an EndpointSlice. */
+export function trimSlice(o: KubeObject): KubeObject {
+  const s = o as EndpointSlice;
+  const out: EndpointSlice = {
+    metadata: trimMeta(s.metadata ?? {}, false),
+    endpoints: s.endpoints ?? null,
+    ports: s.ports ?? null,
+  };
+  if (s.addressType) out.addressType = s.addressType;
+  return out;
+}

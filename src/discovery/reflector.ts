@@ -26,6 +26,8 @@ export interface ReflectorOptions {
   labelSelector?: string;
   /** Called with each batch of real changes (an object whose resourceVersion did not change is not a change). */
   onChanges: (changes: ObjectChange[]) => void;
+  /** Applied to every object before it is cached (keep only what is read: real objects carry managedFields). */
+  transform?: (o: KubeObject) => KubeObject;
   /** Called after every complete list (the first one means: synced). */
   onListed?: () => void;
   /** `null` when healthy, else why not. */
@@ -160,7 +162,8 @@ export class Reflector {
         }
         throw err;
       }
-      for (const item of page.items ?? []) seen.set(objectKey(item), item);
+      const tf = this.o.transform;
+      for (const item of page.items ?? []) seen.set(objectKey(item), tf ? tf(item) : item);
       cont = page.metadata?.continue || undefined;
       listRv = page.metadata?.resourceVersion ?? listRv;
       if (!cont || this.stopped) break;
@@ -238,7 +241,7 @@ export class Reflector {
       this.log('warn', 'unparsable watch line', { line: line.slice(0, 200) });
       return 0;
     }
-    const obj = ev.object;
+    let obj = ev.object;
     if (ev.type === 'ERROR') {
       const st = obj as unknown as { code?: number; message?: string; reason?: string };
       if (st.code === 410) throw new Gone();
@@ -252,6 +255,7 @@ export class Reflector {
     const rv = obj?.metadata?.resourceVersion;
     if (rv) this.rv = rv;
     if (ev.type === 'BOOKMARK') return 1;
+    if (this.o.transform) obj = this.o.transform(obj);
     const key = objectKey(obj);
     if (ev.type === 'DELETED') {
       const prev = this.cache.get(key);

@@ -14,7 +14,7 @@ import { ApiClient } from './apiclient.ts';
 import { type Clock, systemClock, type Timer } from './clock.ts';
 import type { ApiServerTarget } from './credentials.ts';
 import type { EndpointSlice, Service } from './k8s-types.ts';
-import { PROJECT_LABEL, SERVICE_NAME_LABEL } from './k8s-types.ts';
+import { type KubeObject, PROJECT_LABEL, SERVICE_NAME_LABEL, trimService, trimSlice } from './k8s-types.ts';
 import { type LogFn, type ObjectChange, Reflector } from './reflector.ts';
 import { resolveConflicts, type ServiceTranslation, translateService } from './translate.ts';
 
@@ -103,9 +103,13 @@ export class KubernetesSource {
       : [''];
     for (const scope of scopes) {
       this.reflectors.push(
-        this.reflector(o, `/api/v1${scope}/services`, PROJECT_LABEL, (c) => this.onServices(c)),
-        this.reflector(o, `/apis/discovery.k8s.io/v1${scope}/endpointslices`, SERVICE_NAME_LABEL, (c) =>
-          this.onSlices(c),
+        this.reflector(o, `/api/v1${scope}/services`, PROJECT_LABEL, trimService, (c) => this.onServices(c)),
+        this.reflector(
+          o,
+          `/apis/discovery.k8s.io/v1${scope}/endpointslices`,
+          SERVICE_NAME_LABEL,
+          trimSlice,
+          (c) => this.onSlices(c),
         ),
       );
     }
@@ -115,12 +119,14 @@ export class KubernetesSource {
     o: KubernetesSourceOptions,
     path: string,
     labelSelector: string,
+    transform: (o: KubeObject) => KubeObject,
     onChanges: (c: ObjectChange[]) => void,
   ): Reflector {
     const r: Reflector = new Reflector({
       client: this.client,
       path,
       labelSelector,
+      transform,
       onChanges,
       onListed: () => this.onListed(r),
       onHealth: (problem) => this.onHealth(r, problem),
