@@ -361,6 +361,8 @@ export class Wharf {
     if (JSON.stringify(prev.timeouts) !== JSON.stringify(next.timeouts))
       needsRestart.push('timeouts' as never);
     if (JSON.stringify(prev.limits) !== JSON.stringify(next.limits)) needsRestart.push('limits' as never);
+    if (JSON.stringify(prev.kubernetes) !== JSON.stringify(next.kubernetes))
+      needsRestart.push('kubernetes' as never);
     if (JSON.stringify(prev.upstream) !== JSON.stringify(next.upstream))
       needsRestart.push('upstream' as never);
     if (needsRestart.length > 0) {

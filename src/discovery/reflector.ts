@@ -54,6 +54,8 @@ export class Reflector {
   private running: Promise<void> | null = null;
   private current: { close(): void } | null = null;
   private healthy: boolean | null = null;
+  private listedAt = Number.NEGATIVE_INFINITY;
+  private readonly goneBackoff: Backoff;
   /** Number of complete lists (relists included). */
   lists = 0;
   watches = 0;
@@ -62,6 +64,7 @@ export class Reflector {
     this.clock = o.clock ?? systemClock;
     this.random = o.random ?? Math.random;
     this.backoff = new Backoff(o.backoffInitialMs ?? 500, o.backoffMaxMs ?? 30_000, this.random);
+    this.goneBackoff = new Backoff(o.backoffInitialMs ?? 500, o.backoffMaxMs ?? 30_000, this.random);
   }
 
   get resourceVersion(): string | null {
@@ -103,6 +106,7 @@ export class Reflector {
         if (this.rv === null) await this.list();
         const started = this.clock.now();
         const events = await this.watch();
+        this.goneBackoff.reset();
         // A watch that the server ends at once, again and again, must not become a hot loop.
         if (events === 0 && this.clock.now() - started < 1000)
           await sleep(this.clock, this.backoff.next(), this.stopper.signal);
@@ -111,6 +115,9 @@ export class Reflector {
         if (err instanceof Gone) {
           this.log('info', 'resourceVersion expired; relisting', { rv: this.rv });
           this.rv = null;
+          // Expired again right after a list (history shorter than list+watch): back off, do not spin.
+          if (this.clock.now() - this.listedAt < 1000)
+            await sleep(this.clock, this.backoff.next(), this.stopper.signal);
           continue;
         }
         const e = err instanceof ApiError ? err : new ApiError(String((err as Error)?.message ?? err), 0, '');
@@ -182,6 +189,7 @@ export class Reflector {
       changes.push({ type: 'delete', key, obj });
     }
     this.rv = listRv;
+    this.listedAt = this.clock.now();
     this.lists++;
     this.backoff.reset();
     this.health(null);

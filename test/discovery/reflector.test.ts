@@ -152,6 +152,23 @@ describe('Reflector against the fake apiserver', () => {
     assert.equal(changes.length, 4, 'nothing changed, nothing emitted');
   });
 
+  test('a history shorter than list+watch does not make it spin', async () => {
+    const api = await new FakeApiServer({ maxHistory: 1 }).start();
+    const { r } = await setup({ api });
+    // Every watch finds its RV already compacted away: the server churns faster than history lasts.
+    api.onRequest = (q) => {
+      if (q.path.includes('watch=true')) {
+        api.apply(service(`churn-${Math.random().toString(36).slice(2, 8)}`));
+        api.apply(service(`churn-${Math.random().toString(36).slice(2, 8)}`));
+      }
+    };
+    r.start();
+    await new Promise((res) => setTimeout(res, 600));
+    api.onRequest = null;
+    assert.ok(r.lists >= 2, 'it relisted');
+    assert.ok(r.lists < 25, `relisted ${r.lists} times in 600 ms: backoff applies`);
+  });
+
   test('watchdog restarts a silent stream', async () => {
     const { api, changes, r } = await setup({ silenceMs: 300 });
     r.start();
