@@ -76,6 +76,8 @@ export class KubernetesSource {
   private readonly claims = new Map<string, Set<string>>();
   private readonly conflicts = new Map<string, { winner: ProjectRecord; problems: Problem[] }>();
   private readonly withProblems = new Set<string>();
+  /** Problems already logged, so each is logged once while it lasts (and again if it comes back). */
+  private logged = new Set<string>();
   private readonly dirty = new Set<string>();
   private readonly snapshotListeners = new Set<SnapshotListener>();
   private readonly stateListeners = new Set<(s: SourceState) => void>();
@@ -270,6 +272,21 @@ export class KubernetesSource {
     }
   }
 
+  private logProblems(problems: readonly Problem[]): void {
+    const now = new Set<string>();
+    for (const p of problems) {
+      const key = `${p.object}\0${p.field ?? ''}\0${p.code}\0${p.message}`;
+      now.add(key);
+      if (!this.logged.has(key))
+        this.log(p.severity === 'error' ? 'error' : 'warn', `kubernetes: ${p.object}: ${p.message}`, {
+          object: p.object,
+          field: p.field,
+          code: p.code,
+        });
+    }
+    this.logged = now;
+  }
+
   /** Re-translates the dirty Services and publishes if anything really changed. */
   private flush(): void {
     let changed = !this.published;
@@ -322,6 +339,7 @@ export class KubernetesSource {
       for (const p of this.translations.get(key)!.problems) problems.push(p);
     for (const c of this.conflicts.values()) for (const p of c.problems) problems.push(p);
     const resolved = { projects };
+    this.logProblems(problems);
     this.lastProjects = Object.freeze(resolved.projects);
     this.lastProblems = Object.freeze(problems);
     this.published = true;

@@ -164,6 +164,18 @@ describe('KubernetesSource', () => {
     assert.equal(h.project('two'), two, 'an untouched project is the same object');
   });
 
+  test('each Problem is logged once while it lasts', async () => {
+    const logs: string[] = [];
+    const h = await harness({ log: (_level, msg) => logs.push(msg) });
+    h.api.apply(service('Nope', { project: 'Nope' }));
+    h.api.apply(service('fine'));
+    await h.waitFor((p) => p.length === 1);
+    for (let i = 0; i < 5; i++)
+      h.api.apply(endpointSlice('fine', { name: 'f', ports: { http: 80 }, endpoints: [`10.9.0.${i + 1}`] }));
+    await h.waitFor(() => h.project('fine')?.instances[0]?.addresses.http.host === '10.9.0.5');
+    assert.equal(logs.filter((m) => m.includes('service default/Nope')).length, 1);
+  });
+
   test('two Services claim one project: the older wins, and the newer takes over when it goes', async () => {
     const h = await harness();
     h.api.apply(service('pay-old', { project: 'pay', creationTimestamp: '2026-01-01T00:00:00Z' }));
