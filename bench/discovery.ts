@@ -11,6 +11,7 @@ import { fork } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
@@ -24,7 +25,9 @@ const CHURN_PER_S = Number(process.env.BENCH_CHURN ?? 100);
 const CHURN_SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const UPSTREAMS = 20;
 const DEADLINE_MS = 5000;
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 3);
 
+let churnStartGlobal = 0;
 const name = (i: number) => `svc-${String(i).padStart(5, '0')}`;
 
 // ------------------------------------------------------------------ child: the fake apiserver
@@ -212,6 +215,14 @@ async function main(): Promise<void> {
         const body = await r.body.text();
         if (r.statusCode === 200 && body === String(port)) {
           latencies.push(performance.now() - start);
+          if (process.env.BENCH_DEBUG && performance.now() - start > 100)
+            console.log(
+              'slow',
+              Math.round(start - churnStartGlobal),
+              Math.round(performance.now() - start),
+              'published',
+              publishedAt.has(`${svc}|${pod}`) ? Math.round(publishedAt.get(`${svc}|${pod}`)! - start) : -1,
+            );
           return;
         }
       } catch {
@@ -226,23 +237,39 @@ async function main(): Promise<void> {
     await measure(i, seq, port, start);
     inFlight.set(i, inFlight.get(i)! - 1);
   };
-  const pending: Promise<void>[] = [];
   const total = CHURN_PER_S * CHURN_SECONDS;
-  const churnStart = performance.now();
+  const warmup = CHURN_PER_S * WARMUP_SECONDS;
   let superseded = 0;
-  for (let seq = 0; seq < total; seq++) {
-    const due = churnStart + (seq * 1000) / CHURN_PER_S;
-    const wait = due - performance.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    const i = Math.floor(Math.random() * SERVICES);
-    if (inFlight.get(i)) superseded++;
-    lastSeq.set(i, seq);
-    const port = ports[seq % ports.length];
-    const start = performance.now();
-    child.send({ type: 'churn', i, seq, port });
-    pending.push(track(i, seq, port, start));
-  }
-  await Promise.all(pending);
+  let seq = 0;
+  const runPhase = async (count: number) => {
+    const phaseStart = performance.now();
+    churnStartGlobal = phaseStart;
+    const pending: Promise<void>[] = [];
+    for (let n = 0; n < count; n++, seq++) {
+      const due = phaseStart + (n * 1000) / CHURN_PER_S;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      const i = Math.floor(Math.random() * SERVICES);
+      if (inFlight.get(i)) superseded++;
+      lastSeq.set(i, seq);
+      const port = ports[seq % ports.length];
+      const start = performance.now();
+      child.send({ type: 'churn', i, seq, port });
+      pending.push(track(i, seq, port, start));
+    }
+    await Promise.all(pending);
+  };
+  // Warm-up at the same rate, not counted: the first proxied requests JIT-compile the data path
+  // and open the first upstream connections (about a second of 300-1000 ms outliers).
+  await runPhase(warmup);
+  latencies.length = 0;
+  published.length = 0;
+  rebuilds.length = 0;
+  failures = 0;
+  superseded = 0;
+  const loadBefore = loadavg()[0];
+  const churnStart = performance.now();
+  await runPhase(total);
   const churnMs = performance.now() - churnStart;
   clearInterval(rssTimer);
   latencies.sort((a, b) => a - b);
@@ -267,13 +294,14 @@ async function main(): Promise<void> {
   const report = `# Discovery benchmark
 
 \`npm run bench:discovery\` (bench/discovery.ts), ${new Date().toISOString().slice(0, 16)}Z, Node ${process.version},
-${process.env.BENCH_NOTE ?? 'the shared 2-core machine, other work running at the same time'}.
+${process.env.BENCH_NOTE ?? 'the shared 2-core machine with other work running at the same time'}: 1-minute load average
+${loadBefore.toFixed(1)} when the churn started, ${loadavg()[0].toFixed(1)} at the end (2 cores).
 
 Synthetic cluster in the fake apiserver (a separate process): ${SERVICES.toLocaleString('en')} Services labelled
 \`wharf.io/project\` in 50 namespaces, one EndpointSlice each with ${ENDPOINTS_PER_SERVICE} endpoints
 (${(SERVICES * ENDPOINTS_PER_SERVICE).toLocaleString('en')} endpoints). The whole Wharf runs in the measured process:
 discovery (paged LIST of 500, WATCH), routing, the proxy. Churn: ${CHURN_PER_S} EndpointSlice writes per second
-for ${CHURN_SECONDS} s, each replacing one endpoint of a random Service with a new pod that is a real local server;
+for ${CHURN_SECONDS} s (after ${WARMUP_SECONDS} s of the same churn as warm-up, not counted), each replacing one endpoint of a random Service with a new pod that is a real local server;
 event-to-routable is measured from just before the apiserver write (an IPC message to the apiserver process)
 until a request pinned to the new pod (\`<pod>.http.<svc>.bench.local\`) is answered by that pod through
 the proxy. The request is sent as soon as a table swap contains the pod (blind polling every 1 ms by

@@ -77,6 +77,13 @@ function diffEndpoints(prev: RouteTable, next: RouteTable): { added: Endpoint[];
     if (next.projects.has(name)) continue;
     for (const port of old.ports.values()) for (const e of port.endpoints) removed.push(e);
   }
+  // The edge tier's forward target is outside `projects` (and rebuilt on every swap): diff it too.
+  if (prev.forward !== next.forward) {
+    const a = new Set(prev.forward?.endpoints.map((e) => e.id));
+    const b = new Set(next.forward?.endpoints.map((e) => e.id));
+    for (const e of next.forward?.endpoints ?? []) if (!a.has(e.id)) added.push(e);
+    for (const e of prev.forward?.endpoints ?? []) if (!b.has(e.id)) removed.push(e);
+  }
   return { added, removed };
 }
 
