@@ -25,6 +25,7 @@ const CHURN_PER_S = Number(process.env.BENCH_CHURN ?? 100);
 const CHURN_SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const UPSTREAMS = 20;
 const DEADLINE_MS = 5000;
+const SYNC_TRIALS = Number(process.env.BENCH_SYNC_TRIALS ?? 3);
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 3);
 
 let churnStartGlobal = 0;
@@ -114,27 +115,39 @@ async function main(): Promise<void> {
     'bench',
   );
   const rssBefore = process.memoryUsage().rss;
-  const t0 = performance.now();
-  let listedAt = 0;
-  const wharf = await Wharf.start({
-    config,
-    log: (level, msg, fields) => {
-      if (msg === 'kubernetes: first sync complete') listedAt = performance.now();
-      if (level === 'warn' || level === 'error') console.error(level, msg, fields ?? '');
-    },
-  });
-  const deadline = Date.now() + 60_000;
-  while (wharf.table().projects.size < SERVICES && Date.now() < deadline)
-    await new Promise((r) => setTimeout(r, 2));
-  const syncMs = performance.now() - t0;
-  const listMs = listedAt - t0;
+  // Initial sync is measured SYNC_TRIALS times (a fresh Wharf each time; the machine is shared and
+  // noisy); the median is reported and the last Wharf stays up for the churn phase.
+  const syncTrials: { syncMs: number; listMs: number }[] = [];
+  let wharf!: Wharf;
+  let rssFirst = 0;
+  for (let trial = 0; trial < SYNC_TRIALS; trial++) {
+    if (wharf) await wharf.stop(100);
+    const t0 = performance.now();
+    let listedAt = 0;
+    wharf = await Wharf.start({
+      config,
+      log: (level, msg, fields) => {
+        if (msg === 'kubernetes: first sync complete') listedAt = performance.now();
+        if (level === 'warn' || level === 'error') console.error(level, msg, fields ?? '');
+      },
+    });
+    const deadline = Date.now() + 60_000;
+    while (wharf.table().projects.size < SERVICES && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 2));
+    syncTrials.push({ syncMs: performance.now() - t0, listMs: listedAt - t0 });
+    // RSS of a fresh process after its first sync (later trials also hold the earlier ones' garbage).
+    if (trial === 0) rssFirst = process.memoryUsage().rss;
+  }
+  const bySync = [...syncTrials].sort((a, b) => a.syncMs - b.syncMs);
+  const { syncMs, listMs } = bySync[Math.floor(bySync.length / 2)];
+  const syncAll = syncTrials.map((x) => Math.round(x.syncMs)).join(', ');
   const endpointsInTable = [...wharf.table().projects.values()].reduce(
     (n, p) => n + [...p.ports.values()].reduce((m, r) => m + r.endpoints.length, 0),
     0,
   );
-  const rssSynced = process.memoryUsage().rss;
+  const rssSynced = rssFirst;
   console.log(
-    `initial sync: both LISTs done in ${Math.round(listMs)} ms; ${Math.round(syncMs)} ms to ${wharf.table().projects.size} projects / ${endpointsInTable} endpoints routable; RSS ${mib(rssSynced)} MiB (before start ${mib(rssBefore)} MiB)`,
+    `initial sync (median of ${syncAll} ms): both LISTs done in ${Math.round(listMs)} ms; ${Math.round(syncMs)} ms to ${wharf.table().projects.size} projects / ${endpointsInTable} endpoints routable; RSS ${mib(rssSynced)} MiB (before start ${mib(rssBefore)} MiB)`,
   );
 
   // Rebuild cost as main.ts sees it (the source's publish -> routing -> swap).
@@ -171,7 +184,7 @@ async function main(): Promise<void> {
   const front = `http://127.0.0.1:${wharf.frontAddress.port}`;
   const latencies: number[] = [];
   let failures = 0;
-  let peakRss = rssSynced;
+  let peakRss = process.memoryUsage().rss;
   const rssTimer = setInterval(() => {
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
   }, 100);
@@ -311,7 +324,7 @@ window, translation, the route-table rebuild and swap, and one proxied request.
 
 | metric | result | target | met |
 | --- | --- | --- | --- |
-| initial sync (start -> ${SERVICES.toLocaleString('en')} projects routable) | ${Math.round(syncMs)} ms | <= 3000 ms | ${ok(syncMs <= 3000)} |
+| initial sync (start -> ${SERVICES.toLocaleString('en')} projects routable), median of ${SYNC_TRIALS} (${syncAll} ms) | ${Math.round(syncMs)} ms | <= 3000 ms | ${ok(syncMs <= 3000)} |
 | of which: paged LISTs of both resources complete | ${Math.round(listMs)} ms | | |
 | event-to-routable p50 | ${p50.toFixed(1)} ms | | |
 | event-to-routable p99 | ${p99.toFixed(1)} ms | <= 50 ms | ${ok(p99 <= 50)} |
