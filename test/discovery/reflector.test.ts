@@ -44,7 +44,13 @@ describe('Reflector against the fake apiserver', () => {
   after(() => {});
 
   async function setup(
-    opts: { silenceMs?: number; pageSize?: number; urls?: string[]; api?: FakeApiServer } = {},
+    opts: {
+      silenceMs?: number;
+      pageSize?: number;
+      urls?: string[];
+      api?: FakeApiServer;
+      backoff?: [number, number];
+    } = {},
   ) {
     const api = opts.api ?? (await new FakeApiServer({ bookmarkIntervalMs: 50 }).start());
     cleanups.push(() => api.close());
@@ -59,8 +65,8 @@ describe('Reflector against the fake apiserver', () => {
       pageSize: opts.pageSize ?? 500,
       onChanges: (c) => changes.push(...c),
       onHealth: (h) => health.push(h),
-      backoffInitialMs: 20,
-      backoffMaxMs: 100,
+      backoffInitialMs: opts.backoff?.[0] ?? 20,
+      backoffMaxMs: opts.backoff?.[1] ?? 100,
       watchTimeoutSeconds: [300, 600],
     });
     cleanups.push(() => r.stop());
@@ -154,7 +160,7 @@ describe('Reflector against the fake apiserver', () => {
 
   test('a history shorter than list+watch does not make it spin', async () => {
     const api = await new FakeApiServer({ maxHistory: 1 }).start();
-    const { r } = await setup({ api });
+    const { r } = await setup({ api, backoff: [100, 400] });
     // Every watch finds its RV already compacted away: the server churns faster than history lasts.
     api.onRequest = (q) => {
       if (q.path.includes('watch=true')) {
@@ -166,7 +172,8 @@ describe('Reflector against the fake apiserver', () => {
     await new Promise((res) => setTimeout(res, 600));
     api.onRequest = null;
     assert.ok(r.lists >= 2, 'it relisted');
-    assert.ok(r.lists < 25, `relisted ${r.lists} times in 600 ms: backoff applies`);
+    // Backoff 50-100, 100-200, 200-400 ms: at most about 5 lists; without it, dozens.
+    assert.ok(r.lists <= 10, `relisted ${r.lists} times in 600 ms: backoff applies`);
   });
 
   test('watchdog restarts a silent stream', async () => {
