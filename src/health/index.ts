@@ -1,0 +1,7 @@
+// Public surface of health/: what main.ts wires and the proxy calls.
+
+export { type LoopDeps, ProbeLoop, type ProbeReport } from './loop.ts';
+export { netProber, type ProbeResult, type Prober, type ProbeTarget } from './prober.ts';
+export { type EjectListener, type HealthLog, HealthService, type HealthServiceOptions } from './service.ts';
+export { holdOutMs } from './state.ts';
+export { type Clock, systemClock, systemTimers, type TimerHandle, type Timers } from './time.ts';
