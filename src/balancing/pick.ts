@@ -45,7 +45,8 @@ function tierOf(state: HealthState, draining: boolean): number {
 }
 
 // One scratch array reused by every pick: the event loop runs one pick at a time, and this keeps the
-// hot path free of per-request allocations. Nothing keeps a reference to it past a pick.
+// hot path free of per-request allocations. Nothing keeps a reference to it past a pick, and the
+// callbacks a pick makes (health.state, inflight) must not pick in turn.
 const scratch: Endpoint[] = [];
 
 /** Fills `scratch` with the best non-empty tier; returns its length (0: nothing eligible). */

@@ -82,6 +82,17 @@ export class ProbeLoop {
     this.launch();
   }
 
+  /**
+   * Probe now, out of cycle, because live traffic looks stuck. Ignored while a probe is on its way
+   * (it already gets early second probes) or when one started less than EARLY_PROBE_MS ago, so a
+   * flood of calls costs at most a few probes a second.
+   */
+  suspect(): void {
+    if (this.stopped || this.inflight.length > 0) return;
+    if (this.deps.clock.now() - this.lastStart < EARLY_PROBE_MS) return;
+    this.kick();
+  }
+
   stop(): void {
     this.stopped = true;
     if (this.next !== undefined) this.deps.timers.clearTimeout(this.next);

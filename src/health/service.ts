@@ -166,6 +166,17 @@ export class HealthService implements HealthView {
     if (t) this.publish(m, t, undefined);
   }
 
+  /**
+   * Optional hint from the proxy: a live request to this endpoint has waited unusually long for
+   * response headers (say 500 ms). Starts an out-of-cycle probe, so a hung instance is detected
+   * from the moment traffic notices it instead of at the next scheduled probe: worst case about
+   * 1.5 s after the hang plus the hint delay, rather than 2.35 s. Cheap to call often.
+   */
+  suspect(id: EndpointId): void {
+    const m = this.members.get(id);
+    if (m && m.health.state !== 'unhealthy') m.loop.loop.suspect();
+  }
+
   close(): void {
     this.closed = true;
     for (const l of this.loops.values()) l.loop.stop();

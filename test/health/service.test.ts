@@ -136,6 +136,26 @@ describe('active checks', () => {
     assert.ok(Math.min(...worst) >= 1250);
   });
 
+  test('suspect(): a hint from live traffic starts the probes at once, rate-limited', async () => {
+    const worst: number[] = [];
+    for (let offset = 0; offset < 1100; offset += 100) {
+      const { time, prober, svc } = setup({ random: () => 0.999999 });
+      svc.reconcile(shop(settingsWith(), [{ name: 'a', address: A }]));
+      await time.advance(offset);
+      prober.set(A, 'hang');
+      const hangAt = time.now();
+      await time.advance(250); // the proxy notices a request waiting 250 ms
+      const before = prober.calls.length;
+      for (let i = 0; i < 100; i++) svc.suspect(id('a', A));
+      assert.ok(prober.calls.length - before <= 1, 'a flood of hints starts at most one probe');
+      await time.until(() => svc.state(id('a', A)) === 'unhealthy', 10_000);
+      worst.push(time.now() - hangAt);
+      svc.suspect(id('a', A)); // ignored once out
+      svc.close();
+    }
+    assert.ok(Math.max(...worst) <= 1500, `worst ${Math.max(...worst)}`);
+  });
+
   test('a refused probe is confirmed 250 ms later', async () => {
     const { time, prober, svc } = setup();
     svc.reconcile(shop(settingsWith(), [{ name: 'a', address: A }]));
