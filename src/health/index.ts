@@ -2,6 +2,6 @@
 
 export { type LoopDeps, ProbeLoop, type ProbeReport } from './loop.ts';
 export { netProber, type ProbeResult, type Prober, type ProbeTarget } from './prober.ts';
-export { type EjectListener, type HealthLog, HealthService, type HealthServiceOptions } from './service.ts';
+export { type EjectListener, HealthService, type HealthServiceOptions } from './service.ts';
 export { holdOutMs } from './state.ts';
 export { type Clock, systemClock, systemTimers, type TimerHandle, type Timers } from './time.ts';

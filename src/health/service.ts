@@ -7,24 +7,22 @@ import type { HealthState, HealthStatus, HealthView } from '../model/health.ts';
 import type { AttemptOutcome } from '../model/outcome.ts';
 import type { Endpoint, EndpointId, RouteTable } from '../model/routes.ts';
 import type { HealthCheckSettings } from '../model/settings.ts';
+import type { Log } from '../util/log.ts';
 import { type LoopOwner, ProbeLoop, type ProbeReport } from './loop.ts';
 import { netProber, type Prober } from './prober.ts';
 import { EndpointHealth, type Transition } from './state.ts';
 import { type Clock, systemClock, systemTimers, type Timers } from './time.ts';
 
-export interface HealthLog {
-  warn(obj: object, msg: string): void;
-}
-
 export interface HealthServiceOptions {
-  /** The tier's domain: HTTP probes send `Host: <project>.<domain>`. */
-  readonly domain: string;
-  readonly emit: (e: HealthTransitionEvent) => void;
+  /** The tier's domain: HTTP probes send `Host: <project>.<domain>` (just `<project>` when empty). */
+  readonly domain?: string;
+  /** Every transition, for observe/ (logs, metrics, SSE). */
+  readonly emit?: (e: HealthTransitionEvent) => void;
   readonly clock?: Clock;
   readonly timers?: Timers;
   readonly prober?: Prober;
   readonly random?: () => number;
-  readonly log?: HealthLog;
+  readonly log?: Log;
 }
 
 export type EjectListener = (id: EndpointId, reason: string) => void;
@@ -79,7 +77,14 @@ export class HealthService implements HealthView {
   private readonly random: () => number;
   private closed = false;
 
-  constructor(private readonly opts: HealthServiceOptions) {
+  private readonly domain: string;
+  private readonly emit: (e: HealthTransitionEvent) => void;
+  private readonly log: Log;
+
+  constructor(opts: HealthServiceOptions = {}) {
+    this.domain = opts.domain ?? '';
+    this.emit = opts.emit ?? (() => {});
+    this.log = opts.log ?? (() => {});
     this.clock = opts.clock ?? systemClock;
     this.timers = opts.timers ?? systemTimers;
     this.prober = opts.prober ?? netProber;
@@ -120,7 +125,7 @@ export class HealthService implements HealthView {
     const fresh: SharedLoop[] = [];
     const joined = new Set<SharedLoop>();
     for (const project of table.projects.values()) {
-      const host = this.opts.domain ? `${project.name}.${this.opts.domain}` : project.name;
+      const host = this.domain ? `${project.name}.${this.domain}` : project.name;
       for (const route of project.ports.values()) {
         const peers: Member[] = [];
         for (const e of route.endpoints) {
@@ -252,16 +257,16 @@ export class HealthService implements HealthView {
       ...(latencyMs !== undefined ? { probeLatencyMs: latencyMs } : {}),
     };
     try {
-      this.opts.emit(event);
+      this.emit(event);
     } catch (err) {
-      this.opts.log?.warn({ err }, 'health event listener failed');
+      this.log('warn', 'health event listener failed', { error: String(err) });
     }
     if (t.to !== 'unhealthy') return;
     for (const fn of this.listeners) {
       try {
         fn(e.id, t.reason);
       } catch (err) {
-        this.opts.log?.warn({ err, endpoint: e.id }, 'ejection listener failed');
+        this.log('warn', 'ejection listener failed', { error: String(err), endpoint: e.id });
       }
     }
   }

@@ -1,9 +1,7 @@
-// Injected time, so tests drive probes and hold-outs without sleeping.
+// Injected time, so tests drive probes and hold-outs without sleeping. The clock is the shared one of
+// util/; timers are health's own need (probe schedules, timeouts, hold-outs).
 
-export interface Clock {
-  /** Epoch milliseconds. */
-  now(): number;
-}
+export { type Clock, systemClock } from '../util/clock.ts';
 
 export type TimerHandle = unknown;
 
@@ -11,8 +9,6 @@ export interface Timers {
   setTimeout(fn: () => void, ms: number): TimerHandle;
   clearTimeout(handle: TimerHandle): void;
 }
-
-export const systemClock: Clock = { now: () => Date.now() };
 
 /**
  * Real timers, unref'd: probe schedules must never be what keeps a process alive (the servers do);

@@ -409,7 +409,7 @@ describe('passive outlier detection', () => {
       clock: time,
       timers: time,
       prober: new FakeProber(time),
-      log: { warn: (_o, m) => warnings.push(m) },
+      log: (_level, msg) => warnings.push(msg),
     });
     svc.onEjected(() => {
       throw new Error('boom');
