@@ -128,7 +128,14 @@ export class ProbeLoop {
     const base = Math.min(EARLY_PROBE_MS, timeout / 4);
     const earlyAfter = Math.min(Math.max(base, 2 * this.okLatency), timeout / 2);
     if (this.settings.fall > 1) p.early = timers.setTimeout(() => this.early(p), earlyAfter);
-    prober.probe(this.target, p.ac.signal).then(
+    let pending: Promise<{ ok: boolean; reason: string; status?: number }>;
+    try {
+      pending = prober.probe(this.target, p.ac.signal);
+    } catch (err) {
+      // A prober that throws instead of rejecting must not break reconcile() or the schedule.
+      pending = Promise.reject(err);
+    }
+    pending.then(
       (r) => this.finish(p, r),
       (err: Error) => this.finish(p, { ok: false, reason: `error: ${err.message}` }),
     );

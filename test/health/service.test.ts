@@ -378,6 +378,29 @@ describe('passive outlier detection', () => {
     svc.close();
   });
 
+  test('a prober that throws counts as a failed probe and the schedule goes on', async () => {
+    const time = new FakeTime();
+    let calls = 0;
+    const svc = new HealthService({
+      domain: 'd',
+      clock: time,
+      timers: time,
+      prober: {
+        probe() {
+          calls++;
+          throw new Error('bad target');
+        },
+      },
+    });
+    svc.reconcile(shop(settingsWith(), [{ name: 'a', address: A }]));
+    await time.advance(0);
+    assert.equal(svc.state(id('a', A)), 'unhealthy');
+    assert.equal(svc.status(id('a', A))?.reason, 'probe: error: bad target');
+    await time.advance(3000);
+    assert.ok(calls >= 3);
+    svc.close();
+  });
+
   test('outcomes for unknown endpoints are ignored', () => {
     const { svc } = setup();
     svc.report({ endpoint: 'nope', error: 'reset', durationMs: 1 });
