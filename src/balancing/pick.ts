@@ -44,14 +44,17 @@ function tierOf(state: HealthState, draining: boolean): number {
   return -1;
 }
 
-// One scratch array reused by every pick: the event loop runs one pick at a time, and this keeps the
-// hot path free of per-request allocations. Nothing keeps a reference to it past a pick, and the
+// One scratch array reused by uncached picks: the event loop runs one pick at a time, and this keeps
+// the hot path free of per-request allocations. Nothing keeps a reference to it past a pick, and the
 // callbacks a pick makes (health.state, inflight) must not pick in turn.
 const scratch: Endpoint[] = [];
 
-/** Fills `scratch` with the best non-empty tier; returns its length (0: nothing eligible). */
-function collect(input: PickInput): number {
-  const { route, health, exclude } = input;
+function scan(
+  route: PortRoute,
+  health: HealthView,
+  exclude: ReadonlySet<EndpointId> | undefined,
+  out: Endpoint[],
+): void {
   const eps = route.endpoints;
   let best = TIERS;
   let n = 0;
@@ -64,22 +67,58 @@ function collect(input: PickInput): number {
       best = t;
       n = 0;
     }
-    scratch[n++] = e;
+    out[n++] = e;
   }
-  scratch.length = n;
-  return n;
+  out.length = n;
+}
+
+/**
+ * The best tier of a route per health version. A view that exposes `version` (HealthService does)
+ * promises that no state changes without it changing, so a first attempt (no exclusions) costs
+ * O(1) instead of one state lookup per endpoint: 28 us per pick at 500 instances before this.
+ */
+interface Tier0 {
+  readonly health: HealthView;
+  readonly version: number;
+  readonly list: Endpoint[];
+  /** Rendezvous seeds parallel to `list`, filled on first use. */
+  seeds: Uint32Array | undefined;
+}
+
+const tierCache = new WeakMap<PortRoute, Tier0>();
+
+/** The best non-empty tier (empty: nothing eligible), cached when possible. Valid until the next pick. */
+function candidates(input: PickInput): Tier0 | Endpoint[] {
+  const { route, health, exclude } = input;
+  const version = health.version;
+  if (version === undefined || (exclude !== undefined && exclude.size > 0)) {
+    scan(route, health, exclude, scratch);
+    return scratch;
+  }
+  let c = tierCache.get(route);
+  if (!c || c.version !== version || c.health !== health) {
+    c = { health, version, list: [], seeds: undefined };
+    scan(route, health, undefined, c.list);
+    tierCache.set(route, c);
+  }
+  return c;
 }
 
 // ---- balancers -------------------------------------------------------------------------------
 
 /** Power of two choices on outstanding requests, random tie-break. */
-function pickP2C(n: number, inflight: (id: EndpointId) => number, random: () => number): Endpoint {
-  if (n === 1) return scratch[0];
+function pickP2C(
+  list: readonly Endpoint[],
+  inflight: (id: EndpointId) => number,
+  random: () => number,
+): Endpoint {
+  const n = list.length;
+  if (n === 1) return list[0];
   const i = Math.floor(random() * n) % n;
   let j = Math.floor(random() * (n - 1)) % (n - 1);
   if (j >= i) j++;
-  const a = scratch[i];
-  const b = scratch[j];
+  const a = list[i];
+  const b = list[j];
   const la = inflight(a.id);
   const lb = inflight(b.id);
   if (la !== lb) return la < lb ? a : b;
@@ -88,13 +127,13 @@ function pickP2C(n: number, inflight: (id: EndpointId) => number, random: () => 
 
 const rrCounters = new WeakMap<PortRoute, { n: number }>();
 
-function pickRoundRobin(route: PortRoute, n: number): Endpoint {
+function pickRoundRobin(route: PortRoute, list: readonly Endpoint[]): Endpoint {
   let c = rrCounters.get(route);
   if (!c) {
     c = { n: 0 };
     rrCounters.set(route, c);
   }
-  const e = scratch[c.n % n];
+  const e = list[c.n % list.length];
   // Wrap well before 2^53 so the modulo stays exact forever.
   c.n = c.n >= 0x3fffffff ? 0 : c.n + 1;
   return e;
@@ -127,13 +166,19 @@ function seedOf(e: Endpoint): number {
   return s;
 }
 
-function pickRendezvous(n: number, key: string): Endpoint {
+function seedsOf(list: readonly Endpoint[]): Uint32Array {
+  const seeds = new Uint32Array(list.length);
+  for (let i = 0; i < list.length; i++) seeds[i] = seedOf(list[i]);
+  return seeds;
+}
+
+function pickRendezvous(list: readonly Endpoint[], key: string, seeds?: Uint32Array): Endpoint {
   const k = hashString(key);
-  let best = scratch[0];
-  let bestScore = pairScore(k, seedOf(best));
-  for (let i = 1; i < n; i++) {
-    const e = scratch[i];
-    const s = pairScore(k, seedOf(e));
+  let best = list[0];
+  let bestScore = pairScore(k, seeds ? seeds[0] : seedOf(best));
+  for (let i = 1; i < list.length; i++) {
+    const e = list[i];
+    const s = pairScore(k, seeds ? seeds[i] : seedOf(e));
     // Ties (1 in 2^32) go to the lower token so replicas still agree.
     if (s > bestScore || (s === bestScore && e.token < best.token)) {
       best = e;
@@ -145,13 +190,7 @@ function pickRendezvous(n: number, key: string): Endpoint {
 
 /** Exposed for the property tests and the admin API ("where would this key go?"). */
 export function rendezvousPick(candidates: readonly Endpoint[], key: string): Endpoint | undefined {
-  const n = candidates.length;
-  if (n === 0) return undefined;
-  for (let i = 0; i < n; i++) scratch[i] = candidates[i];
-  scratch.length = n;
-  const e = pickRendezvous(n, key);
-  scratch.length = 0;
-  return e;
+  return candidates.length === 0 ? undefined : pickRendezvous(candidates, key);
 }
 
 // ---- cookie affinity ---------------------------------------------------------------------------
@@ -190,17 +229,19 @@ export function pickEndpoint(input: PickInput): PickResult | undefined {
     const sticky = stickyTarget(input);
     if (sticky) return { endpoint: sticky, issueCookie: false };
   }
-  const n = collect(input);
-  if (n === 0) return undefined;
+  const c = candidates(input);
+  const cached = Array.isArray(c) ? undefined : c;
+  const list = cached ? cached.list : (c as Endpoint[]);
+  if (list.length === 0) return undefined;
   let endpoint: Endpoint;
   if ((affinity.kind === 'header' || affinity.kind === 'ip') && input.hashKey !== undefined) {
-    endpoint = pickRendezvous(n, input.hashKey);
+    if (cached) cached.seeds ??= seedsOf(list);
+    endpoint = pickRendezvous(list, input.hashKey, cached?.seeds);
   } else if (route.settings.balancer === 'round-robin') {
-    endpoint = pickRoundRobin(route, n);
+    endpoint = pickRoundRobin(route, list);
   } else {
-    endpoint = pickP2C(n, input.inflight, input.random ?? Math.random);
+    endpoint = pickP2C(list, input.inflight, input.random ?? Math.random);
   }
-  scratch.length = 0;
   return { endpoint, issueCookie: cookie };
 }
 

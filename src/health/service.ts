@@ -76,6 +76,8 @@ export class HealthService implements HealthView {
   private readonly prober: Prober;
   private readonly random: () => number;
   private closed = false;
+  /** Changes with every transition and reconcile: the balancer caches eligible sets on it. */
+  version = 0;
 
   private readonly domain: string;
   private readonly emit: (e: HealthTransitionEvent) => void;
@@ -158,6 +160,7 @@ export class HealthService implements HealthView {
       this.members.delete(id);
       this.leave(m);
     }
+    this.version++;
     // Start probes only once the whole table is adopted, so shared loops see all their members.
     for (const l of fresh) l.loop.start();
     for (const l of joined) if (!fresh.includes(l)) l.loop.kick();
@@ -188,6 +191,7 @@ export class HealthService implements HealthView {
     this.loops.clear();
     this.members.clear();
     this.listeners.clear();
+    this.version++;
   }
 
   /** @internal Called by a shared loop with each applied probe result. */
@@ -242,6 +246,7 @@ export class HealthService implements HealthView {
   }
 
   private publish(m: Member, t: Transition, latencyMs: number | undefined): void {
+    this.version++;
     const e = m.endpoint;
     const event: HealthTransitionEvent = {
       type: 'health',

@@ -10,7 +10,7 @@ import { pickEndpoint } from '../../src/balancing/pick.ts';
 import type { HealthState } from '../../src/model/health.ts';
 import type { Endpoint } from '../../src/model/routes.ts';
 import type { Affinity, BalancerKind } from '../../src/model/settings.ts';
-import { FakeHealth, route, seeded } from './fixtures.ts';
+import { FakeHealth, route, seeded, VersionedHealth } from './fixtures.ts';
 
 interface PickerCase {
   readonly name: string;
@@ -52,8 +52,14 @@ function tier(state: HealthState, draining: boolean): number {
   return -1;
 }
 
-for (const pc of PICKERS) {
-  describe(`picker contract: ${pc.name}`, () => {
+for (const [pc, Health] of PICKERS.flatMap(
+  (p) =>
+    [
+      [p, FakeHealth],
+      [p, VersionedHealth],
+    ] as const,
+)) {
+  describe(`picker contract: ${pc.name}${Health === VersionedHealth ? ' (cached by health version)' : ''}`, () => {
     test('only endpoints of the best eligible tier; undefined only when none', () => {
       fc.assert(
         fc.property(arbRouteState, fc.integer(), (spec, seed) => {
@@ -61,7 +67,7 @@ for (const pc of PICKERS) {
             spec.map((s, i) => ({ name: `i${i}`, draining: s.draining })),
             { balancer: pc.balancer, affinity: pc.affinity },
           );
-          const health = new FakeHealth();
+          const health = new Health();
           const exclude = new Set<string>();
           const tierOf = new Map<string, number>();
           r.endpoints.forEach((e, i) => {
@@ -109,7 +115,7 @@ for (const pc of PICKERS) {
         balancer: pc.balancer,
         affinity: pc.affinity,
       });
-      const health = new FakeHealth(r);
+      const health = new Health(r);
       const rnd = seeded(7);
       for (let i = 0; i < 200; i++) {
         const res = pickEndpoint({ route: r, health, inflight: () => 0, hashKey: pc.key?.(i), random: rnd });
@@ -119,7 +125,7 @@ for (const pc of PICKERS) {
 
     test('pending endpoints serve when nothing is healthy yet (a fresh table must not 503)', () => {
       const r = route(['a', 'b'], { balancer: pc.balancer, affinity: pc.affinity });
-      const health = new FakeHealth(r, { a: 'pending', b: 'unhealthy' });
+      const health = new Health(r, { a: 'pending', b: 'unhealthy' });
       const res = pickEndpoint({
         route: r,
         health,
@@ -132,16 +138,16 @@ for (const pc of PICKERS) {
 
     test('an empty route and an all-unhealthy route give undefined', () => {
       const empty = route([], { balancer: pc.balancer, affinity: pc.affinity });
-      assert.equal(pickEndpoint({ route: empty, health: new FakeHealth(), inflight: () => 0 }), undefined);
+      assert.equal(pickEndpoint({ route: empty, health: new Health(), inflight: () => 0 }), undefined);
       const r = route(['a', 'b'], { balancer: pc.balancer, affinity: pc.affinity });
-      const health = new FakeHealth(r, { a: 'unhealthy', b: 'unhealthy' });
+      const health = new Health(r, { a: 'unhealthy', b: 'unhealthy' });
       assert.equal(pickEndpoint({ route: r, health, inflight: () => 0, hashKey: pc.key?.(0) }), undefined);
     });
 
     test('the route object is left untouched and picks are independent', () => {
       const r = route(['a', 'b', 'c'], { balancer: pc.balancer, affinity: pc.affinity });
       const before = r.endpoints.map((e: Endpoint) => e.id);
-      const health = new FakeHealth(r);
+      const health = new Health(r);
       const first = pickEndpoint({
         route: r,
         health,

@@ -72,6 +72,15 @@ export class FakeHealth implements HealthView {
   }
 }
 
+/** The same, with the change counter HealthService has: the picker caches eligible sets on it. */
+export class VersionedHealth extends FakeHealth {
+  version = 0;
+  override set(id: EndpointId, s: HealthState, reason = ''): void {
+    super.set(id, s, reason);
+    this.version++;
+  }
+}
+
 /** Deterministic PRNG (mulberry32) so failures reproduce. */
 export function seeded(seed: number): () => number {
   let a = seed >>> 0;

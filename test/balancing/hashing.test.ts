@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { fmix32, fnv1a32, hashString, pairScore } from '../../src/balancing/hash.ts';
 import { pickEndpoint, rendezvousPick } from '../../src/balancing/pick.ts';
 import type { Endpoint } from '../../src/model/routes.ts';
-import { FakeHealth, route } from './fixtures.ts';
+import { FakeHealth, route, VersionedHealth } from './fixtures.ts';
 
 const arbTokens = fc.uniqueArray(fc.stringMatching(/^[A-Za-z0-9_-]{4,16}$/), { minLength: 2, maxLength: 24 });
 
@@ -127,6 +127,28 @@ describe('rendezvous hashing', () => {
       } else assert.equal(after, before);
     }
     assert.ok(moved > K / 5 - 250 && moved < K / 5 + 250, `moved ${moved}`);
+  });
+
+  test('the cached path (health with a version) chooses exactly as the uncached one', () => {
+    const r = route(
+      Array.from({ length: 40 }, (_, i) => `pod-${i}`),
+      { affinity: { kind: 'ip' } },
+    );
+    const plain = new FakeHealth(r, { 'pod-3': 'unhealthy', 'pod-17': 'unhealthy' });
+    const versioned = new VersionedHealth(r, { 'pod-3': 'unhealthy', 'pod-17': 'unhealthy' });
+    for (let i = 0; i < 3000; i++) {
+      const key = `10.9.${i >> 8}.${i & 255}`;
+      const a = pickEndpoint({ route: r, health: plain, inflight: () => 0, hashKey: key })!.endpoint;
+      const b = pickEndpoint({ route: r, health: versioned, inflight: () => 0, hashKey: key })!.endpoint;
+      assert.equal(a, b);
+      assert.equal(
+        a,
+        rendezvousPick(
+          r.endpoints.filter((e) => !['pod-3', 'pod-17'].includes(e.instance)),
+          key,
+        ),
+      );
+    }
   });
 
   test('a second Node process computes the same choice for every key', () => {

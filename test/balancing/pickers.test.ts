@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { describeNoEndpoint, pickEndpoint, pinEndpoint } from '../../src/balancing/pick.ts';
-import { FakeHealth, route, seeded } from './fixtures.ts';
+import { HealthService } from '../../src/health/service.ts';
+import { FakeProber, FakeTime, portRoute, settingsWith, table } from '../health/fakes.ts';
+import { FakeHealth, route, seeded, VersionedHealth } from './fixtures.ts';
 
 describe('p2c', () => {
   test('of two candidates, always the one with fewer requests in flight', () => {
@@ -248,5 +250,56 @@ describe('pinEndpoint', () => {
       'pending: first probe in flight',
     );
     assert.deepEqual(pinEndpoint(r, 'zz', health), { reason: 'instance "zz" not found in shop/http' });
+  });
+});
+
+describe('eligible-set cache (views with a version)', () => {
+  test('follows every health change', () => {
+    const r = route(['a', 'b', 'c']);
+    const health = new VersionedHealth(r);
+    const seen = () => {
+      const s = new Set<string>();
+      const rnd = seeded(5);
+      for (let i = 0; i < 200; i++)
+        s.add(pickEndpoint({ route: r, health, inflight: () => 0, random: rnd })!.endpoint.instance);
+      return [...s].sort();
+    };
+    assert.deepEqual(seen(), ['a', 'b', 'c']);
+    health.set(r.byInstance.get('a')!.id, 'unhealthy');
+    assert.deepEqual(seen(), ['b', 'c']);
+    health.set(r.byInstance.get('b')!.id, 'unhealthy');
+    health.set(r.byInstance.get('c')!.id, 'pending');
+    assert.deepEqual(seen(), ['c']);
+    health.set(r.byInstance.get('a')!.id, 'healthy');
+    assert.deepEqual(seen(), ['a']);
+  });
+
+  test('with the real HealthService: an ejected endpoint is out from the very next pick', async () => {
+    const time = new FakeTime();
+    const svc = new HealthService({ domain: 'd', clock: time, timers: time, prober: new FakeProber(time) });
+    const s = settingsWith();
+    const pr = portRoute(
+      'shop',
+      'http',
+      [
+        { name: 'a', address: '10.0.0.1:80' },
+        { name: 'b', address: '10.0.0.2:80' },
+      ],
+      s,
+    );
+    svc.reconcile(table(pr));
+    await time.advance(0);
+    const picks = () =>
+      new Set(
+        Array.from(
+          { length: 100 },
+          (_, i) =>
+            pickEndpoint({ route: pr, health: svc, inflight: () => 0, random: seeded(i) })!.endpoint.instance,
+        ),
+      );
+    assert.deepEqual([...picks()].sort(), ['a', 'b']);
+    svc.report({ endpoint: pr.byInstance.get('a')!.id, error: 'connect-refused', durationMs: 1 });
+    assert.deepEqual([...picks()], ['b']);
+    svc.close();
   });
 });
