@@ -61,7 +61,7 @@ export class ProbeLoop {
   private seq = 0;
   private applied = 0;
   private lastStart = 0;
-  /** When the last result was applied, and how long the last good probe took. */
+  /** When the last good answer came, and how long that probe took. */
   private answeredAt = Number.NEGATIVE_INFINITY;
   private okLatency = 0;
   private next: TimerHandle | undefined;
@@ -143,9 +143,9 @@ export class ProbeLoop {
 
   private early(p: Outstanding): void {
     p.early = undefined;
-    // Only the newest probe spawns, and only if nothing answered since it started: an answer that
-    // arrived meanwhile proves the target alive.
-    if (this.stopped || p.done || p.seq !== this.seq || this.answeredAt >= p.start) return;
+    // Only the newest probe spawns, and only if no good answer came since it started: that answer
+    // proves the target alive.
+    if (this.stopped || p.done || p.seq !== this.seq || this.answeredAt > p.start) return;
     if (this.inflight.length >= this.settings.fall || !this.owner.serving()) return;
     this.launch();
   }
@@ -162,15 +162,22 @@ export class ProbeLoop {
     this.retire(p);
     const i = this.inflight.indexOf(p);
     if (i >= 0) this.inflight.splice(i, 1);
-    if (p.seq < this.applied) return;
+    if (p.seq < this.applied) {
+      // Cannot happen today (applying a result retires every older probe); kept so a stale answer
+      // can never leave the loop without a next probe.
+      if (this.inflight.length === 0 && this.next === undefined) this.schedule(this.deps.clock.now());
+      return;
+    }
     this.applied = p.seq;
     // Anything started before this probe is stale now.
     for (let j = this.inflight.length - 1; j >= 0; j--) {
       if (this.inflight[j].seq < p.seq) this.retire(this.inflight.splice(j, 1)[0]);
     }
     const now = this.deps.clock.now();
-    this.answeredAt = now;
-    if (r.ok) this.okLatency = now - p.start;
+    if (r.ok) {
+      this.answeredAt = now;
+      this.okLatency = now - p.start;
+    }
     this.owner.onProbe({ ok: r.ok, reason: r.reason, status: r.status, latencyMs: now - p.start });
     if (!this.stopped && this.inflight.length === 0) this.schedule(now);
   }

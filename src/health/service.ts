@@ -119,12 +119,13 @@ export class HealthService implements HealthView {
   /**
    * Adopt a new route table: new endpoints start `pending` with a probe at once, unchanged ids keep
    * their state, changed probe settings restart that endpoint's loop (state kept), and endpoints
-   * gone from the table are pruned with their timers. Call it before the table is published.
+   * gone from the table are pruned with their timers. Call it when the table is published (just
+   * before or just after: ids it has not seen yet read as `pending` meanwhile).
    */
   reconcile(table: RouteTable): void {
     if (this.closed) return;
     const seen = new Set<EndpointId>();
-    const fresh: SharedLoop[] = [];
+    const fresh = new Set<SharedLoop>();
     const joined = new Set<SharedLoop>();
     for (const project of table.projects.values()) {
       const host = this.domain ? `${project.name}.${this.domain}` : project.name;
@@ -163,7 +164,7 @@ export class HealthService implements HealthView {
     this.version++;
     // Start probes only once the whole table is adopted, so shared loops see all their members.
     for (const l of fresh) l.loop.start();
-    for (const l of joined) if (!fresh.includes(l)) l.loop.kick();
+    for (const l of joined) if (!fresh.has(l)) l.loop.kick();
   }
 
   /** Passive outlier detection: one outcome per upstream attempt, from the proxy. */
@@ -211,7 +212,7 @@ export class HealthService implements HealthView {
     e: Endpoint,
     settings: HealthCheckSettings,
     host: string,
-    fresh: SharedLoop[],
+    fresh: Set<SharedLoop>,
   ): SharedLoop {
     let l = this.loops.get(key);
     if (!l) {
@@ -219,7 +220,7 @@ export class HealthService implements HealthView {
       const deps = { clock: this.clock, timers: this.timers, prober: this.prober, random: this.random };
       l = new SharedLoop(key, this, (owner) => new ProbeLoop(target, settings, deps, owner));
       this.loops.set(key, l);
-      fresh.push(l);
+      fresh.add(l);
     }
     return l;
   }
