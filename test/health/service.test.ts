@@ -202,6 +202,26 @@ describe('active checks', () => {
     svc.close();
   });
 
+  test('an endpoint joining an existing loop gets a probe at once', async () => {
+    const { time, prober, svc } = setup();
+    const s = settingsWith();
+    const http = portRoute('shop', 'http', [{ name: 'a', address: A, probeAddress: '10.0.0.1:9000' }], s);
+    svc.reconcile(table(http));
+    await time.advance(400);
+    assert.equal(prober.calls.length, 1);
+    const grpc = portRoute(
+      'shop',
+      'grpc',
+      [{ name: 'a', address: '10.0.0.1:7000', probeAddress: '10.0.0.1:9000' }],
+      s,
+    );
+    svc.reconcile(table(http, grpc));
+    assert.equal(prober.calls.length, 2, 'probed at once, not at the next tick');
+    await time.advance(0);
+    assert.equal(svc.state(id('a', '10.0.0.1:7000', 'grpc')), 'healthy');
+    svc.close();
+  });
+
   test('endpoints sharing one probe target share one loop', async () => {
     const { time, prober, svc } = setup();
     const s = settingsWith();
