@@ -6,6 +6,8 @@ import { describe, it } from 'node:test';
 import { allDocs, clusterEnv, podSpecs, ROOT } from './load.ts';
 
 const EXACT_TAG = /^v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$/;
+/** Images whose releases are numbered major.minor only (each tag is one immutable release). */
+const TWO_PART_RELEASES = new Set(['registry.k8s.io/e2e-test-images/agnhost']);
 
 function pinned(ref: string): boolean {
   const at = ref.indexOf('@');
@@ -13,7 +15,8 @@ function pinned(ref: string): boolean {
   const slash = ref.lastIndexOf('/');
   const colon = ref.lastIndexOf(':');
   if (colon <= slash) return false; // no tag at all means latest
-  return EXACT_TAG.test(ref.slice(colon + 1));
+  const tag = ref.slice(colon + 1);
+  return EXACT_TAG.test(tag) || (TWO_PART_RELEASES.has(ref.slice(0, colon)) && /^\d+\.\d+$/.test(tag));
 }
 
 describe('image references are pinned', () => {
@@ -25,6 +28,7 @@ describe('image references are pinned', () => {
       'node:24.21.0-trixie-slim',
       `node@sha256:${'a'.repeat(64)}`,
       'localhost:5000/x:1.2.3',
+      'registry.k8s.io/e2e-test-images/agnhost:2.53',
     ]) {
       assert.ok(pinned(ok), ok);
     }
@@ -32,6 +36,7 @@ describe('image references are pinned', () => {
       'wharf',
       'wharf:latest',
       'node:24',
+      'x/y:2.53',
       'node:24-slim',
       'node:lts',
       'localhost:5000/x',

@@ -7,14 +7,15 @@ import { describe, it } from 'node:test';
 import { parse, parseAllDocuments } from 'yaml';
 import { CLUSTER, DEPLOY, type Obj, parseFile, walkYaml } from './load.ts';
 
+const EXAMPLES = join(DEPLOY, 'examples');
 const kustomization = parse(readFileSync(join(DEPLOY, 'kustomization.yaml'), 'utf8'));
 const manifestFiles = walkYaml(DEPLOY)
-  .filter((p) => !p.startsWith(CLUSTER) && !p.endsWith('kustomization.yaml'))
+  .filter((p) => !p.startsWith(CLUSTER) && !p.startsWith(EXAMPLES) && !p.endsWith('kustomization.yaml'))
   .map((p) => relative(DEPLOY, p));
 const id = (o: Obj) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
 
 describe('kustomize', () => {
-  it('lists every manifest file under deploy/ (outside deploy/cluster), once', () => {
+  it('lists every manifest file under deploy/ (outside deploy/cluster and deploy/examples), once', () => {
     assert.deepEqual([...kustomization.resources].sort(), manifestFiles.sort());
   });
 
