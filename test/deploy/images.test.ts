@@ -78,7 +78,7 @@ describe('image references are pinned', () => {
     for (const f of froms) assert.ok(f === '${NODE_IMAGE}' || pinned(f), f);
   });
 
-  it('the CNI manifest URL names an exact release', () => {
+  it('the CNI and cert-manager manifest URLs name exact releases', () => {
     const env = clusterEnv();
     assert.match(env.CALICO_VERSION, /^v\d+\.\d+\.\d+$/);
     assert.equal(
@@ -86,5 +86,10 @@ describe('image references are pinned', () => {
       `https://raw.githubusercontent.com/projectcalico/calico/${env.CALICO_VERSION}/manifests/calico.yaml`,
     );
     assert.match(env.KUBE_VIP_VERSION, /^v\d+\.\d+\.\d+$/);
+    assert.match(env.CERT_MANAGER_VERSION, /^v\d+\.\d+\.\d+$/);
+    assert.equal(
+      env.CERT_MANAGER_MANIFEST_URL,
+      `https://github.com/cert-manager/cert-manager/releases/download/${env.CERT_MANAGER_VERSION}/cert-manager.yaml`,
+    );
   });
 });
