@@ -1,4 +1,6 @@
 // `wharf webhook`: mutating admission webhook that mounts the per-node log directory into pods.
+
+export { parseWebhookArgs, runWebhook, WEBHOOK_HELP } from './cli.ts';
 export {
   DEFAULT_VOLUME_NAME,
   escapePointer,
@@ -16,6 +18,5 @@ export {
   parseListen,
   startWebhook,
   type WebhookHandle,
-  type WebhookLogger,
   type WebhookOptions,
 } from './server.ts';

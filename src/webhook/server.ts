@@ -5,13 +5,9 @@ import { readFileSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { type Log, stderrLog } from '../util/log.ts';
 import { type MutateOptions, mutatePod } from './mutate.ts';
 import { parseAdmissionReview, ReviewError } from './review.ts';
-
-export interface WebhookLogger {
-  info(fields: Record<string, unknown>, msg: string): void;
-  warn(fields: Record<string, unknown>, msg: string): void;
-}
 
 export interface WebhookOptions extends MutateOptions {
   /** `host:port`, `[v6]:port` or `:port`; port 0 picks a free one (tests). */
@@ -24,7 +20,9 @@ export interface WebhookOptions extends MutateOptions {
   reloadIntervalMs?: number;
   /** Largest accepted request body; a Pod is far below the apiserver's 3 MiB object limit. */
   maxBodyBytes?: number;
-  logger?: WebhookLogger;
+  /** How long close() lets in-flight reviews finish before cutting connections. */
+  closeGraceMs?: number;
+  log?: Log;
 }
 
 export interface WebhookHandle {
@@ -43,11 +41,6 @@ export function parseListen(listen: string): { host: string; port: number } {
   if (port > 65535) throw new Error(`port out of range in ${JSON.stringify(listen)}`);
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
-
-const jsonLogger: WebhookLogger = {
-  info: (fields, msg) => process.stdout.write(`${JSON.stringify({ level: 'info', msg, ...fields })}\n`),
-  warn: (fields, msg) => process.stdout.write(`${JSON.stringify({ level: 'warn', msg, ...fields })}\n`),
-};
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -74,7 +67,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-la
 export async function startWebhook(opts: WebhookOptions): Promise<WebhookHandle> {
   const path = opts.path ?? '/mutate';
   const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY;
-  const log = opts.logger ?? jsonLogger;
+  const log = opts.log ?? stderrLog;
   const mutateOpts: MutateOptions = {
     hostPath: opts.hostPath,
     mountPath: opts.mountPath,
@@ -119,26 +112,23 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookHandle>
           review = parseAdmissionReview(JSON.parse(body.toString('utf8')));
         } catch (err) {
           const reason = err instanceof ReviewError ? err.message : 'body is not valid JSON';
-          log.warn({ reason, remote: req.socket.remoteAddress }, 'webhook: bad AdmissionReview');
+          log('warn', 'webhook: bad AdmissionReview', { reason, remote: req.socket.remoteAddress });
           send(res, 400, { error: reason });
           return;
         }
         try {
           const answer = mutatePod(review, mutateOpts);
           const r = review.request!;
-          log.info(
-            {
-              uid: r.uid,
-              namespace: r.namespace,
-              name: r.name,
-              patched: answer.response?.patch !== undefined,
-            },
-            'webhook: reviewed pod',
-          );
+          log('debug', 'webhook: reviewed', {
+            uid: r.uid,
+            namespace: r.namespace,
+            kind: r.kind?.kind,
+            patched: answer.response?.patch !== undefined,
+          });
           send(res, 200, answer);
         } catch (err) {
           // mutatePod is written not to throw; if it ever does, fail open rather than crash.
-          log.warn({ err: String(err) }, 'webhook: mutation failed');
+          log('error', 'webhook: mutation failed', { reason: String(err) });
           send(res, 500, { error: 'internal error' });
         }
       },
@@ -147,7 +137,7 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookHandle>
       },
     );
   });
-  server.on('tlsClientError', (err) => log.warn({ err: err.message }, 'webhook: TLS handshake failed'));
+  server.on('tlsClientError', (err) => log('warn', 'webhook: TLS handshake failed', { reason: err.message }));
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -172,11 +162,11 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookHandle>
         minVersion: 'TLSv1.2',
       });
     } catch (err) {
-      log.warn({ err: String(err) }, 'webhook: certificate reload failed, keeping the old one');
+      log('warn', 'webhook: certificate reload failed, keeping the old one', { reason: String(err) });
       return false;
     }
     loaded = now;
-    log.info({ certFile: opts.certFile }, 'webhook: certificate reloaded');
+    log('info', 'webhook: certificate reloaded', { certFile: opts.certFile });
     return true;
   };
   const interval = opts.reloadIntervalMs ?? 60_000;
@@ -190,8 +180,14 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookHandle>
     close: () =>
       new Promise<void>((resolve) => {
         if (timer) clearInterval(timer);
-        server.close(() => resolve());
-        server.closeAllConnections();
+        // Stop accepting, drop idle keep-alive connections now, give in-flight reviews a moment.
+        server.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
+        server.closeIdleConnections();
+        const force = setTimeout(() => server.closeAllConnections(), opts.closeGraceMs ?? 5000);
+        force.unref();
       }),
   };
 }

@@ -88,7 +88,9 @@ describe('wharf webhook over HTTPS', { skip: !hasOpenssl && 'openssl CLI missing
       keyFile,
       reloadIntervalMs: 0,
       maxBodyBytes: 64 * 1024,
-      logger: { info: () => {}, warn: (_f, msg) => warnings.push(msg) },
+      log: (level, msg) => {
+        if (level === 'warn') warnings.push(msg);
+      },
       ...OPTS,
     });
   });
