@@ -30,10 +30,10 @@ describe('Wharf configs in deploy/', () => {
     }
   });
 
-  // Sections whose code is written in parallel issues (discovery, observe, edge TLS). Until the
+  // Sections whose code is written in parallel issues (discovery, observe). Until the
   // config schema knows them, the full parse is skipped with the reason printed, and the rest of
   // each config is still parsed strictly.
-  const PENDING = ['kubernetes', 'logs', 'edge', 'tls'];
+  const PENDING = ['kubernetes', 'logs'];
 
   it('load with parseConfig(), pending sections left out', { skip }, async () => {
     const mod = (await import(loader)) as { parseConfig: (text: string, file?: string) => unknown };

@@ -89,7 +89,23 @@ describe('Wharf pods (internal, edge, webhook)', () => {
       assert.equal(c.volumeMounts.find((m: Obj) => m.name === 'config').mountPath, '/etc/wharf');
 
       const port = (name: string) => c.ports.find((x: Obj) => x.name === name).containerPort;
-      assert.equal(config.listen, `0.0.0.0:${port('http')}`);
+      // With `tls` the listener speaks TLS and plain HTTP only redirects.
+      assert.equal(config.listen, `0.0.0.0:${port(config.tls ? 'https' : 'http')}`);
+      if (config.tls) {
+        assert.equal(config.tls['redirect-http'], `0.0.0.0:${port('http')}`);
+        for (const { cert, key } of config.tls.certificates) {
+          const dir = cert.slice(0, cert.lastIndexOf('/'));
+          assert.equal(key.slice(0, key.lastIndexOf('/')), dir);
+          const mount = c.volumeMounts.find((m: Obj) => m.mountPath === dir);
+          assert.ok(mount, `a volume mounted at ${dir}`);
+          assert.ok(!dir.startsWith('/etc/wharf/'), 'not nested in the ConfigMap volume');
+          const secret = spec.volumes.find((v: Obj) => v.name === mount.name).secret.secretName;
+          assert.ok(
+            docs.some((d) => d.obj.kind === 'Certificate' && d.obj.spec.secretName === secret),
+            `a Certificate writes ${secret}`,
+          );
+        }
+      }
       assert.equal(config.admin, `0.0.0.0:${port('admin')}`);
       assert.deepEqual([c.livenessProbe.httpGet.path, c.livenessProbe.httpGet.port], ['/healthz', 'admin']);
       assert.deepEqual([c.readinessProbe.httpGet.path, c.readinessProbe.httpGet.port], ['/readyz', 'admin']);
