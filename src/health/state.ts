@@ -48,6 +48,8 @@ export class EndpointHealth {
   bad = 0;
   ejections = 0;
   holdUntil = 0;
+  /** Has passed a probe at least once. Until then one good probe admits it (see probe()). */
+  everHealthy = false;
   private cached: HealthStatus | undefined;
 
   constructor(now: number) {
@@ -73,7 +75,12 @@ export class EndpointHealth {
     if (ok) {
       this.failStreak = 0;
       this.okStreak++;
-      if (this.state === 'pending') return this.move('healthy', 'probe: ok', now);
+      // A new endpoint that has never passed (pending, or failed while still starting up) needs one
+      // good probe, as Envoy does for new hosts: it was never proven bad, only not ready yet.
+      // `rise` is for readmitting what was once good and then failed.
+      if (this.state === 'pending' || (this.state === 'unhealthy' && !this.everHealthy && !this.ejected)) {
+        return this.move('healthy', 'probe: ok', now);
+      }
       if (this.state === 'unhealthy' && this.okStreak >= rise && now >= this.holdUntil) {
         return this.move('healthy', `probe: ok ${this.okStreak} times`, now);
       }
@@ -129,6 +136,7 @@ export class EndpointHealth {
     this.state = to;
     this.since = now;
     if (to === 'healthy') {
+      this.everHealthy = true;
       this.ejected = false;
       this.bad = 0;
     }

@@ -23,6 +23,22 @@ describe('active checks', () => {
     assert.equal(b.status().since, 5);
   });
 
+  test('a new endpoint that failed its first probe is admitted by one good probe, not rise', () => {
+    const h = new EndpointHealth(0);
+    bad(h, 0, 2, 3);
+    bad(h, 1000, 2, 3);
+    assert.deepEqual(ok(h, 2000, 2, 3), {
+      from: 'unhealthy',
+      to: 'healthy',
+      reason: 'probe: ok',
+      ejected: false,
+    });
+    // Once it has been good, rise applies.
+    bad(h, 3000, 1, 3);
+    assert.equal(h.state, 'unhealthy');
+    assert.equal(ok(h, 4000, 1, 3), undefined);
+  });
+
   test('fall consecutive failures take a healthy endpoint out; a success in between resets', () => {
     const h = new EndpointHealth(0);
     ok(h, 0);
@@ -38,7 +54,8 @@ describe('active checks', () => {
 
   test('rise consecutive successes bring it back', () => {
     const h = new EndpointHealth(0);
-    bad(h, 0);
+    ok(h, 0);
+    bad(h, 0, 1);
     assert.equal(ok(h, 1, 2, 3), undefined);
     assert.equal(ok(h, 2, 2, 3), undefined);
     assert.equal(bad(h, 3, 2, 3), undefined);
