@@ -16,8 +16,15 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { parseConfig } from '../src/config/load.ts';
+import { NO_CREDENTIALS } from '../src/discovery/credentials.ts';
+import { KubernetesSource } from '../src/discovery/source.ts';
 import { endpointSlice, FakeApiServer, service } from '../src/fake-apiserver/index.ts';
+import { netProber, type Prober } from '../src/health/index.ts';
 import { Wharf } from '../src/main.ts';
+import type { Problem } from '../src/model/problem.ts';
+import type { RouteTable } from '../src/model/routes.ts';
+import type { ProjectRecord } from '../src/model/snapshot.ts';
+import { buildRouteTable, DEFAULT_CONVENTIONS } from '../src/routing/build.ts';
 
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 10_000);
 const ENDPOINTS_PER_SERVICE = 5;
@@ -25,6 +32,8 @@ const CHURN_PER_S = Number(process.env.BENCH_CHURN ?? 100);
 const CHURN_SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const UPSTREAMS = 20;
 const DEADLINE_MS = 5000;
+/** `wharf`: the whole proxy. `routing`: KubernetesSource + buildRouteTable only (no health, no proxy). */
+const LEVEL = process.env.BENCH_LEVEL === 'routing' ? 'routing' : 'wharf';
 const SYNC_TRIALS = Number(process.env.BENCH_SYNC_TRIALS ?? 3);
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 3);
 
@@ -43,9 +52,11 @@ async function apiserverRole(): Promise<void> {
       endpointSlice(svc, {
         namespace: `ns-${i % 50}`,
         name: `${svc}-main`,
-        ports: { http: 8080 },
+        // Loopback addresses where nothing listens (port 1): health probes are refused at once
+        // instead of hanging on unroutable addresses, and no traffic leaves the machine.
+        ports: { http: 1 },
         endpoints: Array.from({ length: ENDPOINTS_PER_SERVICE }, (_, k) => ({
-          ip: `10.${(i >> 8) & 255}.${i & 255}.${k + 1}`,
+          ip: `127.${k + 1}.${(i >> 8) & 255}.${i & 255}`,
           pod: `${svc}-${k}`,
         })),
       }),
@@ -74,6 +85,40 @@ async function apiserverRole(): Promise<void> {
 
 // ------------------------------------------------------------------ parent: Wharf and the client
 
+/** What the bench needs of Wharf; `RoutingOnly` provides it with discovery and routing alone. */
+interface Target {
+  table(): RouteTable;
+  setSource(name: string, projects: readonly ProjectRecord[], problems: readonly Problem[]): void;
+  stop(ms?: number): Promise<void>;
+  readonly frontAddress: { port: number };
+}
+
+class RoutingOnly implements Target {
+  private current = buildRouteTable({ version: 0, projects: [], problems: [] }, DEFAULT_CONVENTIONS, 0);
+  private version = 0;
+  readonly frontAddress = { port: 0 };
+  private readonly src: KubernetesSource;
+  constructor(url: string, log: (level: string, msg: string) => void) {
+    this.src = new KubernetesSource({ servers: [{ url, credentials: NO_CREDENTIALS }], log });
+    this.src.onSnapshot((p, pr) => this.setSource('kubernetes', p, pr));
+    this.src.start();
+  }
+  table(): RouteTable {
+    return this.current;
+  }
+  setSource(_name: string, projects: readonly ProjectRecord[], problems: readonly Problem[]): void {
+    this.version++;
+    this.current = buildRouteTable(
+      { version: this.version, projects, problems },
+      DEFAULT_CONVENTIONS,
+      this.version,
+    );
+  }
+  stop(): Promise<void> {
+    return this.src.stop();
+  }
+}
+
 function pct(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
@@ -99,10 +144,12 @@ async function main(): Promise<void> {
   const upstreams: http.Server[] = [];
   const ports: number[] = [];
   for (let i = 0; i < UPSTREAMS; i++) {
-    const s = http.createServer((_req, res) => res.end(String((s.address() as AddressInfo).port)));
+    let port = 0;
+    const s = http.createServer((_req, res) => res.end(String(port)));
     await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    port = (s.address() as AddressInfo).port;
     upstreams.push(s);
-    ports.push((s.address() as AddressInfo).port);
+    ports.push(port);
   }
 
   const config = parseConfig(
@@ -111,26 +158,39 @@ async function main(): Promise<void> {
       admin: '127.0.0.1:0',
       domain: 'bench.local',
       kubernetes: { apiservers: [ready.url] },
+      // 50,000 synthetic endpoints probed every second would measure the health checker (its own
+      // benchmark); here they are probed every 60 s so this one measures discovery.
+      defaults: { 'health-interval': '60s' },
     }),
     'bench',
   );
+  // Real probes for the churned pods (local servers); the 50,000 synthetic endpoints are answered
+  // in-process as refused: opening 50,000 probe sockets at once is the health checker's own
+  // benchmark (and beyond this machine's 20,000 file descriptors).
+  const healthProber: Prober = {
+    probe: (target, signal) =>
+      target.address.startsWith('127.0.0.1:')
+        ? netProber.probe(target, signal)
+        : Promise.resolve({ ok: false, reason: 'connect refused' }),
+  };
   const rssBefore = process.memoryUsage().rss;
   // Initial sync is measured SYNC_TRIALS times (a fresh Wharf each time; the machine is shared and
   // noisy); the median is reported and the last Wharf stays up for the churn phase.
   const syncTrials: { syncMs: number; listMs: number }[] = [];
-  let wharf!: Wharf;
+  let wharf!: Target;
   let rssFirst = 0;
   for (let trial = 0; trial < SYNC_TRIALS; trial++) {
     if (wharf) await wharf.stop(100);
     const t0 = performance.now();
     let listedAt = 0;
-    wharf = await Wharf.start({
-      config,
-      log: (level, msg, fields) => {
-        if (msg === 'kubernetes: first sync complete') listedAt = performance.now();
-        if (level === 'warn' || level === 'error') console.error(level, msg, fields ?? '');
-      },
-    });
+    const log = (level: string, msg: string, fields?: Record<string, unknown>) => {
+      if (msg === 'kubernetes: first sync complete') listedAt = performance.now();
+      if (level === 'warn' || level === 'error') console.error(level, msg, fields ?? '');
+    };
+    wharf =
+      LEVEL === 'routing'
+        ? new RoutingOnly(ready.url, log)
+        : await Wharf.start({ config, healthProber, log });
     const deadline = Date.now() + 60_000;
     while (wharf.table().projects.size < SERVICES && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 2));
@@ -210,16 +270,22 @@ async function main(): Promise<void> {
     const pod = `${svc}-c${seq}`;
     const host = `${pod}.http.${svc}.bench.local`;
     startedAt.set(`${svc}|${pod}`, start);
-    await new Promise<void>((resolve) => {
+    const swapped = await new Promise<boolean>((resolve) => {
       const t = setTimeout(() => {
         waiting.delete(`${svc}|${pod}`);
-        resolve();
+        resolve(false);
       }, DEADLINE_MS);
       waiting.set(`${svc}|${pod}`, () => {
         clearTimeout(t);
-        resolve();
+        resolve(true);
       });
     });
+    if (LEVEL === 'routing') {
+      // No proxy at this level: routable = in the swapped table.
+      if (!swapped) failures++;
+      else latencies.push(performance.now() - start);
+      return;
+    }
     while (performance.now() - start < DEADLINE_MS) {
       // A newer change of the same Service replaced this pod: stop measuring it.
       if (lastSeq.get(i) !== seq) return;
@@ -304,7 +370,7 @@ async function main(): Promise<void> {
   console.log(rebuildLine);
 
   const ok = (b: boolean) => (b ? 'yes' : '**no**');
-  const report = `# Discovery benchmark
+  const report = `# Discovery benchmark${LEVEL === 'routing' ? ': KubernetesSource + buildRouteTable only (BENCH_LEVEL=routing)' : ''}
 
 \`npm run bench:discovery\` (bench/discovery.ts), ${new Date().toISOString().slice(0, 16)}Z, Node ${process.version},
 ${process.env.BENCH_NOTE ?? 'the shared 2-core machine with other work running at the same time'}: 1-minute load average
@@ -312,7 +378,10 @@ ${loadBefore.toFixed(1)} when the churn started, ${loadavg()[0].toFixed(1)} at t
 
 Synthetic cluster in the fake apiserver (a separate process): ${SERVICES.toLocaleString('en')} Services labelled
 \`wharf.io/project\` in 50 namespaces, one EndpointSlice each with ${ENDPOINTS_PER_SERVICE} endpoints
-(${(SERVICES * ENDPOINTS_PER_SERVICE).toLocaleString('en')} endpoints). The whole Wharf runs in the measured process:
+(${(SERVICES * ENDPOINTS_PER_SERVICE).toLocaleString('en')} endpoints on loopback addresses where nothing listens). Active health checks run, but
+the synthetic endpoints' probes are answered in-process as refused and \`defaults.health-interval\`
+is 60 s: probing 50,000 endpoints is the health checker's own benchmark (opening 50,000 probe sockets
+at once exceeds this machine's 20,000 file descriptors). The churned pods are probed for real. The whole Wharf runs in the measured process:
 discovery (paged LIST of 500, WATCH), routing, the proxy. Churn: ${CHURN_PER_S} EndpointSlice writes per second
 for ${CHURN_SECONDS} s (after ${WARMUP_SECONDS} s of the same churn as warm-up, not counted), each replacing one endpoint of a random Service with a new pod that is a real local server;
 event-to-routable is measured from just before the apiserver write (an IPC message to the apiserver process)
@@ -343,8 +412,9 @@ Anchors (shared/reference/anchors.md): Traefik waits at least 2 s between reload
 endpoints about once a second, Contour 100-500 ms.
 `;
   if (process.env.BENCH_WRITE !== '0') {
-    writeFileSync(new URL('./results/discovery.md', import.meta.url), report);
-    console.log('wrote bench/results/discovery.md');
+    const file = LEVEL === 'routing' ? 'discovery-routing.md' : 'discovery.md';
+    writeFileSync(new URL(`./results/${file}`, import.meta.url), report);
+    console.log(`wrote bench/results/${file}`);
   }
   await wharf.stop(500);
   for (const s of upstreams) s.close();

@@ -11,7 +11,7 @@ import { type AdminRoute, AdminServer, type Readiness } from './admin/server.ts'
 import { type Config, ConfigError, loadConfig, type Overrides } from './config/load.ts';
 import { type ApiServerTarget, resolveTargets } from './discovery/credentials.ts';
 import { KubernetesSource, type KubernetesSourceOptions } from './discovery/source.ts';
-import { HealthService } from './health/index.ts';
+import { HealthService, type Prober } from './health/index.ts';
 import type { AccessRecord } from './model/access.ts';
 import type { WharfEvent } from './model/events.ts';
 import type { Problem } from './model/problem.ts';
@@ -38,6 +38,8 @@ export interface WharfOptions {
   readonly onAccess?: (rec: AccessRecord) => void;
   readonly onEvent?: (e: WharfEvent) => void;
   readonly adminRoutes?: readonly AdminRoute[];
+  /** Replaces the network prober of active health checks (benchmarks with synthetic endpoints). */
+  readonly healthProber?: Prober;
   /**
    * Kubernetes discovery tuning (tests use short timeouts); `servers` replaces what
    * `config.kubernetes` would resolve to. Ignored unless `config.kubernetes` is set.
@@ -123,7 +125,7 @@ export class Wharf {
     this.conventions = this.conventionsFor(this.config);
     this.current = buildRouteTable({ version: 0, projects: [], problems: [] }, this.conventions, 0);
     const c = this.config;
-    this.health = new HealthService();
+    this.health = new HealthService(opts.healthProber ? { prober: opts.healthProber } : {});
     this.pools = new UpstreamPools({
       connections: c.upstream.connections,
       connectTimeoutMs: c.timeouts.connectMs,
