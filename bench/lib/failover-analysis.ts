@@ -15,6 +15,8 @@ export interface Outcome {
   arrivals?: Map<string, number[]>;
   /** POST body ids each upstream logged. */
   postIds?: string[];
+  /** CPU used by other processes just before the run (fraction of one core). */
+  foreign?: number;
 }
 
 export interface AnalysisParams {

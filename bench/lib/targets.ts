@@ -107,7 +107,8 @@ export function processTarget(spec: ProcSpec): Target {
       await assertPortFree(spec.port);
       const c = spec.cmd();
       proc = start(spec.name, c.cmd, c.args, c.opts);
-      await waitForPort(spec.port, 20_000, proc.exited);
+      // Generous: Wharf compiles its TypeScript through tsx at start-up, slow on a busy machine.
+      await waitForPort(spec.port, 60_000, proc.exited);
     },
     async stop() {
       await stop(proc, spec.stopGraceMs ?? 5000);
@@ -298,7 +299,7 @@ export function wharfCheckConfig(file: string): string | undefined {
     .filter(Boolean)
     .slice(0, 3)
     .join('; ');
-  return `check-config exit ${r.status}: ${msg.slice(0, 300)}`;
+  return `check-config exit ${r.status}: ${msg.replaceAll(file, 'config').slice(0, 300)}`;
 }
 
 export function wharfTarget(o: {
