@@ -13,7 +13,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type CpuProfile, type SelfTime, topSelfTime } from './lib/cpuprofile.ts';
+import { busyMs, type CpuProfile, type SelfTime, topSelfTime } from './lib/cpuprofile.ts';
 import { ensureTools, which } from './lib/install.ts';
 import { stopAll, treeCpuSeconds, treePeakRssMiB, waitQuiet } from './lib/procs.ts';
 import { fmt, fmtInt, median } from './lib/stats.ts';
@@ -127,10 +127,12 @@ async function main(): Promise<void> {
   let profile: SelfTime[] | undefined;
   const readProfile = () => {
     try {
-      const f = readdirSync(profDir).filter((x) => x.endsWith('.cpuprofile'));
-      if (f.length === 0) return;
-      const p = JSON.parse(readFileSync(join(profDir, f.sort().at(-1)!), 'utf8')) as CpuProfile;
-      profile = topSelfTime(p, 15);
+      // One profile per thread (tsx's module loader runs in a worker): take the busiest.
+      const profiles = readdirSync(profDir)
+        .filter((x) => x.endsWith('.cpuprofile'))
+        .map((x) => JSON.parse(readFileSync(join(profDir, x), 'utf8')) as CpuProfile);
+      const main = profiles.sort((a, b) => busyMs(b) - busyMs(a))[0];
+      if (main) profile = topSelfTime(main, 15);
     } catch (e) {
       log(`could not read the CPU profile: ${(e as Error).message}`);
     }
@@ -419,7 +421,10 @@ function report(rows: Row[], runDir: string, profile: SelfTime[] | undefined): s
   for (const r of rows) if (r.commandLine) L.push(r.commandLine);
   L.push('```', '');
   if (profile) {
-    L.push('## CPU profile of the "wharf" row (`--cpu-prof`), top self time', '');
+    L.push(
+      '## CPU profile of the "wharf" row (`--cpu-prof`), top self time (share of busy time, idle excluded)',
+      '',
+    );
     L.push('| share | self ms | function | where |', '|---:|---:|---|---|');
     for (const p of profile)
       L.push(`| ${fmt(p.share * 100, 1)}% | ${fmt(p.selfMs, 0)} | ${p.fn} | ${p.where} |`);

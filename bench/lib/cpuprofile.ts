@@ -23,6 +23,11 @@ export interface SelfTime {
   share: number;
 }
 
+/** Busy (non-idle) sampled time in ms: used to pick the main thread's profile among several. */
+export function busyMs(profile: CpuProfile): number {
+  return topSelfTime(profile, Number.MAX_SAFE_INTEGER).reduce((a, e) => a + e.selfMs, 0);
+}
+
 export function topSelfTime(profile: CpuProfile, n = 15): SelfTime[] {
   const samples = profile.samples ?? [];
   if (samples.length === 0) return [];
@@ -38,7 +43,8 @@ export function topSelfTime(profile: CpuProfile, n = 15): SelfTime[] {
   let all = 0;
   for (const node of profile.nodes) {
     const us = byNode.get(node.id) ?? 0;
-    if (us === 0) continue;
+    // Idle time is not work: shares are of busy time.
+    if (us === 0 || node.callFrame.functionName === '(idle)') continue;
     all += us;
     const cf = node.callFrame;
     const fn = cf.functionName || '(anonymous)';

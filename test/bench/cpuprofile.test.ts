@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { topSelfTime } from '../../bench/lib/cpuprofile.ts';
+import { busyMs, topSelfTime } from '../../bench/lib/cpuprofile.ts';
 
 test('self time is summed per function across call paths and ranked', () => {
   const frame = (functionName: string, lineNumber: number) => ({
@@ -27,5 +27,6 @@ test('self time is summed per function across call paths and ranked', () => {
   assert.equal(top[0]!.selfMs, 3);
   assert.equal(top[1]!.fn, 'write');
   assert.ok(Math.abs(top[0]!.share - 0.75) < 1e-9);
+  assert.equal(busyMs(profile), 4);
   assert.deepEqual(topSelfTime({ nodes: [], startTime: 0, endTime: 1 }), []);
 });
