@@ -26,11 +26,14 @@ function installHooks(): void {
   hooksInstalled = true;
   const hardKill = () => {
     for (const m of live) {
-      try {
-        // SIGCONT first: a SIGSTOPped child would otherwise ignore SIGTERM until continued.
-        process.kill(m.pid, 'SIGCONT');
-        process.kill(m.pid, 'SIGKILL');
-      } catch {}
+      // The whole tree: a SIGKILLed nginx master leaves its workers running otherwise.
+      for (const pid of processTree(m.pid).reverse()) {
+        try {
+          // SIGCONT first: a SIGSTOPped child would otherwise not die until continued.
+          process.kill(pid, 'SIGCONT');
+          process.kill(pid, 'SIGKILL');
+        } catch {}
+      }
     }
   };
   process.on('exit', hardKill);
@@ -113,9 +116,11 @@ export async function stop(m: Managed | undefined, graceMs = 3000): Promise<void
     process.kill(m.pid, 'SIGTERM');
   } catch {}
   const t = setTimeout(() => {
-    try {
-      process.kill(m.pid, 'SIGKILL');
-    } catch {}
+    for (const pid of processTree(m.pid).reverse()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
   }, graceMs);
   await m.exited;
   clearTimeout(t);
