@@ -7,13 +7,13 @@
 //   npm run bench:failover -- --quick               # smoke: 6 s load, kill at 2 s, grace 5 s, GET only
 //   npm run bench:failover -- --signals SIGSTOP --mix post --grace 70
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type Analysis, analyse as analyseWith, type Outcome } from './lib/failover-analysis.ts';
 import { ensureTools } from './lib/install.ts';
-import { runOpenLoop } from './lib/open-loop.ts';
-import { signal, sleep, stopAll, waitQuiet } from './lib/procs.ts';
+import type { OpenLoopResult } from './lib/open-loop.ts';
+import { signal, sleep, start, stopAll, waitQuiet } from './lib/procs.ts';
 import { fmt } from './lib/stats.ts';
 import { machineInfo } from './lib/sysinfo.ts';
 import {
@@ -48,6 +48,7 @@ const { values: args } = parseArgs({
     mix: { type: 'string' },
     out: { type: 'string' },
     'quiet-max': { type: 'string' },
+    'load-cpu': { type: 'string' },
     'quiet-threshold': { type: 'string' },
   },
 });
@@ -71,6 +72,8 @@ if (
   );
   process.exit(2);
 }
+/** CPU for the load generator process (`--load-cpu none` leaves it unpinned). */
+const LOAD_CPU = args['load-cpu'] === 'none' ? undefined : (args['load-cpu'] ?? '1');
 const quietMaxMs = Number(args['quiet-max'] ?? (quick ? 2 : 120)) * 1000;
 const quietThreshold = Number(args['quiet-threshold'] ?? 0.1);
 /** A generator this late is not open-loop any more: the run's numbers are flagged. */
@@ -130,6 +133,31 @@ const DEFAULT_KEYS = ['wharf', 'nginx', 'haproxy', 'haproxy-retry'];
 const analyse = (o: Outcome): Analysis =>
   analyseWith(o, { victim: `u${VICTIM + 1}`, slowMs: SLOW_MS, durationS });
 
+/**
+ * Runs the open-loop generator (bench/load.ts) as its own process pinned to the load CPU, bounded
+ * to duration + grace + 60 s, and returns its result.
+ */
+async function runLoad(dir: string, name: string, argv: string[]): Promise<OpenLoopResult> {
+  const out = join(dir, `${name}.json`);
+  const d = Number(argv[argv.indexOf('--duration') + 1]);
+  const g = Number(argv[argv.indexOf('--grace') + 1]);
+  const m = start(
+    `load ${name}`,
+    process.execPath,
+    ['--import', 'tsx', join(BENCH_DIR, 'load.ts'), ...argv, '--out', out],
+    {
+      cpus: LOAD_CPU,
+      cwd: REPO_DIR,
+      logFile: join(dir, `${name}.log`),
+    },
+  );
+  const killer = setTimeout(() => signal(m, 'SIGKILL'), (d + g + 60) * 1000);
+  const code = await m.exited;
+  clearTimeout(killer);
+  if (code !== 0) throw new Error(`load generator exited ${code}: see ${join(dir, `${name}.log`)}`);
+  return JSON.parse(readFileSync(out, 'utf8')) as OpenLoopResult;
+}
+
 function log(msg: string): void {
   process.stderr.write(`[failover ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 }
@@ -155,28 +183,45 @@ async function oneRun(
     // Let active checkers see every instance up (rise 2 x 1 s), then a short untagged warm-up.
     await sleep(2500);
     out.foreign = await waitQuiet(quietThreshold, quietMaxMs);
-    await runOpenLoop({
-      url: target.url,
-      host: target.hostHeader,
-      rate,
-      durationS: 1,
-      graceS: 5,
-      untagged: true,
-    });
+    await runLoad(sub, 'warmup', [
+      '--url',
+      target.url,
+      '--host',
+      target.hostHeader ?? '',
+      '--rate',
+      String(rate),
+      '--duration',
+      '1',
+      '--grace',
+      '5',
+      '--untagged',
+    ]);
     const victim = ups[VICTIM]!;
     log(
       `${spec.key} ${sig} ${mix}: load ${rate}/s for ${durationS} s, ${sig} ${victim.name} at ${killAtS} s`,
     );
-    const r = await runOpenLoop({
-      url: target.url,
-      host: target.hostHeader,
-      rate,
-      durationS,
-      graceS,
-      postShare: mix === 'post' ? POST_SHARE : 0,
-      runId: `${spec.key}-${sig}-${mix}`,
-      events: [{ atMs: killAtS * 1000, run: () => signal(victim.proc!, sig) }],
-    });
+    const r = await runLoad(sub, 'load', [
+      '--url',
+      target.url,
+      '--host',
+      target.hostHeader ?? '',
+      '--rate',
+      String(rate),
+      '--duration',
+      String(durationS),
+      '--grace',
+      String(graceS),
+      '--post-share',
+      String(mix === 'post' ? POST_SHARE : 0),
+      '--run-id',
+      `${spec.key}-${sig}-${mix}`,
+      '--kill-at',
+      String(killAtS),
+      '--kill-pid',
+      String(victim.proc!.pid),
+      '--signal',
+      sig,
+    ]);
     out.r = r;
     out.killAtMs = r.eventTimes[0] ?? killAtS * 1000;
     if (sig === 'SIGSTOP') {
@@ -218,7 +263,7 @@ function report(outcomes: Outcome[], runDir: string): string {
   for (const l of machineInfo(REPO_DIR)) L.push(`* ${l}`);
   L.push('', '## Method', '');
   L.push(
-    `* Three upstreams (\`bench/upstream.ts\`) on 127.0.0.1:${PORTS.upstreams.join(', ')}, fresh for every run; the proxy pinned to CPU ${PROXY_CPU}. Configs: \`bench/conf/nginx.conf\`, \`bench/conf/haproxy.cfg\` (HAPROXY_BENCH_RETRY=1 for the retry variant), Wharf with its defaults (health-path /healthz).`,
+    `* Three upstreams (\`bench/upstream.ts\`) on 127.0.0.1:${PORTS.upstreams.join(', ')}, fresh for every run; the proxy pinned to CPU ${PROXY_CPU}, the load generator (its own process, \`bench/load.ts\`) ${LOAD_CPU ? `to CPU ${LOAD_CPU}` : 'unpinned'}. Configs: \`bench/conf/nginx.conf\`, \`bench/conf/haproxy.cfg\` (HAPROXY_BENCH_RETRY=1 for the retry variant), Wharf with its defaults (health-path /healthz).`,
     `* Open-loop load (\`bench/lib/open-loop.ts\`, undici Pool, up to 8000 connections): ${rate} req/s on a fixed schedule for ${durationS} s; request i is due at i/${rate} s whatever happened to the others. Every request is counted. The generator checks itself: dispatch lag, requests sent per second, and requests that waited for a free client connection ("queued", must be 0). 2.5 s after start-up (so active checkers see all up) and a 1 s untagged warm-up precede it.`,
     `* At t=${killAtS} s upstream u${VICTIM + 1} (:${PORTS.upstreams[VICTIM]}) gets SIGKILL, or SIGSTOP (it stays frozen until the end: after the load, up to ${graceS} s of grace for outstanding requests, then SIGCONT and 2 s for it to drain its socket buffers).`,
     `* Before each run the harness waits (at most ${quietMaxMs / 1000} s) until CPU used by processes that are not ours is below ${quietThreshold * 100}% of one core ("foreign CPU" in the table). A run whose generator dispatch lag p99 exceeds ${MAX_LAG_P99_MS} ms is flagged as not valid: the machine could not keep the open-loop schedule.`,
