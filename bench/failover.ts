@@ -8,7 +8,7 @@
 //   npm run bench:failover -- --signals SIGSTOP --mix post --grace 70
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type Analysis, analyse as analyseWith, type Outcome } from './lib/failover-analysis.ts';
 import { ensureTools } from './lib/install.ts';
@@ -377,6 +377,7 @@ async function main(): Promise<void> {
   }
   const md = report(outcomes, runDir);
   const out = args.out ?? (quick ? join(runDir, 'failover.md') : join(BENCH_DIR, 'results', 'failover.md'));
+  mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, md);
   process.stdout.write(md);
   log(`wrote ${out}`);

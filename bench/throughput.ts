@@ -9,9 +9,9 @@
 //   npm run bench -- --cpu-prof             # also profile Wharf and print the top self-time functions
 //   npm run bench -- --only nginx,wharf     # subset (matches row names)
 
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { busyMs, type CpuProfile, type SelfTime, topSelfTime } from './lib/cpuprofile.ts';
 import { ensureTools, which } from './lib/install.ts';
@@ -246,6 +246,7 @@ async function main(): Promise<void> {
   const md = report(rows, runDir, profile);
   const out =
     args.out ?? (quick ? join(runDir, 'throughput.md') : join(BENCH_DIR, 'results', 'throughput.md'));
+  mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, md);
   process.stdout.write(md);
   log(`wrote ${out}`);
