@@ -158,11 +158,10 @@ export async function runOpenLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
   await pool.destroy().catch(() => {});
 
   const lags = records.map((r) => r.sent - r.due).sort((a, b) => a - b);
-  const perSecond = new Array<number>(Math.ceil(o.durationS)).fill(0);
-  for (const r of records) {
-    const s = Math.floor(r.sent / 1000);
-    if (s < perSecond.length) perSecond[s]!++;
-  }
+  // A late generator sends some requests after the nominal end: they get their own seconds.
+  const lastSecond = Math.max(Math.ceil(o.durationS) - 1, ...records.map((r) => Math.floor(r.sent / 1000)));
+  const perSecond = new Array<number>(lastSecond + 1).fill(0);
+  for (const r of records) perSecond[Math.floor(r.sent / 1000)]!++;
   return {
     t0Epoch,
     records,
