@@ -56,7 +56,7 @@ test('sends every request on schedule, tags each one, mixes POSTs with unique id
   assert.equal(seen.length, 200);
   assert.ok(seen.every((l) => l.endsWith(' bench.bench.local')));
   assert.equal(new Set(seen.map((l) => l.split(' ')[1])).size, 200);
-  assert.ok(eventAt >= 490 && eventAt < 1000, `event at ${eventAt}`);
+  assert.ok(eventAt >= 490 && eventAt < 2000, `event at ${eventAt}`);
   // Every request is counted in some second, even those a busy machine made late.
   assert.equal(
     r.perSecond.reduce((a, b) => a + b, 0),
