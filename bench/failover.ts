@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { type Analysis, analyse as analyseWith, type Outcome } from './lib/failover-analysis.ts';
 import { ensureTools } from './lib/install.ts';
 import type { OpenLoopResult } from './lib/open-loop.ts';
-import { signal, sleep, start, stopAll, waitQuiet } from './lib/procs.ts';
+import { QuietWaiter, signal, sleep, start, stopAll } from './lib/procs.ts';
 import { fmt } from './lib/stats.ts';
 import { machineInfo } from './lib/sysinfo.ts';
 import {
@@ -50,6 +50,7 @@ const { values: args } = parseArgs({
     'quiet-max': { type: 'string' },
     'load-cpu': { type: 'string' },
     'quiet-threshold': { type: 'string' },
+    'quiet-budget': { type: 'string' },
   },
 });
 const quick = args.quick!;
@@ -74,8 +75,11 @@ if (
 }
 /** CPU for the load generator process (`--load-cpu none` leaves it unpinned). */
 const LOAD_CPU = args['load-cpu'] === 'none' ? undefined : (args['load-cpu'] ?? '1');
-const quietMaxMs = Number(args['quiet-max'] ?? (quick ? 2 : 120)) * 1000;
+const quietMaxMs = Number(args['quiet-max'] ?? (quick ? 2 : 60)) * 1000;
 const quietThreshold = Number(args['quiet-threshold'] ?? 0.1);
+/** Total time all quiet-machine waits of one invocation may take. */
+const quietBudgetMs = Number(args['quiet-budget'] ?? (quick ? 10 : 300)) * 1000;
+const quiet = new QuietWaiter(quietThreshold, quietMaxMs, quietBudgetMs);
 /** A generator this late is not open-loop any more: the run's numbers are flagged. */
 const MAX_LAG_P99_MS = 50;
 const VICTIM = 1; // u2 = 127.0.0.1:18102, as in the reference run
@@ -182,7 +186,7 @@ async function oneRun(
     if (bad) throw new Error(bad);
     // Let active checkers see every instance up (rise 2 x 1 s), then a short untagged warm-up.
     await sleep(2500);
-    out.foreign = await waitQuiet(quietThreshold, quietMaxMs);
+    out.foreign = await quiet.wait();
     await runLoad(sub, 'warmup', [
       '--url',
       target.url,
@@ -266,7 +270,7 @@ function report(outcomes: Outcome[], runDir: string): string {
     `* Three upstreams (\`bench/upstream.ts\`) on 127.0.0.1:${PORTS.upstreams.join(', ')}, fresh for every run; the proxy pinned to CPU ${PROXY_CPU}, the load generator (its own process, \`bench/load.ts\`) ${LOAD_CPU ? `to CPU ${LOAD_CPU}` : 'unpinned'}. Configs: \`bench/conf/nginx.conf\`, \`bench/conf/haproxy.cfg\` (HAPROXY_BENCH_RETRY=1 for the retry variant), Wharf with its defaults (health-path /healthz).`,
     `* Open-loop load (\`bench/lib/open-loop.ts\`, undici Pool, up to 8000 connections): ${rate} req/s on a fixed schedule for ${durationS} s; request i is due at i/${rate} s whatever happened to the others. Every request is counted. The generator checks itself: dispatch lag, requests sent per second, and requests that waited for a free client connection ("queued", must be 0). 2.5 s after start-up (so active checkers see all up) and a 1 s untagged warm-up precede it.`,
     `* At t=${killAtS} s upstream u${VICTIM + 1} (:${PORTS.upstreams[VICTIM]}) gets SIGKILL, or SIGSTOP (it stays frozen until the end: after the load, up to ${graceS} s of grace for outstanding requests, then SIGCONT and 2 s for it to drain its socket buffers).`,
-    `* Before each run the harness waits (at most ${quietMaxMs / 1000} s) until CPU used by processes that are not ours is below ${quietThreshold * 100}% of one core ("foreign CPU" in the table). A run whose generator dispatch lag p99 exceeds ${MAX_LAG_P99_MS} ms is flagged as not valid: the machine could not keep the open-loop schedule.`,
+    `* Before each run the harness waits (at most ${quietMaxMs / 1000} s per run, ${quietBudgetMs / 1000} s in all${quiet.exhausted ? ': this budget ran out, so later runs started on a busy machine' : ''}) until CPU used by processes that are not ours is below ${quietThreshold * 100}% of one core ("foreign CPU" in the table). A run whose generator dispatch lag p99 exceeds ${MAX_LAG_P99_MS} ms is flagged as not valid: the machine could not keep the open-loop schedule.`,
     '* **failed**: non-2xx or a connection error. **slow**: 2xx after >= 1 s. **hung**: no answer by the end of the grace period (counted as failed too). **max latency**: over all requests, hung ones counted up to the end of the grace.',
     '* **routed for** (client view, as in the reference run): the span after the kill during which requests that ended failed, slow or hung were *sent*. **errors until**: when the last failed response arrived, after the kill.',
     '* **reached victim** (upstream view): every request carries `x-bench-tag: <seq>`, and each upstream logs the tags it receives (`A <seq> <method> <ms>` on stdout). For SIGSTOP the frozen victim logs, after SIGCONT, the requests that were waiting in its socket buffers or accept queue: these are the requests the proxy sent to it while it was frozen. "until" = send time of the last such request, after the kill. Limits: a request whose connection the proxy reset (RST) before SIGCONT is lost from the kernel buffer and not counted (a FIN-closed one is still read and counted); the victim can only take in what fits its accept queue (backlog 511) and connections, so a proxy that keeps opening new connections to it shows fewer arrivals and an earlier "until" than it really routed: read it together with "routed for"; a SIGKILLed victim cannot log, so for SIGKILL only the client view exists (connection attempts are refused by the kernel).',

@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { busyMs, type CpuProfile, type SelfTime, topSelfTime } from './lib/cpuprofile.ts';
 import { ensureTools, which } from './lib/install.ts';
-import { stopAll, treeCpuSeconds, treePeakRssMiB, waitQuiet } from './lib/procs.ts';
+import { QuietWaiter, stopAll, treeCpuSeconds, treePeakRssMiB } from './lib/procs.ts';
 import { fmt, fmtInt, median } from './lib/stats.ts';
 import { machineInfo } from './lib/sysinfo.ts';
 import {
@@ -55,14 +55,18 @@ const { values: args } = parseArgs({
     out: { type: 'string' },
     'quiet-max': { type: 'string' },
     'quiet-threshold': { type: 'string' },
+    'quiet-budget': { type: 'string' },
   },
 });
 const quick = args.quick!;
 const durationS = Number(args.duration ?? (quick ? 3 : 10));
 const rounds = Number(args.rounds ?? (quick ? 1 : 3));
 const warmupS = Number(args.warmup ?? (quick ? 1 : 2));
-const quietMaxMs = Number(args['quiet-max'] ?? (quick ? 2 : 120)) * 1000;
+const quietMaxMs = Number(args['quiet-max'] ?? (quick ? 2 : 60)) * 1000;
 const quietThreshold = Number(args['quiet-threshold'] ?? 0.1);
+/** Total time all quiet-machine waits of one invocation may take. */
+const quietBudgetMs = Number(args['quiet-budget'] ?? (quick ? 10 : 300)) * 1000;
+const quiet = new QuietWaiter(quietThreshold, quietMaxMs, quietBudgetMs);
 if (!(durationS > 0 && durationS <= 600 && rounds >= 1 && rounds <= 50 && warmupS >= 0 && warmupS <= 60)) {
   console.error('bad --duration (1-600), --rounds (1-50) or --warmup (0-60)');
   process.exit(2);
@@ -209,7 +213,7 @@ async function main(): Promise<void> {
     const order = active.map((_, i) => active[(i + round) % active.length]!);
     for (const r of order) {
       const t = r.target;
-      const foreign = await waitQuiet(quietThreshold, quietMaxMs);
+      const foreign = await quiet.wait();
       const base = { url: t.url, host: t.hostHeader, cpus: LOAD_CPU };
       if (warmupS > 0) await runWrk({ ...base, durationS: warmupS, latency: false });
       const pid = t.pid();
@@ -331,7 +335,7 @@ function report(rows: Row[], runDir: string, profile: SelfTime[] | undefined): s
   L.push(
     `* Three node:http upstreams (\`bench/upstream.ts\`, 100-byte body, keep-alive) on 127.0.0.1:${PORTS.upstreams.join(', ')}, not pinned.`,
     `* Each proxy pinned to CPU ${PROXY_CPU} with \`taskset\`; wrk pinned to CPU ${LOAD_CPU}: \`taskset -c ${LOAD_CPU} wrk -t1 -c64 -d${durationS}s --latency -H 'Host: bench.bench.local' URL\` after a ${warmupS} s warm-up (discarded).`,
-    `* ${rounds} interleaved round(s), the order rotated each round. Before each run the harness waits (at most ${quietMaxMs / 1000} s) until CPU used by processes that are not ours is below ${quietThreshold * 100}% of one core; the value seen is recorded per run ("foreign").`,
+    `* ${rounds} interleaved round(s), the order rotated each round. Before each run the harness waits (at most ${quietMaxMs / 1000} s per run, ${quietBudgetMs / 1000} s in all${quiet.exhausted ? ': this budget ran out, so later runs started on a busy machine' : ''}) until CPU used by processes that are not ours is below ${quietThreshold * 100}% of one core; the value seen is recorded per run ("foreign").`,
     '* rps, p50 and p99 are medians over rounds, each metric separately. "x nginx" columns are the median over rounds of the ratio to nginx *in the same round* (HTTPS rows: to nginx HTTPS).',
     '* CPU s / 10k req: user+system CPU of the proxy process tree (nginx: master + worker) during the measured run, per 10,000 requests. For "direct", the upstream\'s. Peak RSS: VmHWM summed over the process tree, at the end of the run.',
     '* Configs: `bench/conf/nginx.conf`, `bench/conf/haproxy.cfg` (copies of shared/reference/peer-configs), `bench/conf/nginx-https.conf`; Wharf configs are generated into the run dir (`wharf-<port>.yaml`).',

@@ -271,3 +271,28 @@ export async function waitQuiet(threshold: number, maxWaitMs: number): Promise<n
   while (f >= threshold && Date.now() < deadline) f = await foreignCpu(1000);
   return f;
 }
+
+/**
+ * waitQuiet with a total budget: on a machine that never gets quiet, each run would otherwise wait
+ * its full maximum. Once the budget is spent, every wait is a single 1 s sample (still recorded).
+ */
+export class QuietWaiter {
+  private spentMs = 0;
+  constructor(
+    private readonly threshold: number,
+    private readonly perRunMaxMs: number,
+    private readonly budgetMs: number,
+  ) {}
+
+  async wait(): Promise<number> {
+    const t0 = Date.now();
+    const max = Math.max(0, Math.min(this.perRunMaxMs, this.budgetMs - this.spentMs));
+    const f = await waitQuiet(this.threshold, max);
+    this.spentMs += Date.now() - t0;
+    return f;
+  }
+
+  get exhausted(): boolean {
+    return this.spentMs >= this.budgetMs;
+  }
+}
