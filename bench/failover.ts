@@ -144,7 +144,7 @@ const analyse = (o: Outcome): Analysis =>
 async function runLoad(dir: string, name: string, argv: string[]): Promise<OpenLoopResult> {
   const out = join(dir, `${name}.json`);
   const d = Number(argv[argv.indexOf('--duration') + 1]);
-  const g = Number(argv[argv.indexOf('--grace') + 1]);
+  const g = Number(argv[argv.indexOf('--grace') + 1]) + 10; // + warm-up and its grace
   const m = start(
     `load ${name}`,
     process.execPath,
@@ -187,19 +187,6 @@ async function oneRun(
     // Let active checkers see every instance up (rise 2 x 1 s), then a short untagged warm-up.
     await sleep(2500);
     out.foreign = await quiet.wait();
-    await runLoad(sub, 'warmup', [
-      '--url',
-      target.url,
-      '--host',
-      target.hostHeader ?? '',
-      '--rate',
-      String(rate),
-      '--duration',
-      '1',
-      '--grace',
-      '5',
-      '--untagged',
-    ]);
     const victim = ups[VICTIM]!;
     log(
       `${spec.key} ${sig} ${mix}: load ${rate}/s for ${durationS} s, ${sig} ${victim.name} at ${killAtS} s`,
@@ -225,6 +212,8 @@ async function oneRun(
       String(victim.proc!.pid),
       '--signal',
       sig,
+      '--warmup',
+      '1',
     ]);
     out.r = r;
     out.killAtMs = r.eventTimes[0] ?? killAtS * 1000;
@@ -268,7 +257,7 @@ function report(outcomes: Outcome[], runDir: string): string {
   L.push('', '## Method', '');
   L.push(
     `* Three upstreams (\`bench/upstream.ts\`) on 127.0.0.1:${PORTS.upstreams.join(', ')}, fresh for every run; the proxy pinned to CPU ${PROXY_CPU}, the load generator (its own process, \`bench/load.ts\`) ${LOAD_CPU ? `to CPU ${LOAD_CPU}` : 'unpinned'}. Configs: \`bench/conf/nginx.conf\`, \`bench/conf/haproxy.cfg\` (HAPROXY_BENCH_RETRY=1 for the retry variant), Wharf with its defaults (health-path /healthz).`,
-    `* Open-loop load (\`bench/lib/open-loop.ts\`, undici Pool, up to 8000 connections): ${rate} req/s on a fixed schedule for ${durationS} s; request i is due at i/${rate} s whatever happened to the others. Every request is counted. The generator checks itself: dispatch lag, requests sent per second, and requests that waited for a free client connection ("queued", must be 0). 2.5 s after start-up (so active checkers see all up) and a 1 s untagged warm-up precede it.`,
+    `* Open-loop load (\`bench/lib/open-loop.ts\`, undici Pool, up to 8000 connections): ${rate} req/s on a fixed schedule for ${durationS} s; request i is due at i/${rate} s whatever happened to the others. Every request is counted. The generator checks itself: dispatch lag, requests sent per second, and requests that waited for a free client connection ("queued", must be 0). 2.5 s after start-up (so active checkers see all up) and a 1 s untagged warm-up in the generator process precede it.`,
     `* At t=${killAtS} s upstream u${VICTIM + 1} (:${PORTS.upstreams[VICTIM]}) gets SIGKILL, or SIGSTOP (it stays frozen until the end: after the load, up to ${graceS} s of grace for outstanding requests, then SIGCONT and 2 s for it to drain its socket buffers).`,
     `* Before each run the harness waits (at most ${quietMaxMs / 1000} s per run, ${quietBudgetMs / 1000} s in all${quiet.exhausted ? ': this budget ran out, so later runs started on a busy machine' : ''}) until CPU used by processes that are not ours is below ${quietThreshold * 100}% of one core ("foreign CPU" in the table). A run whose generator dispatch lag p99 exceeds ${MAX_LAG_P99_MS} ms is flagged as not valid: the machine could not keep the open-loop schedule.`,
     '* **failed**: non-2xx or a connection error. **slow**: 2xx after >= 1 s. **hung**: no answer by the end of the grace period (counted as failed too). **max latency**: over all requests, hung ones counted up to the end of the grace.',

@@ -1,7 +1,7 @@
 // The open-loop generator as its own process, so the failover harness can pin it to the load CPU
 // (like wrk) and keep it apart from the harness's own work (reading the upstreams' logs).
 //   node --import tsx bench/load.ts --url URL [--host H] --rate N --duration S --grace S
-//        [--post-share F] [--run-id ID] [--untagged] [--kill-at S --kill-pid PID --signal SIG] --out FILE
+//        [--post-share F] [--run-id ID] [--untagged] [--warmup S] [--kill-at S --kill-pid PID --signal SIG] --out FILE
 // Writes the OpenLoopResult as JSON to FILE.
 
 import { writeFileSync } from 'node:fs';
@@ -18,6 +18,7 @@ const { values: a } = parseArgs({
     'post-share': { type: 'string' },
     'run-id': { type: 'string' },
     untagged: { type: 'boolean', default: false },
+    warmup: { type: 'string' },
     'kill-at': { type: 'string' },
     'kill-pid': { type: 'string' },
     signal: { type: 'string' },
@@ -43,6 +44,18 @@ const events =
         },
       ]
     : [];
+// Warm-up in this same process, so the measured schedule does not pay for JIT and lazy module
+// loading of a cold generator (seen as a ~1 s stall early in the run otherwise).
+if (Number(a.warmup ?? 0) > 0) {
+  await runOpenLoop({
+    url: a.url,
+    host: a.host,
+    rate: Number(a.rate),
+    durationS: Number(a.warmup),
+    graceS: 5,
+    untagged: true,
+  });
+}
 const r = await runOpenLoop({
   url: a.url,
   host: a.host,
