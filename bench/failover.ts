@@ -314,18 +314,19 @@ function report(outcomes: Outcome[], runDir: string): string {
     ],
   );
   for (const sig of ['SIGKILL', 'SIGSTOP'])
-    check(`${sig} with 10% POSTs: GETs as above, no POST sent twice`, sig, 'post', (a) => {
-      const o = w.find((x) => x.signal === sig && x.mix === 'post')!;
-      const failedGets = o.r!.records.filter(
-        (x) =>
-          x.method === 'GET' && (x.error !== undefined || (x.status ?? 0) < 200 || (x.status ?? 0) > 299),
-      ).length;
-      const latOk = sig === 'SIGKILL' ? a.slow === 0 : a.maxLatencyMs <= 3000;
-      return [
-        failedGets === 0 && a.dupPosts === 0 && latOk,
-        `${failedGets} failed GETs, ${a.failedPosts} failed POSTs, ${a.dupPosts} POSTs sent twice, max ${fmt(a.maxLatencyMs / 1000)} s`,
-      ];
-    });
+    check(
+      `${sig} with 10% POSTs: as above except that POSTs already sent to the victim may fail; no POST sent twice`,
+      sig,
+      'post',
+      (a) => {
+        const latOk = sig === 'SIGKILL' ? a.slowExclVictimPosts === 0 : a.maxLatencyMsExclVictimPosts <= 3000;
+        return [
+          a.failedGets === 0 && a.failedPostsElsewhere === 0 && a.dupPosts === 0 && latOk,
+          `${a.failedGets} failed GETs, ${a.failedPosts} failed POSTs of which ${a.failedPostsElsewhere} never reached the victim, ` +
+            `${a.dupPosts} POSTs sent twice, max ${fmt(a.maxLatencyMsExclVictimPosts / 1000)} s and ${a.slowExclVictimPosts} slow leaving out POSTs at the victim`,
+        ];
+      },
+    );
   L.push(
     '',
     '## Command',

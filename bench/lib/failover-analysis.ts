@@ -41,6 +41,12 @@ export interface Analysis {
   victimUntilS: number | undefined;
   posts: number;
   failedPosts: number;
+  /** Failed POSTs that never reached the victim: the only POST failures the targets do not excuse. */
+  failedPostsElsewhere: number;
+  /** Max latency (and slow count) leaving out POSTs that reached the victim: the issue allows those to fail. */
+  maxLatencyMsExclVictimPosts: number;
+  slowExclVictimPosts: number;
+  failedGets: number;
   dupPosts: number;
   dupGets: number;
   lag: string;
@@ -62,6 +68,8 @@ export function analyse(o: Outcome, p: AnalysisParams): Analysis {
   }
   const bad = [...failed, ...slow].filter((x) => x.sent >= kill);
   const bySeq = new Map(recs.map((x) => [x.seq, x]));
+  const atVictim = new Set(o.arrivals?.get(p.victim) ?? []);
+  const excused = (x: RequestRecord) => x.method === 'POST' && atVictim.has(x.seq);
   const victimSeqs = (o.arrivals?.get(p.victim) ?? []).filter((s) => (bySeq.get(s)?.sent ?? -1) >= kill);
   const seen = new Map<number, number>();
   for (const seqs of o.arrivals?.values() ?? []) for (const s of seqs) seen.set(s, (seen.get(s) ?? 0) + 1);
@@ -86,6 +94,10 @@ export function analyse(o: Outcome, p: AnalysisParams): Analysis {
       : undefined,
     posts: posts.length,
     failedPosts: posts.filter(failedRec).length,
+    failedPostsElsewhere: posts.filter((x) => failedRec(x) && !atVictim.has(x.seq)).length,
+    maxLatencyMsExclVictimPosts: Math.max(0, ...recs.filter((x) => !excused(x)).map(lat)),
+    slowExclVictimPosts: slow.filter((x) => !excused(x)).length,
+    failedGets: failed.filter((x) => x.method === 'GET').length,
     dupPosts: Math.max(dupOf('POST'), dupIds),
     dupGets: dupOf('GET'),
     lag: `lag p99 ${fmt(r.lag.p99, 1)} ms, max ${fmt(r.lag.max, 1)} ms; sent/s ${Math.min(...full)}-${Math.max(...full)}; max queued ${r.maxQueued}`,

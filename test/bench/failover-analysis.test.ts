@@ -80,3 +80,21 @@ test('a POST that reached two upstreams is a duplicate; a retried GET is not', (
   });
   assert.equal(byId.dupPosts, 1);
 });
+
+test('POSTs that failed at the frozen victim are excused from the latency target; others are not', () => {
+  const o = run(
+    [
+      rec(0, 900, 9000, { method: 'POST', id: 'r-0', error: 'hung', status: undefined }), // at the victim
+      rec(1, 900, 9000, { method: 'POST', id: 'r-1', error: 'hung', status: undefined }), // never arrived
+      rec(2, 1200, 1300),
+      rec(3, 1300, 3500), // slow GET
+    ],
+    { u1: [2, 3], u2: [0] },
+  );
+  const a = analyse(o, { victim: 'u2', slowMs: 1000, durationS: 2 });
+  assert.equal(a.failedPosts, 2);
+  assert.equal(a.failedPostsElsewhere, 1);
+  assert.equal(a.failedGets, 0);
+  assert.equal(a.maxLatencyMsExclVictimPosts, 8100); // r-1 still counts
+  assert.equal(a.slowExclVictimPosts, 1);
+});
