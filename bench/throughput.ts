@@ -372,8 +372,16 @@ function report(rows: Row[], runDir: string, profile: SelfTime[] | undefined): s
     );
   }
   L.push('', '## Targets (issues 2, 5, 7)', '');
+  const allRuns = rows.flatMap((r) => r.runs);
+  const noisy = allRuns.filter((x) => x.foreign >= quietThreshold).length;
+  if (noisy > 0)
+    L.push(
+      `**${noisy} of ${allRuns.length} runs started while other processes used >= ${quietThreshold * 100}% of a core: these figures are contaminated by foreign load.**`,
+      '',
+    );
+  const caveat = quick ? ' [quick run: not a verdict]' : noisy > 0 ? ' [noisy machine]' : '';
   const verdict = (ok: boolean | undefined, detail: string) =>
-    `${ok === undefined ? 'not measured' : ok ? '**met**' : '**NOT met**'} (${detail})`;
+    `${ok === undefined ? 'not measured' : ok ? '**met**' : '**NOT met**'} (${detail})${caveat}`;
   const standIn = wharfAny?.target.name.includes('STAND-IN') ? ' [stand-in, not Wharf]' : '';
   if (wharfAny?.runs.length && nginx) {
     const rr = sameRoundRatio(wharfAny, nginx, (w) => w.rps);
