@@ -125,7 +125,12 @@ export class Wharf {
     this.conventions = this.conventionsFor(this.config);
     this.current = buildRouteTable({ version: 0, projects: [], problems: [] }, this.conventions, 0);
     const c = this.config;
-    this.health = new HealthService(opts.healthProber ? { prober: opts.healthProber } : {});
+    this.health = new HealthService({
+      domain: c.domain,
+      emit: (e) => opts.onEvent?.(e),
+      log: this.log,
+      ...(opts.healthProber ? { prober: opts.healthProber } : {}),
+    });
     this.pools = new UpstreamPools({
       connections: c.upstream.connections,
       connectTimeoutMs: c.timeouts.connectMs,
@@ -420,6 +425,7 @@ export class Wharf {
       this.log('info', 'draining', { drainMs });
       await this.front.drain(drainMs);
       await this.kubernetes?.stop();
+      this.forwarder.close();
       this.health.close();
       await this.admin.close();
       await this.pools.destroy();
