@@ -389,10 +389,14 @@ discovery (paged LIST of 500, WATCH), routing, health, the proxy.`
   } Churn: ${CHURN_PER_S} EndpointSlice writes per second
 for ${CHURN_SECONDS} s (after ${WARMUP_SECONDS} s of the same churn as warm-up, not counted), each replacing one endpoint of a random Service with a new pod that is a real local server;
 event-to-routable is measured from just before the apiserver write (an IPC message to the apiserver process)
-until ${LEVEL === 'routing' ? 'the swap that contains it (no request at this level)' : 'a request pinned to the new pod (`<pod>.http.<svc>.bench.local`) is answered by that pod through the proxy'}. ${LEVEL === 'routing' ? 'It includes the apiserver write, the watch delivery, the coalescing window, translation and the route-table build.' : `The request is sent as soon as a table swap contains the pod (blind polling every 1 ms by
+until ${LEVEL === 'routing' ? 'the swap that contains it (no request at this level)' : 'a request pinned to the new pod (`<pod>.http.<svc>.bench.local`) is answered by that pod through the proxy'}. ${
+    LEVEL === 'routing'
+      ? 'It includes the apiserver write, the watch delivery, the coalescing window, translation and the route-table build.'
+      : `The request is sent as soon as a table swap contains the pod (blind polling every 1 ms by
 50+ concurrent pollers saturated the two cores and measured the pollers), and retried every 2 ms if it
 does not reach the pod. So the figure includes the apiserver write, the watch delivery, the coalescing
-window, translation, the route-table rebuild and swap, and one proxied request.`}
+window, translation, the route-table rebuild and swap, and one proxied request.`
+  }
 
 | metric | result | target | met |
 | --- | --- | --- | --- |
