@@ -208,7 +208,7 @@ describe('Kubernetes discovery through the proxy', () => {
     assert.equal((await get(w.url, 'local.test.local')).status, 200);
   });
 
-  test('apiserver down under load: every request served, /readyz says degraded, then recovers', async () => {
+  test('apiserver down under load: every request served, /readyz says degraded, then recovers', async (t) => {
     const outageMs = Number(process.env.WHARF_OUTAGE_MS ?? 3000);
     const { api, ups, w } = await cluster(['s-0', 's-1']);
     api.apply(service('steady'));
@@ -237,6 +237,7 @@ describe('Kubernetes discovery through the proxy', () => {
     const stats = await l.stop();
     assert.equal(stats.failed, 0, stats.errors.join('; '));
     assert.ok(stats.ok > 100, `served ${stats.ok}`);
+    t.diagnostic(`${stats.ok} requests served, ${stats.failed} failed, apiserver down for ${outageMs} ms`);
     // And changes flow again after the outage.
     api.apply(service('later'));
     slices(api, 'later', ups, ['s-0']);
