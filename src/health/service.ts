@@ -5,7 +5,7 @@
 import type { HealthTransitionEvent } from '../model/events.ts';
 import type { HealthState, HealthStatus, HealthView } from '../model/health.ts';
 import type { AttemptOutcome } from '../model/outcome.ts';
-import type { Endpoint, EndpointId, RouteTable } from '../model/routes.ts';
+import type { Endpoint, EndpointId, PortRoute, RouteTable } from '../model/routes.ts';
 import type { HealthCheckSettings } from '../model/settings.ts';
 import type { Log } from '../util/log.ts';
 import { type LoopOwner, ProbeLoop, type ProbeReport } from './loop.ts';
@@ -124,47 +124,88 @@ export class HealthService implements HealthView {
    */
   reconcile(table: RouteTable): void {
     if (this.closed) return;
-    const seen = new Set<EndpointId>();
     const fresh = new Set<SharedLoop>();
     const joined = new Set<SharedLoop>();
+    const units = new Set<string>();
+    // Work grows with what changed: routing reuses the ProjectRoute object of an unchanged project,
+    // so an identical object means identical endpoints and settings, and is skipped.
+    const adopt = (key: string, obj: object, host: string, routes: Iterable<PortRoute>) => {
+      units.add(key);
+      if (this.lastUnits.get(key) === obj) return;
+      const ids = new Set<EndpointId>();
+      for (const route of routes) this.adoptRoute(route, host, ids, fresh, joined);
+      for (const id of this.unitIds.get(key) ?? []) if (!ids.has(id)) this.prune(id);
+      this.unitIds.set(key, ids);
+      this.lastUnits.set(key, obj);
+    };
     for (const project of table.projects.values()) {
-      const host = this.domain ? `${project.name}.${this.domain}` : project.name;
-      for (const route of project.ports.values()) {
-        const peers: Member[] = [];
-        for (const e of route.endpoints) {
-          if (seen.has(e.id)) continue;
-          seen.add(e.id);
-          const key = probeKey(e, route.settings.health, host);
-          let m = this.members.get(e.id);
-          if (!m) {
-            const loop = this.loopFor(key, e, route.settings.health, host, fresh);
-            m = { endpoint: e, health: new EndpointHealth(this.clock.now()), loop, peers };
-            this.members.set(e.id, m);
-            loop.members.add(m);
-            joined.add(loop);
-          } else {
-            m.endpoint = e;
-            m.peers = peers;
-            if (m.loop.key !== key) {
-              this.leave(m);
-              m.loop = this.loopFor(key, e, route.settings.health, host, fresh);
-              m.loop.members.add(m);
-              joined.add(m.loop);
-            }
-          }
-          peers.push(m);
-        }
-      }
+      adopt(
+        project.name,
+        project,
+        this.domain ? `${project.name}.${this.domain}` : project.name,
+        project.ports.values(),
+      );
     }
-    for (const [id, m] of this.members) {
-      if (seen.has(id)) continue;
-      this.members.delete(id);
-      this.leave(m);
+    // The edge's upstream (the internal tier) is probed like any project.
+    const fwd = table.forward;
+    if (fwd)
+      adopt(`\0forward/${fwd.project}`, fwd, this.domain ? `${fwd.project}.${this.domain}` : fwd.project, [
+        fwd,
+      ]);
+    for (const key of [...this.lastUnits.keys()]) {
+      if (units.has(key)) continue;
+      for (const id of this.unitIds.get(key) ?? []) this.prune(id);
+      this.unitIds.delete(key);
+      this.lastUnits.delete(key);
     }
     this.version++;
     // Start probes only once the whole table is adopted, so shared loops see all their members.
     for (const l of fresh) l.loop.start();
     for (const l of joined) if (!fresh.has(l)) l.loop.kick();
+  }
+
+  /** Last adopted object per unit (a project, or the edge's forward route), and the ids it holds. */
+  private readonly lastUnits = new Map<string, object>();
+  private readonly unitIds = new Map<string, Set<EndpointId>>();
+
+  private adoptRoute(
+    route: PortRoute,
+    host: string,
+    ids: Set<EndpointId>,
+    fresh: Set<SharedLoop>,
+    joined: Set<SharedLoop>,
+  ): void {
+    const peers: Member[] = [];
+    for (const e of route.endpoints) {
+      if (ids.has(e.id)) continue;
+      ids.add(e.id);
+      const key = probeKey(e, route.settings.health, host);
+      let m = this.members.get(e.id);
+      if (!m) {
+        const loop = this.loopFor(key, e, route.settings.health, host, fresh);
+        m = { endpoint: e, health: new EndpointHealth(this.clock.now()), loop, peers };
+        this.members.set(e.id, m);
+        loop.members.add(m);
+        joined.add(loop);
+      } else {
+        m.endpoint = e;
+        m.peers = peers;
+        if (m.loop.key !== key) {
+          this.leave(m);
+          m.loop = this.loopFor(key, e, route.settings.health, host, fresh);
+          m.loop.members.add(m);
+          joined.add(m.loop);
+        }
+      }
+      peers.push(m);
+    }
+  }
+
+  private prune(id: EndpointId): void {
+    const m = this.members.get(id);
+    if (!m) return;
+    this.members.delete(id);
+    this.leave(m);
   }
 
   /** Passive outlier detection: one outcome per upstream attempt, from the proxy. */

@@ -269,7 +269,17 @@ describe('two tiers: edge -> internal -> instance', () => {
       edge: { 'forward-to': 'wharf-internal' },
       projects: {
         shop: { public: true, affinity: 'cookie', ports: ['http'] },
-        'wharf-internal': { instances: { 'internal-0': { http: `127.0.0.1:${internal.port}` } } },
+        // Probed like any project; a real deployment probes each replica's /readyz on its admin port.
+        'wharf-internal': {
+          'health-port': 'admin',
+          'health-path': '/readyz',
+          instances: {
+            'internal-0': {
+              http: `127.0.0.1:${internal.port}`,
+              admin: `127.0.0.1:${internal.wharf.adminAddress.port}`,
+            },
+          },
+        },
       },
     });
   });
@@ -277,6 +287,17 @@ describe('two tiers: edge -> internal -> instance', () => {
     await edge.stop();
     await internal.stop();
     for (const u of ups) await u.close();
+  });
+
+  it('the edge probes the internal replicas', async () => {
+    const deadline = Date.now() + 3000;
+    let states: string[] = [];
+    while (Date.now() < deadline) {
+      states = edge.wharf.health.list().map((x) => x.status.state);
+      if (states.length === 1 && states[0] === 'healthy') break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.deepEqual(states, ['healthy']);
   });
 
   it('a non-public project is 404 at the edge and 200 at the internal tier', async () => {
