@@ -71,13 +71,16 @@ function parseCount(value: string, min: number, max: number): number {
 export function parseStatusRanges(value: string): StatusRange[] {
   const ranges: StatusRange[] = [];
   for (const part of value.split(',').map((s) => s.trim())) {
-    let m: RegExpExecArray | null;
-    if ((m = /^([1-5])xx$/i.exec(part))) ranges.push({ from: Number(m[1]) * 100, to: Number(m[1]) * 100 + 99 });
-    else if ((m = /^(\d{3})-(\d{3})$/.exec(part))) ranges.push({ from: Number(m[1]), to: Number(m[2]) });
-    else if ((m = /^(\d{3})$/.exec(part))) ranges.push({ from: Number(m[1]), to: Number(m[1]) });
+    const cls = /^([1-5])xx$/i.exec(part);
+    const range = /^(\d{3})-(\d{3})$/.exec(part);
+    const one = /^(\d{3})$/.exec(part);
+    if (cls) ranges.push({ from: Number(cls[1]) * 100, to: Number(cls[1]) * 100 + 99 });
+    else if (range) ranges.push({ from: Number(range[1]), to: Number(range[2]) });
+    else if (one) ranges.push({ from: Number(one[1]), to: Number(one[1]) });
     else throw new Error('expected status codes such as 200-399, 2xx or 200,204');
     const last = ranges[ranges.length - 1];
-    if (last.from < 100 || last.to > 599 || last.from > last.to) throw new Error(`bad status range "${part}"`);
+    if (last.from < 100 || last.to > 599 || last.from > last.to)
+      throw new Error(`bad status range "${part}"`);
   }
   return ranges;
 }
@@ -110,7 +113,8 @@ function parsePublic(value: string): boolean | string[] {
   const v = value.trim();
   if (v === 'true' || v === 'false') return v === 'true';
   const names = v.split(',').map((s) => s.trim());
-  for (const n of names) if (!PORT_NAME.test(n)) throw new Error('expected true, false or a comma list of port names');
+  for (const n of names)
+    if (!PORT_NAME.test(n)) throw new Error('expected true, false or a comma list of port names');
   return names;
 }
 

@@ -1,0 +1,124 @@
+// The admin listener: separate port, loopback by default. Read-only views of the current state plus
+// whatever routes main.ts mounts (metrics, events, dashboard). Optional bearer token for all of it.
+
+import { timingSafeEqual } from 'node:crypto';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { HealthView } from '../model/health.ts';
+import type { RouteTable } from '../model/routes.ts';
+
+/** Returns true when it handled the request. */
+export type AdminRoute = (req: IncomingMessage, res: ServerResponse, url: URL) => boolean | Promise<boolean>;
+
+export interface Readiness {
+  readonly ready: boolean;
+  /** `ok`, `starting` or `degraded`. */
+  readonly status: string;
+  readonly reasons: readonly string[];
+}
+
+export interface AdminOptions {
+  readonly token?: string;
+  readonly table: () => RouteTable;
+  readonly health: HealthView;
+  readonly readiness: () => Readiness;
+  readonly routes?: readonly AdminRoute[];
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const payload = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(payload),
+    'cache-control': 'no-store',
+  });
+  res.end(payload);
+}
+
+function authorized(req: IncomingMessage, token: string | undefined): boolean {
+  if (!token) return true;
+  const got = Buffer.from(req.headers.authorization ?? '');
+  const want = Buffer.from(`Bearer ${token}`);
+  return got.length === want.length && timingSafeEqual(got, want);
+}
+
+/** The `/api/projects` document: every project, port and instance with its state and why. */
+export function projectsView(table: RouteTable, health: HealthView) {
+  const projects = [...table.projects.values()]
+    .sort((a, b) => (a.name < b.name ? -1 : 1))
+    .map((p) => ({
+      name: p.name,
+      origin: p.origin,
+      defaultPort: p.defaultPort,
+      affinity: p.settings.affinity.kind,
+      ports: [...p.ports.values()].map((r) => ({
+        name: r.port,
+        instances: r.endpoints.map((e) => {
+          const s = health.status(e.id);
+          const state = e.draining && health.state(e.id) !== 'unhealthy' ? 'draining' : health.state(e.id);
+          return {
+            name: e.instance,
+            address: e.address,
+            state,
+            reason: s?.reason ?? (state === 'pending' ? 'not probed yet' : ''),
+            ejected: s?.ejected ?? false,
+            draining: e.draining,
+            since: s?.since ?? null,
+          };
+        }),
+      })),
+    }));
+  return { version: table.version, projects };
+}
+
+export class AdminServer {
+  readonly server: http.Server;
+
+  constructor(private readonly opts: AdminOptions) {
+    this.server = http.createServer({ headersTimeout: 10_000, requestTimeout: 0 }, (req, res) => {
+      this.handle(req, res).catch((err: Error) => {
+        if (!res.headersSent) sendJson(res, 500, { error: 'internal error', reason: err.message });
+        else res.destroy();
+      });
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    // Liveness must not depend on a token: kubelet probes carry none.
+    if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' });
+    if (url.pathname === '/readyz') {
+      const r = this.opts.readiness();
+      return sendJson(res, r.ready ? 200 : 503, r);
+    }
+    if (!authorized(req, this.opts.token)) {
+      res.setHeader('www-authenticate', 'Bearer realm="wharf-admin"');
+      return sendJson(res, 401, { error: 'unauthorized', reason: 'missing or wrong bearer token' });
+    }
+    if (req.method === 'GET' && url.pathname === '/api/projects') {
+      return sendJson(res, 200, projectsView(this.opts.table(), this.opts.health));
+    }
+    if (req.method === 'GET' && url.pathname === '/api/problems') {
+      return sendJson(res, 200, { problems: this.opts.table().problems });
+    }
+    for (const route of this.opts.routes ?? []) if (await route(req, res, url)) return;
+    sendJson(res, 404, { error: 'not found', reason: `no admin endpoint ${url.pathname}` });
+  }
+
+  listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        const a = this.server.address();
+        resolve(typeof a === 'object' && a ? { host: a.address, port: a.port } : { host, port });
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+}

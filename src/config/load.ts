@@ -1,0 +1,213 @@
+// Reads and validates the config file into a frozen Config. Every error names the field path and the
+// reason; a file with any error yields no Config at all, so nothing starts half-configured.
+
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import type { ProjectSettings } from '../model/settings.ts';
+import type { HostPort, InstanceRecord, ProjectRecord } from '../model/snapshot.ts';
+import { DNS_LABEL, type Tier } from '../routing/build.ts';
+import { DEFAULT_SETTINGS, parseDuration, parseSettings } from '../routing/settings.ts';
+import { type ConfigFile, configSchema } from './schema.ts';
+
+export interface Config {
+  readonly listen: HostPort;
+  readonly admin: HostPort;
+  readonly adminToken?: string;
+  readonly domain: string;
+  readonly tier: Tier;
+  /** Send `x-wharf-instance` on responses (default: on for internal, off for edge). */
+  readonly instanceHeader: boolean;
+  readonly defaults: ProjectSettings;
+  readonly timeouts: {
+    readonly connectMs: number;
+    readonly requestHeadersMs: number;
+    readonly clientIdleMs: number;
+    readonly upstreamIdleMs: number;
+    readonly bodyIdleMs: number;
+    readonly drainMs: number;
+  };
+  readonly limits: {
+    readonly maxHeaderBytes: number;
+    readonly maxHeaders: number;
+    readonly maxBodyBytes: number;
+  };
+  readonly upstream: {
+    readonly connections: number;
+    readonly retryBudget: number;
+    readonly retryBudgetMin: number;
+  };
+  /** Static projects, in the shape discovery produces. */
+  readonly projects: readonly ProjectRecord[];
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly issues: readonly string[],
+  ) {
+    super(`${file}: invalid configuration:\n${issues.map((i) => `  - ${i}`).join('\n')}`);
+  }
+}
+
+export interface Overrides {
+  listen?: string;
+  admin?: string;
+  domain?: string;
+}
+
+/** `host:port`, `[v6]:port` or `:port` (all interfaces). */
+export function parseHostPort(value: string): HostPort {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value.trim());
+  if (!m) throw new Error(`expected host:port, got "${value}"`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new Error(`port out of range in "${value}"`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+function settingsToStrings(p: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(p)) {
+    if (k === 'instances' || k === 'ports' || v === undefined) continue;
+    out[k] = String(v);
+  }
+  return out;
+}
+
+function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | undefined {
+  const at = <T>(field: string, fn: () => T): T | undefined => {
+    try {
+      return fn();
+    } catch (err) {
+      issues.push(`${field}: ${(err as Error).message}`);
+      return undefined;
+    }
+  };
+  const listen = at(over.listen ? '--listen' : 'listen', () => parseHostPort(over.listen ?? file.listen));
+  const admin = at(over.admin ? '--admin' : 'admin', () => parseHostPort(over.admin ?? file.admin));
+  const domain = (over.domain ?? file.domain).toLowerCase().replace(/\.$/, '');
+  if (over.domain !== undefined && !/^[a-z0-9.-]+$/.test(domain))
+    issues.push('--domain: expected a DNS name');
+
+  const d = parseSettings(settingsToStrings(file.defaults), DEFAULT_SETTINGS);
+  for (const e of d.errors) issues.push(`defaults.${e.key}: "${e.value}": ${e.reason}`);
+
+  const t = file.timeouts;
+  const ms = (key: keyof typeof t) => at(`timeouts.${key}`, () => parseDuration(t[key])) ?? 0;
+  const timeouts = {
+    connectMs: ms('connect'),
+    requestHeadersMs: ms('request-headers'),
+    clientIdleMs: ms('client-idle'),
+    upstreamIdleMs: ms('upstream-idle'),
+    bodyIdleMs: ms('body-idle'),
+    drainMs: ms('drain'),
+  };
+
+  const projects: ProjectRecord[] = [];
+  for (const [name, p] of Object.entries(file.projects)) {
+    const base = `projects.${name}`;
+    if (!DNS_LABEL.test(name)) {
+      issues.push(`${base}: project names are DNS labels (lowercase letters, digits, '-')`);
+      continue;
+    }
+    const proj = p ?? { instances: {} };
+    const raw = settingsToStrings(proj);
+    for (const e of parseSettings(raw, d.settings).errors)
+      issues.push(`${base}.${e.key}: "${e.value}": ${e.reason}`);
+    const seenPorts: string[] = [];
+    const instances: InstanceRecord[] = [];
+    for (const [inst, ports] of Object.entries(proj.instances)) {
+      if (!DNS_LABEL.test(inst)) {
+        issues.push(`${base}.instances.${inst}: instance names are DNS labels`);
+        continue;
+      }
+      const addresses: Record<string, HostPort> = {};
+      for (const [port, addr] of Object.entries(ports ?? {})) {
+        const hp = at(`${base}.instances.${inst}.${port}`, () => parseHostPort(addr));
+        if (hp) addresses[port] = hp;
+        if (!seenPorts.includes(port)) seenPorts.push(port);
+      }
+      if (Object.keys(addresses).length === 0 && ports && Object.keys(ports).length === 0) {
+        issues.push(`${base}.instances.${inst}: needs at least one port, e.g. { http: 127.0.0.1:8000 }`);
+      }
+      instances.push(Object.freeze({ name: inst, addresses: Object.freeze(addresses), draining: false }));
+    }
+    let ports = seenPorts;
+    if (proj.ports) {
+      for (const extra of seenPorts.filter((x) => !proj.ports!.includes(x))) {
+        issues.push(`${base}.ports: instances use port "${extra}" which is not listed`);
+      }
+      ports = proj.ports;
+    }
+    projects.push(
+      Object.freeze({
+        name,
+        source: 'config',
+        origin: 'config',
+        created: '1970-01-01T00:00:00Z',
+        ports: Object.freeze(ports),
+        settings: Object.freeze(raw),
+        instances: Object.freeze(instances),
+      }),
+    );
+  }
+  if (issues.length > 0 || !listen || !admin) return undefined;
+  return Object.freeze({
+    listen,
+    admin,
+    adminToken: file['admin-token'],
+    domain,
+    tier: file.tier,
+    instanceHeader: file['instance-header'] ?? file.tier === 'internal',
+    defaults: d.settings,
+    timeouts: Object.freeze(timeouts),
+    limits: Object.freeze({
+      maxHeaderBytes: file.limits['max-header-bytes'],
+      maxHeaders: file.limits['max-headers'],
+      maxBodyBytes: file.limits['max-body-bytes'],
+    }),
+    upstream: Object.freeze({
+      connections: file.upstream.connections,
+      retryBudget: file.upstream['retry-budget'],
+      retryBudgetMin: file.upstream['retry-budget-min'],
+    }),
+    projects: Object.freeze(projects),
+  });
+}
+
+/** Validates config text. Throws ConfigError listing every problem found. */
+export function parseConfig(text: string, file = 'config', over: Overrides = {}): Config {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`),
+    );
+  }
+  const data = doc.toJS() ?? {};
+  const parsed = configSchema.safeParse(data);
+  if (!parsed.success) {
+    throw new ConfigError(
+      file,
+      parsed.error.issues.map((i) => {
+        const path = i.path.join('.') || '(top level)';
+        if (i.code === 'unrecognized_keys')
+          return `${path ? `${path}: ` : ''}unknown key(s) ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+        return `${path}: ${i.message}`;
+      }),
+    );
+  }
+  const issues: string[] = [];
+  const config = resolve(parsed.data, over, issues);
+  if (!config) throw new ConfigError(file, issues);
+  return config;
+}
+
+export function loadConfig(path: string, over: Overrides = {}): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(path, [`cannot read file: ${(err as Error).message}`]);
+  }
+  return parseConfig(text, path, over);
+}

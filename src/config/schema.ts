@@ -1,0 +1,78 @@
+// The config file, validated strictly: an unknown key is an error, not a silent no-op. Values keep
+// their user-facing form here (durations as strings); load.ts turns them into the resolved Config.
+
+import { z } from 'zod';
+import { SETTING_KEYS } from '../routing/settings.ts';
+
+const settingValue = z.union([z.string(), z.number(), z.boolean()]);
+
+/** The per-project settings of DESIGN.md §3, without the `wharf.io/` prefix. */
+const settingsShape = Object.fromEntries(SETTING_KEYS.map((k) => [k, settingValue.optional()])) as Record<
+  (typeof SETTING_KEYS)[number],
+  z.ZodOptional<typeof settingValue>
+>;
+
+const hostPort = z.string().min(1);
+const duration = z.string().min(1);
+
+const instanceSchema = z.record(
+  z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'port names are DNS labels'),
+  hostPort,
+);
+
+const projectSchema = z.strictObject({
+  ...settingsShape,
+  /** Optional explicit port order; otherwise the order ports first appear in `instances`. */
+  ports: z.array(z.string()).optional(),
+  instances: z.record(z.string(), instanceSchema.nullable()).default({}),
+});
+
+export const configSchema = z.strictObject({
+  listen: hostPort.default('127.0.0.1:8080'),
+  admin: hostPort.default('127.0.0.1:9901'),
+  'admin-token': z.string().min(16, 'use at least 16 characters').optional(),
+  domain: z
+    .string()
+    .regex(
+      /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.?$/i,
+      'expected a DNS name',
+    )
+    .default('wharf.local'),
+  tier: z.enum(['internal', 'edge']).default('internal'),
+  'instance-header': z.boolean().optional(),
+  defaults: z.strictObject(settingsShape).default({}),
+  timeouts: z
+    .strictObject({
+      connect: duration.default('2s'),
+      'request-headers': duration.default('10s'),
+      'client-idle': duration.default('60s'),
+      'upstream-idle': duration.default('4s'),
+      'body-idle': duration.default('60s'),
+      drain: duration.default('10s'),
+    })
+    .default({
+      connect: '2s',
+      'request-headers': '10s',
+      'client-idle': '60s',
+      'upstream-idle': '4s',
+      'body-idle': '60s',
+      drain: '10s',
+    }),
+  limits: z
+    .strictObject({
+      'max-header-bytes': z.number().int().min(1024).max(1_048_576).default(16_384),
+      'max-headers': z.number().int().min(8).max(1000).default(100),
+      'max-body-bytes': z.number().int().min(0).default(0),
+    })
+    .default({ 'max-header-bytes': 16_384, 'max-headers': 100, 'max-body-bytes': 0 }),
+  upstream: z
+    .strictObject({
+      connections: z.number().int().min(1).max(10_000).default(128),
+      'retry-budget': z.number().min(0).max(1).default(0.2),
+      'retry-budget-min': z.number().int().min(0).default(10),
+    })
+    .default({ connections: 128, 'retry-budget': 0.2, 'retry-budget-min': 10 }),
+  projects: z.record(z.string(), projectSchema.nullable()).default({}),
+});
+
+export type ConfigFile = z.infer<typeof configSchema>;

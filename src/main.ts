@@ -1,0 +1,266 @@
+// Composition root: builds each part, connects the one-way flow of DESIGN.md §5 and starts/stops
+// them in order. Nothing else in src/ wires parts together.
+//
+//   config file / discovery -> ClusterSnapshot -> buildRouteTable -> current table -> Forwarder
+//                                   health (probes + outcomes) -> HealthView -------------^
+
+import { createHash } from 'node:crypto';
+import { type FSWatcher, readFileSync, watch } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { type AdminRoute, AdminServer, type Readiness } from './admin/server.ts';
+import { type Config, ConfigError, loadConfig, type Overrides } from './config/load.ts';
+import { HealthService } from './health/index.ts';
+import type { AccessRecord } from './model/access.ts';
+import type { WharfEvent } from './model/events.ts';
+import type { Problem } from './model/problem.ts';
+import type { RouteTable } from './model/routes.ts';
+import type { ProjectRecord } from './model/snapshot.ts';
+import { Forwarder } from './proxy/forward.ts';
+import { RetryBudget } from './proxy/retry-budget.ts';
+import { FrontServer } from './proxy/server.ts';
+import { UpstreamPools } from './proxy/upstreams.ts';
+import { buildRouteTable, type Conventions } from './routing/build.ts';
+import { type Clock, systemClock } from './util/clock.ts';
+import { type Log, stderrLog } from './util/log.ts';
+
+export interface WharfOptions {
+  readonly config: Config;
+  /** Enables reload on change and on SIGHUP (via `reload()`). */
+  readonly configPath?: string;
+  readonly overrides?: Overrides;
+  readonly log?: Log;
+  readonly clock?: Clock;
+  readonly onAccess?: (rec: AccessRecord) => void;
+  readonly onEvent?: (e: WharfEvent) => void;
+  readonly adminRoutes?: readonly AdminRoute[];
+}
+
+interface SourceState {
+  projects: readonly ProjectRecord[];
+  problems: readonly Problem[];
+}
+
+function endpointIds(t: RouteTable): Set<string> {
+  const ids = new Set<string>();
+  for (const p of t.projects.values())
+    for (const r of p.ports.values()) for (const e of r.endpoints) ids.add(e.id);
+  return ids;
+}
+
+export class Wharf {
+  private config: Config;
+  private conventions: Conventions;
+  private current: RouteTable;
+  private tableVersion = 0;
+  private snapshotVersion = 0;
+  private readonly sources = new Map<string, SourceState>();
+  private readonly log: Log;
+  private readonly clock: Clock;
+  readonly health: HealthService;
+  readonly pools: UpstreamPools;
+  readonly forwarder: Forwarder;
+  readonly front: FrontServer;
+  readonly admin: AdminServer;
+  private watcher?: FSWatcher;
+  private reloadTimer?: NodeJS.Timeout;
+  private configHash = '';
+  private stopping?: Promise<void>;
+  frontAddress = { host: '', port: 0 };
+  adminAddress = { host: '', port: 0 };
+
+  private constructor(private readonly opts: WharfOptions) {
+    this.config = opts.config;
+    this.log = opts.log ?? stderrLog;
+    this.clock = opts.clock ?? systemClock;
+    this.conventions = { tier: this.config.tier, defaults: this.config.defaults };
+    this.current = buildRouteTable({ version: 0, projects: [], problems: [] }, this.conventions, 0);
+    const c = this.config;
+    this.health = new HealthService();
+    this.pools = new UpstreamPools({
+      connections: c.upstream.connections,
+      connectTimeoutMs: c.timeouts.connectMs,
+      idleTimeoutMs: c.timeouts.upstreamIdleMs,
+    });
+    this.forwarder = new Forwarder({
+      domain: c.domain,
+      tier: c.tier,
+      proto: 'http',
+      instanceHeader: c.instanceHeader,
+      bodyIdleMs: c.timeouts.bodyIdleMs,
+      maxBodyBytes: c.limits.maxBodyBytes,
+      table: () => this.current,
+      health: this.health,
+      pools: this.pools,
+      budget: new RetryBudget(c.upstream.retryBudget, c.upstream.retryBudgetMin, this.clock),
+      clock: this.clock,
+      trusted: () => c.tier === 'internal',
+      onAccess: opts.onAccess,
+    });
+    this.health.onEjected((id) => this.forwarder.rescue(id));
+    this.front = new FrontServer(this.forwarder, {
+      maxHeaderBytes: c.limits.maxHeaderBytes,
+      maxHeaders: c.limits.maxHeaders,
+      requestHeadersMs: c.timeouts.requestHeadersMs,
+      clientIdleMs: c.timeouts.clientIdleMs,
+      bodyIdleMs: c.timeouts.bodyIdleMs,
+    });
+    this.admin = new AdminServer({
+      token: c.adminToken,
+      table: () => this.current,
+      health: this.health,
+      readiness: () => this.readiness(),
+      routes: opts.adminRoutes,
+    });
+    this.setSource('config', c.projects, []);
+  }
+
+  static async start(opts: WharfOptions): Promise<Wharf> {
+    const w = new Wharf(opts);
+    const c = w.config;
+    w.frontAddress = await w.front.listen(c.listen.host, c.listen.port);
+    try {
+      w.adminAddress = await w.admin.listen(c.admin.host, c.admin.port);
+    } catch (err) {
+      await w.front.drain(0);
+      throw err;
+    }
+    if (opts.configPath) w.watchConfig(opts.configPath);
+    w.log('info', 'wharf started', {
+      listen: `${w.frontAddress.host}:${w.frontAddress.port}`,
+      admin: `${w.adminAddress.host}:${w.adminAddress.port}`,
+      domain: c.domain,
+      tier: c.tier,
+      projects: w.current.projects.size,
+    });
+    return w;
+  }
+
+  table(): RouteTable {
+    return this.current;
+  }
+
+  readiness(): Readiness {
+    return { ready: !this.stopping, status: this.stopping ? 'stopping' : 'ok', reasons: [] };
+  }
+
+  /** A source (config file, Kubernetes) publishes its whole current view; the table is rebuilt at once. */
+  setSource(name: string, projects: readonly ProjectRecord[], problems: readonly Problem[]): void {
+    this.sources.set(name, { projects, problems });
+    this.rebuild();
+  }
+
+  private rebuild(): void {
+    const projects: ProjectRecord[] = [];
+    const problems: Problem[] = [];
+    for (const s of this.sources.values()) {
+      projects.push(...s.projects);
+      problems.push(...s.problems);
+    }
+    const snapshot = { version: ++this.snapshotVersion, projects, problems };
+    const prev = this.current;
+    const next = buildRouteTable(snapshot, this.conventions, ++this.tableVersion);
+    // Swap first: from here every new request sees the new table as one object.
+    this.current = next;
+    this.pools.reconcile(next);
+    this.health.reconcile(next);
+    const before = endpointIds(prev);
+    const after = endpointIds(next);
+    const added = [...after].filter((id) => !before.has(id));
+    const removed = [...before].filter((id) => !after.has(id));
+    this.opts.onEvent?.({
+      type: 'routes',
+      time: this.clock.now(),
+      version: next.version,
+      projects: next.projects.size,
+      endpoints: after.size,
+      added,
+      removed,
+    });
+    if (next.problems.length > 0 || prev.problems.length > 0) {
+      this.opts.onEvent?.({ type: 'problems', time: this.clock.now(), problems: next.problems });
+    }
+  }
+
+  /** Re-reads the config file; a bad file is rejected with a logged reason and the old config keeps serving. */
+  reload(): boolean {
+    const path = this.opts.configPath;
+    if (!path) return false;
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      this.log('error', 'config reload failed; keeping the running config', {
+        file: path,
+        reason: (err as Error).message,
+      });
+      return false;
+    }
+    const hash = createHash('sha256').update(text).digest('hex');
+    if (hash === this.configHash) return true;
+    let next: Config;
+    try {
+      next = loadConfig(path, this.opts.overrides);
+    } catch (err) {
+      const issues = err instanceof ConfigError ? err.issues : [(err as Error).message];
+      this.log('error', 'config reload rejected; keeping the running config', { file: path, issues });
+      return false;
+    }
+    this.configHash = hash;
+    const prev = this.config;
+    const needsRestart = (
+      ['listen', 'admin', 'tier', 'domain', 'adminToken', 'instanceHeader'] as const
+    ).filter((k) => JSON.stringify(prev[k]) !== JSON.stringify(next[k]));
+    if (JSON.stringify(prev.timeouts) !== JSON.stringify(next.timeouts))
+      needsRestart.push('timeouts' as never);
+    if (JSON.stringify(prev.limits) !== JSON.stringify(next.limits)) needsRestart.push('limits' as never);
+    if (JSON.stringify(prev.upstream) !== JSON.stringify(next.upstream))
+      needsRestart.push('upstream' as never);
+    if (needsRestart.length > 0) {
+      this.log('warn', 'config changes that need a restart were not applied', { fields: needsRestart });
+    }
+    this.config = { ...prev, defaults: next.defaults, projects: next.projects };
+    this.conventions = { tier: prev.tier, defaults: next.defaults };
+    this.setSource('config', next.projects, []);
+    this.log('info', 'config reloaded', {
+      file: path,
+      version: this.current.version,
+      projects: this.current.projects.size,
+    });
+    return true;
+  }
+
+  private watchConfig(path: string): void {
+    try {
+      this.configHash = createHash('sha256').update(readFileSync(path, 'utf8')).digest('hex');
+    } catch {}
+    // Watch the directory, not the file: editors and Kubernetes ConfigMaps replace files by rename.
+    const name = basename(path);
+    try {
+      this.watcher = watch(dirname(path), (_event, file) => {
+        if (file && file !== name && file !== '..data') return;
+        clearTimeout(this.reloadTimer);
+        this.reloadTimer = setTimeout(() => this.reload(), 100);
+      });
+      this.watcher.on('error', (err) =>
+        this.log('warn', 'config watch failed; SIGHUP still reloads', { reason: err.message }),
+      );
+    } catch (err) {
+      this.log('warn', 'cannot watch config file; SIGHUP still reloads', { reason: (err as Error).message });
+    }
+  }
+
+  /** Graceful stop: stop accepting, finish in-flight requests up to the drain timeout, close pools. */
+  stop(drainMs = this.config.timeouts.drainMs): Promise<void> {
+    this.stopping ??= (async () => {
+      this.watcher?.close();
+      clearTimeout(this.reloadTimer);
+      this.log('info', 'draining', { drainMs });
+      await this.front.drain(drainMs);
+      this.health.close();
+      await this.admin.close();
+      await this.pools.destroy();
+      this.log('info', 'stopped');
+    })();
+    return this.stopping;
+  }
+}

@@ -1,0 +1,567 @@
+// The data plane's request path: route -> pick -> dispatch through undici -> stream back -> report one
+// outcome per attempt. It reads the current table once per request and never writes shared state
+// except in-flight counters and the outcome sink.
+
+import { randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
+import {
+  affinityCookieHeader,
+  affinityCookieName,
+  describeNoEndpoint,
+  type PickInput,
+  pickEndpoint,
+  readCookie,
+} from '../balancing/index.ts';
+import type { AccessRecord } from '../model/access.ts';
+import type { HealthView } from '../model/health.ts';
+import type { AttemptError, AttemptOutcome } from '../model/outcome.ts';
+import type { Endpoint, EndpointId, PortRoute, ProjectRoute, RouteTable } from '../model/routes.ts';
+import type { Tier } from '../routing/build.ts';
+import { resolve } from '../routing/match.ts';
+import type { Clock } from '../util/clock.ts';
+import { classifyError, isConnectFailure, sendError, statusForError } from './errors.ts';
+import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.ts';
+import type { RetryBudget } from './retry-budget.ts';
+import type { UpstreamPools } from './upstreams.ts';
+
+export interface HealthSink extends HealthView {
+  report(outcome: AttemptOutcome): void;
+}
+
+export interface ForwarderOptions {
+  readonly domain: string;
+  readonly tier: Tier;
+  readonly proto: 'http' | 'https';
+  /** Add `x-wharf-instance` to responses and name instances in error bodies. */
+  readonly instanceHeader: boolean;
+  readonly bodyIdleMs: number;
+  readonly maxBodyBytes: number;
+  readonly table: () => RouteTable;
+  readonly health: HealthSink;
+  readonly pools: UpstreamPools;
+  readonly budget: RetryBudget;
+  readonly clock: Clock;
+  /** Whether x-forwarded-* and x-wharf-* from this client may be believed (edge: trusted CIDRs only). */
+  readonly trusted: (clientIp: string) => boolean;
+  readonly onAccess?: (rec: AccessRecord) => void;
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** Marks an attempt aborted on purpose (client gone, rescue), so its error is not the upstream's fault. */
+class Aborted extends Error {
+  constructor(readonly why: 'client-gone' | 'rescue') {
+    super(why);
+  }
+}
+
+export function clientAddress(req: IncomingMessage): string {
+  const a = req.socket.remoteAddress ?? '';
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}
+
+/** Request headers the forwarder needs, collected in one pass over rawHeaders. */
+interface Inspected {
+  host?: string;
+  contentLength?: string;
+  chunked: boolean;
+  pin?: string;
+  cookie?: string;
+  requestId?: string;
+}
+
+function inspect(raw: string[], trusted: boolean): Inspected {
+  const out: Inspected = { chunked: false };
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i];
+    switch (k.length) {
+      case 4:
+        if (out.host === undefined && k.toLowerCase() === 'host') out.host = raw[i + 1];
+        break;
+      case 6:
+        if (k.toLowerCase() === 'cookie')
+          out.cookie = out.cookie ? `${out.cookie}; ${raw[i + 1]}` : raw[i + 1];
+        break;
+      case 12:
+        if (trusted && k.toLowerCase() === 'x-request-id') out.requestId = raw[i + 1];
+        break;
+      case 14:
+        if (k.toLowerCase() === 'content-length') out.contentLength = raw[i + 1];
+        break;
+      case 16:
+        if (k.toLowerCase() === 'x-wharf-instance') out.pin = raw[i + 1].trim().toLowerCase();
+        break;
+      case 17:
+        if (k.toLowerCase() === 'transfer-encoding') out.chunked = true;
+        break;
+    }
+  }
+  return out;
+}
+
+export class Forwarder {
+  /** Outstanding attempts per endpoint: the balancer's load signal and the rescue registry. */
+  private readonly inflightByEndpoint = new Map<EndpointId, Set<Attempt>>();
+  readonly inflight = (id: EndpointId): number => this.inflightByEndpoint.get(id)?.size ?? 0;
+  private readonly cookieName: string;
+
+  constructor(readonly opts: ForwarderOptions) {
+    this.cookieName = affinityCookieName(opts.tier);
+  }
+
+  /** Entry point for node:http 'request' (and 'checkContinue'). */
+  handle(req: IncomingMessage, res: ServerResponse, expectContinue = false): void {
+    new Exchange(this, req, res, expectContinue).start();
+  }
+
+  /** Called by health/ when an endpoint is ejected: idempotent requests waiting there move elsewhere. */
+  rescue(id: EndpointId): number {
+    const set = this.inflightByEndpoint.get(id);
+    if (!set) return 0;
+    let n = 0;
+    for (const a of [...set]) if (a.rescue()) n++;
+    return n;
+  }
+
+  track(a: Attempt): void {
+    let set = this.inflightByEndpoint.get(a.endpoint.id);
+    if (!set) {
+      set = new Set();
+      this.inflightByEndpoint.set(a.endpoint.id, set);
+    }
+    set.add(a);
+  }
+
+  untrack(a: Attempt): void {
+    const set = this.inflightByEndpoint.get(a.endpoint.id);
+    if (!set) return;
+    set.delete(a);
+    if (set.size === 0) this.inflightByEndpoint.delete(a.endpoint.id);
+  }
+
+  get cookie(): string {
+    return this.cookieName;
+  }
+}
+
+/** One client request and its upstream attempts. */
+class Exchange {
+  readonly started: number;
+  readonly startedHr = performance.now();
+  readonly clientIp: string;
+  readonly trusted: boolean;
+  readonly h: Inspected;
+  readonly method: string;
+  readonly idempotent: boolean;
+  readonly bodyless: boolean;
+  requestId = '';
+  project?: ProjectRoute;
+  route?: PortRoute;
+  /** Strict pin: never another instance. */
+  pinned = false;
+  stickyToken?: string;
+  tried?: Set<EndpointId>;
+  attempts = 0;
+  current?: Attempt;
+  lastError?: string;
+  bytesOut = 0;
+  upstreamMs?: number;
+  finished = false;
+  clientGone = false;
+  readonly bytesReadAtStart: number;
+
+  constructor(
+    readonly fw: Forwarder,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly expectContinue: boolean,
+  ) {
+    this.started = fw.opts.clock.now();
+    this.clientIp = clientAddress(req);
+    this.trusted = fw.opts.trusted(this.clientIp);
+    this.h = inspect(req.rawHeaders, this.trusted);
+    this.method = req.method ?? 'GET';
+    this.idempotent = IDEMPOTENT.has(this.method);
+    const cl = this.h.contentLength;
+    this.bodyless = !this.h.chunked && (cl === undefined || cl === '0');
+    this.bytesReadAtStart = req.socket.bytesRead;
+  }
+
+  start(): void {
+    const { opts } = this.fw;
+    this.requestId = this.h.requestId || randomUUID();
+    this.res.on('close', () => this.onClientClose());
+    if (
+      opts.maxBodyBytes > 0 &&
+      this.h.contentLength !== undefined &&
+      Number(this.h.contentLength) > opts.maxBodyBytes
+    ) {
+      this.reply(413, 'payload-too-large', `request body over ${opts.maxBodyBytes} bytes`);
+      return;
+    }
+    const table = opts.table();
+    const pinHeader = this.h.pin && (this.trusted || opts.tier === 'internal') ? this.h.pin : undefined;
+    const r = resolve(table, opts.domain, this.h.host, pinHeader);
+    if (!r.ok) {
+      this.replyBody(r.status, r.status === 400 ? 'bad-host' : 'not-found', {
+        reason: r.reason,
+        project: r.project,
+        port: r.port,
+      });
+      return;
+    }
+    this.project = r.project;
+    this.route = r.route;
+    opts.budget.request(`${r.project.name}/${r.route.port}`);
+    let endpoint: Endpoint | undefined;
+    let issueCookie = false;
+    if (r.instance !== undefined) {
+      this.pinned = true;
+      endpoint = r.route.byInstance.get(r.instance);
+      // The client named the instance itself, so naming it back reveals nothing.
+      const shown = r.instance;
+      if (!endpoint) {
+        this.replyBody(503, 'pinned-instance-gone', {
+          reason: `instance "${r.instance}" does not exist or has no port "${r.route.port}"`,
+          project: r.project.name,
+          port: r.route.port,
+          instance: shown,
+        });
+        return;
+      }
+      const state = opts.health.state(endpoint.id);
+      if (state === 'unhealthy') {
+        const why = opts.health.status(endpoint.id)?.reason ?? 'unhealthy';
+        this.replyBody(
+          503,
+          'pinned-instance-unhealthy',
+          {
+            reason: `instance "${r.instance}" is unhealthy: ${why}`,
+            project: r.project.name,
+            port: r.route.port,
+            instance: shown,
+          },
+          { 'retry-after': '1' },
+        );
+        return;
+      }
+    } else {
+      const pick = this.pick();
+      if (!pick) return this.noEndpoint();
+      endpoint = pick.endpoint;
+      issueCookie = pick.issueCookie;
+    }
+    if (this.expectContinue) this.res.writeContinue();
+    this.dispatch(endpoint, issueCookie);
+  }
+
+  pickInput(): PickInput {
+    const route = this.route!;
+    const aff = route.settings.affinity;
+    let hashKey: string | undefined;
+    if (aff.kind === 'ip') hashKey = this.clientIp;
+    else if (aff.kind === 'header') {
+      const v = this.req.headers[aff.header];
+      hashKey = Array.isArray(v) ? v[0] : v;
+    } else if (aff.kind === 'cookie' && this.stickyToken === undefined) {
+      this.stickyToken = readCookie(this.h.cookie, this.fw.cookie) ?? '';
+    }
+    return {
+      route,
+      health: this.fw.opts.health,
+      inflight: this.fw.inflight,
+      exclude: this.tried,
+      stickyToken: this.stickyToken || undefined,
+      hashKey,
+    };
+  }
+
+  pick() {
+    return pickEndpoint(this.pickInput());
+  }
+
+  noEndpoint(): void {
+    const route = this.route!;
+    const reason = describeNoEndpoint(this.pickInput());
+    this.lastError ??= 'no-healthy-instance';
+    this.replyBody(
+      503,
+      this.lastError,
+      { reason, project: route.project, port: route.port },
+      { 'retry-after': '1' },
+    );
+  }
+
+  dispatch(endpoint: Endpoint, issueCookie: boolean): void {
+    this.attempts++;
+    const a = new Attempt(this, endpoint, issueCookie);
+    this.current = a;
+    a.send();
+  }
+
+  /**
+   * Whether a failed attempt may be tried again elsewhere; takes a token from the retry budget when
+   * it may. A refused or timed-out connect reached nothing, so any method qualifies; otherwise only
+   * idempotent requests whose body (if any) was never read.
+   */
+  mayRetry(a: Attempt, error: AttemptError | 'status'): boolean {
+    if (this.pinned || this.clientGone) return false;
+    const route = this.route!;
+    if (this.attempts > route.settings.retries) return false;
+    const bodySafe = this.bodyless || !this.req.readableDidRead;
+    const allowed = error !== 'status' && isConnectFailure(error) ? bodySafe : this.idempotent && bodySafe;
+    if (!allowed) return false;
+    this.tried ??= new Set();
+    this.tried.add(a.endpoint.id);
+    if (!route.endpoints.some((e) => !this.tried!.has(e.id))) return false;
+    return this.fw.opts.budget.tryRetry(`${route.project}/${route.port}`);
+  }
+
+  /** Sends the next attempt to another instance; false when none is eligible any more. */
+  redispatch(prev: Attempt): boolean {
+    const pick = this.pick();
+    if (!pick) return false;
+    this.dispatch(pick.endpoint, pick.issueCookie || prev.issueCookie);
+    return true;
+  }
+
+  onClientClose(): void {
+    if (this.res.writableFinished) return;
+    this.clientGone = true;
+    this.current?.abort(new Aborted('client-gone'));
+    if (!this.finished) this.finish(499, 'client-closed');
+  }
+
+  reply(status: number, error: string, reason: string): void {
+    this.replyBody(status, error, { reason });
+  }
+
+  replyBody(
+    status: number,
+    error: string,
+    body: { reason: string; project?: string; port?: string; instance?: string },
+    headers?: Record<string, string>,
+  ): void {
+    this.lastError = error;
+    const extra: Record<string, string> = { 'x-request-id': this.requestId, ...headers };
+    if (this.clientGone) return this.finish(499, 'client-closed');
+    // A body the client already started sending is not wanted: close after answering instead of
+    // reading what may be gigabytes.
+    if (!this.bodyless && !this.req.readableEnded) extra.connection = 'close';
+    this.bytesOut += sendError(this.res, status, body, extra);
+    this.finish(status, error);
+  }
+
+  finish(status: number, error?: string): void {
+    if (this.finished) return;
+    this.finished = true;
+    const onAccess = this.fw.opts.onAccess;
+    if (!onAccess) return;
+    const route = this.route;
+    onAccess({
+      time: this.started,
+      requestId: this.requestId,
+      client: this.clientIp,
+      host: this.h.host ?? '',
+      method: this.method,
+      path: this.req.url ?? '',
+      status,
+      bytesIn: this.req.socket ? this.req.socket.bytesRead - this.bytesReadAtStart : 0,
+      bytesOut: this.bytesOut,
+      durationMs: performance.now() - this.startedHr,
+      upstreamMs: this.upstreamMs,
+      project: route?.project ?? this.project?.name,
+      port: route?.port,
+      instance: this.current?.endpoint.instance,
+      attempts: this.attempts,
+      error: error ?? this.lastError,
+    });
+  }
+}
+
+/** One upstream attempt; also the undici dispatch handler (one object, no per-callback closures). */
+class Attempt implements Dispatcher.DispatchHandler {
+  controller?: Dispatcher.DispatchController;
+  sentAt = 0;
+  responded = false;
+  /** A 502/503 being retried: its body is drained, not forwarded. */
+  discarding = false;
+  abortedWith?: Aborted;
+  done = false;
+  private drainBound?: () => void;
+
+  constructor(
+    readonly ex: Exchange,
+    readonly endpoint: Endpoint,
+    readonly issueCookie: boolean,
+  ) {}
+
+  send(): void {
+    const ex = this.ex;
+    const fw = ex.fw;
+    const req = ex.req;
+    const headers = upstreamRequestHeaders(req.rawHeaders, {
+      clientIp: ex.clientIp,
+      proto: fw.opts.proto,
+      host: ex.h.host ?? '',
+      requestId: ex.requestId,
+      untrusted: !ex.trusted,
+    });
+    fw.track(this);
+    this.sentAt = performance.now();
+    fw.opts.pools.get(this.endpoint.address).dispatch(
+      {
+        path: req.url ?? '/',
+        method: ex.method as Dispatcher.HttpMethod,
+        headers,
+        body: ex.bodyless ? null : req,
+        headersTimeout: ex.route!.settings.timeoutMs,
+        bodyTimeout: fw.opts.bodyIdleMs,
+        idempotent: ex.idempotent,
+        blocking: false,
+      },
+      this,
+    );
+  }
+
+  abort(reason: Aborted): void {
+    if (this.done) return;
+    this.abortedWith = reason;
+    if (this.controller && !this.controller.aborted) this.controller.abort(reason);
+  }
+
+  /** In-flight rescue: only before any response byte and only where a retry is safe. */
+  rescue(): boolean {
+    const ex = this.ex;
+    if (this.done || this.responded || ex.pinned || !ex.idempotent) return false;
+    if (!ex.bodyless && ex.req.readableDidRead) return false;
+    this.abort(new Aborted('rescue'));
+    return true;
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.abortedWith) controller.abort(this.abortedWith);
+  }
+
+  onResponseStart(
+    _controller: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+  ): void {
+    if (status < 200) return; // 1xx informational: 100 was answered by us; others are not forwarded
+    const ex = this.ex;
+    this.responded = true;
+    ex.upstreamMs = performance.now() - this.sentAt;
+    this.report(status);
+    if ((status === 502 || status === 503) && ex.mayRetry(this, 'status')) {
+      this.discarding = true;
+      return;
+    }
+    const res = ex.res;
+    if (res.headersSent || ex.clientGone) return;
+    const out = downstreamResponseHeaders(headers);
+    out['x-request-id'] ??= ex.requestId;
+    if (ex.fw.opts.instanceHeader) out['x-wharf-instance'] = this.endpoint.instance;
+    if (this.issueCookie) {
+      const cookie = affinityCookieHeader(ex.fw.cookie, this.endpoint.token, ex.fw.opts.proto === 'https');
+      const prev = out['set-cookie'];
+      out['set-cookie'] =
+        prev === undefined ? cookie : Array.isArray(prev) ? [...prev, cookie] : [prev, cookie];
+    }
+    res.writeHead(status, out);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.discarding) return;
+    const ex = this.ex;
+    ex.bytesOut += chunk.length;
+    if (!ex.res.write(chunk)) {
+      controller.pause();
+      this.drainBound ??= () => this.controller?.resume();
+      ex.res.once('drain', this.drainBound);
+    }
+  }
+
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    this.settle();
+    const ex = this.ex;
+    if (this.discarding) {
+      if (ex.redispatch(this)) return;
+      // Every other instance became unavailable meanwhile; the drained 5xx cannot be replayed.
+      return this.fail('upstream-5xx', 502);
+    }
+    if (trailers && Object.keys(trailers).length > 0) ex.res.addTrailers(trailers as Record<string, string>);
+    ex.res.end();
+    ex.finish(ex.res.statusCode);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error & { code?: string }): void {
+    this.settle();
+    const ex = this.ex;
+    const aborted = this.abortedWith ?? (err instanceof Aborted ? err : undefined);
+    if (aborted?.why === 'client-gone' || ex.clientGone) return; // finish() ran in onClientClose
+    const kind: AttemptError = aborted?.why === 'rescue' ? 'response-timeout' : classifyError(err);
+    if (!aborted) this.report(undefined, kind);
+    ex.lastError = aborted ? 'rescued' : kind;
+    if (this.discarding) {
+      if (ex.redispatch(this)) return;
+      return this.fail(kind, statusForError(kind));
+    }
+    if (!this.responded) {
+      if (ex.mayRetry(this, kind) && ex.redispatch(this)) return;
+      return this.fail(kind, statusForError(kind));
+    }
+    // Mid-body failure: the status line is gone; cut the response so the client sees it incomplete.
+    ex.res.destroy(err);
+    ex.finish(ex.res.statusCode, kind);
+  }
+
+  private fail(kind: string, status: number): void {
+    const ex = this.ex;
+    const route = ex.route!;
+    const showInstance = ex.fw.opts.instanceHeader || ex.pinned;
+    ex.replyBody(status, kind, {
+      reason: describeFailure(kind, ex.attempts),
+      project: route.project,
+      port: route.port,
+      instance: showInstance ? this.endpoint.instance : undefined,
+    });
+  }
+
+  private settle(): void {
+    if (this.done) return;
+    this.done = true;
+    this.ex.fw.untrack(this);
+  }
+
+  private report(status?: number, error?: AttemptError): void {
+    this.ex.fw.opts.health.report({
+      endpoint: this.endpoint.id,
+      status,
+      error,
+      durationMs: performance.now() - this.sentAt,
+    });
+  }
+}
+
+function describeFailure(kind: string, attempts: number): string {
+  const tries = attempts > 1 ? ` (after ${attempts} attempts)` : '';
+  switch (kind) {
+    case 'connect-refused':
+      return `connection refused by the upstream${tries}`;
+    case 'connect-timeout':
+      return `timed out connecting to the upstream${tries}`;
+    case 'connect-error':
+      return `could not connect to the upstream${tries}`;
+    case 'response-timeout':
+      return `the upstream did not answer in time${tries}`;
+    case 'invalid-response':
+      return `the upstream sent an invalid HTTP response${tries}`;
+    case 'upstream-5xx':
+      return `the upstream answered with an error${tries}`;
+    default:
+      return `the upstream connection failed${tries}`;
+  }
+}

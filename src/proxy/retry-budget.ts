@@ -1,0 +1,49 @@
+// Retries may add at most `ratio` of the requests of the last second (plus a small floor), per
+// project port, so retries never multiply an outage (Envoy's and Finagle's retry budgets).
+
+import type { Clock } from '../util/clock.ts';
+
+interface Window {
+  second: number;
+  requests: number;
+  retries: number;
+  prevRequests: number;
+}
+
+export class RetryBudget {
+  private readonly windows = new Map<string, Window>();
+
+  constructor(
+    private readonly ratio: number,
+    private readonly minPerSecond: number,
+    private readonly clock: Clock,
+  ) {}
+
+  private window(key: string): Window {
+    const second = Math.floor(this.clock.now() / 1000);
+    let w = this.windows.get(key);
+    if (!w) {
+      w = { second, requests: 0, retries: 0, prevRequests: 0 };
+      this.windows.set(key, w);
+    } else if (w.second !== second) {
+      w.prevRequests = w.second === second - 1 ? w.requests : 0;
+      w.second = second;
+      w.requests = 0;
+      w.retries = 0;
+    }
+    return w;
+  }
+
+  request(key: string): void {
+    this.window(key).requests++;
+  }
+
+  /** Takes one retry from the budget if there is one left. */
+  tryRetry(key: string): boolean {
+    const w = this.window(key);
+    const allowed = Math.max(this.minPerSecond, this.ratio * Math.max(w.requests, w.prevRequests));
+    if (w.retries >= allowed) return false;
+    w.retries++;
+    return true;
+  }
+}

@@ -1,0 +1,124 @@
+// The front listener: node:http with hardened limits, the hooks that turn malformed traffic into the
+// right 4xx, and a graceful drain for SIGTERM.
+
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { errorTitle, sendError } from './errors.ts';
+import type { Forwarder } from './forward.ts';
+import { handleUpgrade } from './websocket.ts';
+
+export interface FrontOptions {
+  readonly maxHeaderBytes: number;
+  readonly maxHeaders: number;
+  readonly requestHeadersMs: number;
+  readonly clientIdleMs: number;
+  readonly bodyIdleMs: number;
+}
+
+function rawReply(socket: Duplex, status: number, reason: string): void {
+  if (!socket.writable) return void socket.destroy();
+  const body = JSON.stringify({ error: errorTitle(status), reason });
+  socket.end(
+    `HTTP/1.1 ${status} ${errorTitle(status)}\r\ncontent-type: application/json\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
+export class FrontServer {
+  readonly server: http.Server;
+  private draining = false;
+
+  constructor(fw: Forwarder, opts: FrontOptions) {
+    const server = http.createServer({
+      maxHeaderSize: opts.maxHeaderBytes,
+      // Slow clients that never finish their headers are cut here (slowloris).
+      headersTimeout: opts.requestHeadersMs,
+      // A whole request may legitimately take long (a 1 GiB upload); stalls are caught by the idle timeout.
+      requestTimeout: 0,
+      keepAliveTimeout: opts.clientIdleMs,
+      // Reject rather than tolerate: ambiguous framing is how request smuggling starts.
+      insecureHTTPParser: false,
+      requireHostHeader: false,
+      joinDuplicateHeaders: false,
+    });
+    // node keeps at most this many fields; one more than the limit is enough to see the excess and
+    // answer 431 below, instead of node's silent truncation.
+    server.maxHeadersCount = opts.maxHeaders + 1;
+    // Inactivity on an active connection (stalled upload or reader) closes it.
+    server.timeout = Math.max(opts.bodyIdleMs, opts.clientIdleMs) + 1000;
+    const handle = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean) => {
+      if (req.rawHeaders.length > opts.maxHeaders * 2) {
+        res.shouldKeepAlive = false;
+        sendError(
+          res,
+          431,
+          { reason: `more than ${opts.maxHeaders} header fields` },
+          { connection: 'close' },
+        );
+        return;
+      }
+      if (this.draining) res.shouldKeepAlive = false;
+      fw.handle(req, res, expectContinue);
+    };
+    server.on('request', (req, res) => handle(req, res, false));
+    server.on('checkContinue', (req, res) => handle(req, res, true));
+    server.on('checkExpectation', (_req, res) => {
+      sendError(res, 417, { reason: 'only Expect: 100-continue is supported' }, { connection: 'close' });
+    });
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (req.rawHeaders.length > opts.maxHeaders * 2) return rawReply(socket, 431, 'too many header fields');
+      handleUpgrade(fw, req, socket, head);
+    });
+    server.on('connect', (_req: IncomingMessage, socket: Duplex) =>
+      rawReply(socket, 405, 'CONNECT is not supported'),
+    );
+    server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
+      switch (err.code) {
+        case 'HPE_HEADER_OVERFLOW':
+          return rawReply(socket, 431, 'request header section too large');
+        case 'ERR_HTTP_REQUEST_TIMEOUT':
+          return rawReply(socket, 408, 'request headers not received in time');
+        case 'ECONNRESET':
+        case 'EPIPE':
+          return void socket.destroy();
+        default:
+          return rawReply(socket, 400, `malformed request (${err.code ?? 'parse error'})`);
+      }
+    });
+    server.on('connection', (socket: Socket) => socket.setNoDelay(true));
+    this.server = server;
+  }
+
+  listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        const a = this.server.address();
+        resolve(typeof a === 'object' && a ? { host: a.address, port: a.port } : { host, port });
+      });
+    });
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish (their responses say `Connection: close`),
+   * closes idle keep-alive connections at once and everything else when `drainMs` runs out.
+   */
+  async drain(drainMs: number): Promise<void> {
+    this.draining = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const idleSweep = setInterval(() => this.server.closeIdleConnections(), 50);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.server.closeAllConnections();
+        resolve();
+      }, drainMs);
+    });
+    await Promise.race([closed, deadline]);
+    clearInterval(idleSweep);
+    clearTimeout(timer);
+  }
+}

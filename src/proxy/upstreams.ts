@@ -1,0 +1,62 @@
+// One undici Pool per upstream address, kept across table swaps: a swap reconciles by address, so
+// unchanged endpoints keep their warm keep-alive connections. Removed pools close after in-flight
+// requests finish.
+
+import { Pool } from 'undici';
+import type { RouteTable } from '../model/routes.ts';
+
+export interface PoolOptions {
+  readonly connections: number;
+  readonly connectTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+}
+
+export class UpstreamPools {
+  private readonly pools = new Map<string, Pool>();
+
+  constructor(private readonly opts: PoolOptions) {}
+
+  get(address: string): Pool {
+    let pool = this.pools.get(address);
+    if (!pool) {
+      pool = new Pool(`http://${address}`, {
+        connections: this.opts.connections,
+        pipelining: 1,
+        connect: { timeout: this.opts.connectTimeoutMs },
+        keepAliveTimeout: this.opts.idleTimeoutMs,
+        keepAliveMaxTimeout: this.opts.idleTimeoutMs,
+        // Per-request timeouts are set on each dispatch; these are only the ceilings.
+        headersTimeout: 0,
+        bodyTimeout: 0,
+      });
+      this.pools.set(address, pool);
+    }
+    return pool;
+  }
+
+  /** Closes pools whose address no longer appears in the table (gracefully: in-flight requests finish). */
+  reconcile(table: RouteTable): void {
+    const live = new Set<string>();
+    for (const project of table.projects.values()) {
+      for (const route of project.ports.values()) for (const ep of route.endpoints) live.add(ep.address);
+    }
+    for (const [address, pool] of this.pools) {
+      if (!live.has(address)) {
+        this.pools.delete(address);
+        pool.close().catch(() => {});
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(all.map((p) => p.close().catch(() => {})));
+  }
+
+  async destroy(): Promise<void> {
+    const all = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(all.map((p) => p.destroy().catch(() => {})));
+  }
+}
