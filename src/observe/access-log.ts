@@ -1,30 +1,7 @@
-// The access log record: one JSON line per request, written by the proxy when the response ends.
-// Field names are the contract with filebeat pipelines and dashboards; add, never rename.
+// The access log record (defined in model/access.ts): one JSON line per request, written when the
+// response ends. Its field names are the contract with filebeat pipelines; add, never rename.
 
-export interface AccessRecord {
-  /** Epoch ms when the request arrived. */
-  time: number;
-  requestId: string;
-  /** Client address (the socket peer; X-Forwarded-For is the proxy's business, not the log's). */
-  client: string;
-  host: string;
-  method: string;
-  path: string;
-  status: number;
-  bytesIn: number;
-  bytesOut: number;
-  /** Total time from request to last response byte. */
-  durationMs: number;
-  /** Time of the last upstream attempt, from dispatch to response end. */
-  upstreamMs?: number;
-  project?: string;
-  port?: string;
-  instance?: string;
-  /** Upstream attempts made (0 when no upstream was tried: 404, all unhealthy, ...). */
-  attempts: number;
-  /** Why the request failed, e.g. `connect-refused`, `no-healthy-instance`, `unknown-host`. */
-  error?: string;
-}
+export type { AccessRecord } from '../model/access.ts';
 
 /** `2xx`..`5xx`; anything else (1xx upgrades, 0 for a request that got no response) is `other`. */
 export function statusClass(status: number): string {

@@ -1,0 +1,55 @@
+// The demo control API, mounted on the admin port next to the dashboard (same origin, same token):
+//   GET  /api/demo                               -> { instances, projects }
+//   POST /api/demo/<project>/<instance>/<action> -> action: kill | freeze | revive
+//   POST /api/demo/<project>/<scale-up|scale-down>
+// Every POST answers with the new GET document.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { DemoError, type Fleet } from './fleet.ts';
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const payload = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(payload);
+}
+
+export function demoView(fleet: Fleet): unknown {
+  return { instances: fleet.list(), projects: fleet.projectList() };
+}
+
+/** Returns an admin route: true when it handled the request. */
+export function demoControl(fleet: Fleet): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> {
+  return async (req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== '/api/demo' && !path.startsWith('/api/demo/')) return false;
+    const parts = path.split('/').slice(3).map(decodeURIComponent);
+    try {
+      if (req.method === 'GET' && parts.length === 0) {
+        json(res, 200, demoView(fleet));
+        return true;
+      }
+      if (req.method !== 'POST') {
+        json(res, 405, { error: 'method not allowed' });
+        return true;
+      }
+      req.resume();
+      if (parts.length === 2) {
+        const [project, action] = parts;
+        if (action === 'scale-up') await fleet.scaleUp(project);
+        else if (action === 'scale-down') await fleet.scaleDown(project);
+        else throw new DemoError(404, `unknown action ${action}`);
+      } else if (parts.length === 3) {
+        const [project, instance, action] = parts;
+        if (action === 'kill') fleet.kill(project, instance);
+        else if (action === 'freeze') fleet.freeze(project, instance);
+        else if (action === 'revive') await fleet.revive(project, instance);
+        else throw new DemoError(404, `unknown action ${action}`);
+      } else throw new DemoError(404, 'expected /api/demo/<project>/<instance>/<action>');
+      json(res, 200, demoView(fleet));
+    } catch (err) {
+      const status = err instanceof DemoError ? err.status : 500;
+      json(res, status, { error: (err as Error).message });
+    }
+    return true;
+  };
+}
