@@ -49,7 +49,7 @@
   // ---------- wall mode ----------
   const wallBtn = $('wall-toggle');
   function setWall(on) {
-    document.body.classList.toggle('wall', on);
+    document.documentElement.classList.toggle('wall', on);
     // A wall display is dark whatever the system says; charts pick their colours up on rebuild.
     document.documentElement.classList.toggle('force-dark', on);
     for (const v of portViews.values()) v.chartKey = '';
@@ -59,7 +59,7 @@
     } catch {}
     for (const v of portViews.values()) updateCharts(v);
   }
-  wallBtn.addEventListener('click', () => setWall(!document.body.classList.contains('wall')));
+  wallBtn.addEventListener('click', () => setWall(!document.documentElement.classList.contains('wall')));
   setWall(
     params.has('wall') ||
       (() => {
