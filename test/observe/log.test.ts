@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import { mkdtempSync, openSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -259,6 +260,7 @@ describe('bounded buffer', () => {
     const sink = new BoundedSink({
       path: join(dir, 'x.log'),
       maxBufferBytes: 100,
+      batchMs: 0,
       // A disk that does not answer until we say so.
       write: (_fd, _buf, _off, len, _pos, cb) => {
         held.push(() => cb(null, len));
@@ -281,6 +283,27 @@ describe('bounded buffer', () => {
     await sink.flush();
     assert.equal(sink.buffered(), 0);
     await sink.close();
+  });
+
+  test('lines are gathered into few large writes', async () => {
+    const dir = tmp();
+    let writes = 0;
+    let bytes = 0;
+    const sink = new BoundedSink({
+      path: join(dir, 'y.log'),
+      write: (fd, buf, off, len, pos, cb) => {
+        writes++;
+        bytes += len;
+        fs.write(fd, buf, off, len, pos, cb);
+      },
+    });
+    for (let i = 0; i < 1000; i++) sink.write(`line ${i}\n`);
+    await new Promise((r) => setTimeout(r, 30));
+    for (let i = 0; i < 1000; i++) sink.write(`line ${i}\n`);
+    await sink.close();
+    assert.ok(writes <= 3, `${writes} writes`);
+    assert.equal(readFileSync(join(dir, 'y.log'), 'utf8').split('\n').length - 1, 2000);
+    assert.equal(bytes, readFileSync(join(dir, 'y.log')).length);
   });
 
   test('Logs.dropped counts lines over the cap', async () => {
