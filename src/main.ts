@@ -15,11 +15,14 @@ import type { WharfEvent } from './model/events.ts';
 import type { Problem } from './model/problem.ts';
 import type { RouteTable } from './model/routes.ts';
 import type { ProjectRecord } from './model/snapshot.ts';
+import { CertificateStore, fileSource } from './proxy/certificates.ts';
 import { Forwarder } from './proxy/forward.ts';
+import { ClientLimits } from './proxy/limits.ts';
 import { RetryBudget } from './proxy/retry-budget.ts';
-import { FrontServer } from './proxy/server.ts';
+import { createRedirectServer, FrontServer } from './proxy/server.ts';
 import { UpstreamPools } from './proxy/upstreams.ts';
 import { buildRouteTable, type Conventions } from './routing/build.ts';
+import { cidrMatcher } from './util/cidr.ts';
 import { type Clock, systemClock } from './util/clock.ts';
 import { type Log, stderrLog } from './util/log.ts';
 
@@ -61,6 +64,9 @@ export class Wharf {
   readonly forwarder: Forwarder;
   readonly front: FrontServer;
   readonly admin: AdminServer;
+  readonly certificates?: CertificateStore;
+  readonly limits: ClientLimits;
+  private redirect?: import('node:http').Server;
   private watcher?: FSWatcher;
   private reloadTimer?: NodeJS.Timeout;
   private configHash = '';
@@ -72,7 +78,7 @@ export class Wharf {
     this.config = opts.config;
     this.log = opts.log ?? stderrLog;
     this.clock = opts.clock ?? systemClock;
-    this.conventions = { tier: this.config.tier, defaults: this.config.defaults };
+    this.conventions = this.conventionsFor(this.config);
     this.current = buildRouteTable({ version: 0, projects: [], problems: [] }, this.conventions, 0);
     const c = this.config;
     this.health = new HealthService();
@@ -81,10 +87,29 @@ export class Wharf {
       connectTimeoutMs: c.timeouts.connectMs,
       idleTimeoutMs: c.timeouts.upstreamIdleMs,
     });
+    if (c.tls) {
+      this.certificates = new CertificateStore(
+        c.tls.certificates.map((x) => fileSource(x.cert, x.key, x.hosts)),
+        {
+          minVersion: c.tls.minVersion,
+          clock: this.clock,
+          onChange: (problems, loaded) => {
+            this.log(problems.length ? 'error' : 'info', 'certificates loaded', {
+              loaded,
+              problems: problems.length,
+            });
+            if (this.sources.has('tls') || problems.length > 0) this.setSource('tls', [], problems);
+          },
+        },
+      );
+      this.certificates.loadOrThrow();
+    }
+    this.limits = new ClientLimits(c.limits.clientConnections, c.limits.clientRate, this.clock);
+    const trustedProxy = cidrMatcher(c.trustedProxies);
     this.forwarder = new Forwarder({
       domain: c.domain,
       tier: c.tier,
-      proto: 'http',
+      proto: c.tls ? 'https' : 'http',
       instanceHeader: c.instanceHeader,
       bodyIdleMs: c.timeouts.bodyIdleMs,
       maxBodyBytes: c.limits.maxBodyBytes,
@@ -93,7 +118,8 @@ export class Wharf {
       pools: this.pools,
       budget: new RetryBudget(c.upstream.retryBudget, c.upstream.retryBudgetMin, this.clock),
       clock: this.clock,
-      trusted: () => c.tier === 'internal',
+      // In-cluster clients of the internal tier are trusted; the edge believes only listed proxies.
+      trusted: c.tier === 'internal' ? () => true : trustedProxy,
       onAccess: opts.onAccess,
     });
     this.health.onEjected((id) => this.forwarder.rescue(id));
@@ -103,6 +129,9 @@ export class Wharf {
       requestHeadersMs: c.timeouts.requestHeadersMs,
       clientIdleMs: c.timeouts.clientIdleMs,
       bodyIdleMs: c.timeouts.bodyIdleMs,
+      limits: this.limits,
+      tls:
+        this.certificates && c.tls ? { store: this.certificates, minVersion: c.tls.minVersion } : undefined,
     });
     this.admin = new AdminServer({
       token: c.adminToken,
@@ -118,6 +147,15 @@ export class Wharf {
     const w = new Wharf(opts);
     const c = w.config;
     w.frontAddress = await w.front.listen(c.listen.host, c.listen.port);
+    w.certificates?.watch();
+    if (c.tls?.redirectHttp) {
+      const r = c.tls.redirectHttp;
+      w.redirect = createRedirectServer(w.frontAddress.port);
+      await new Promise<void>((resolve, reject) => {
+        w.redirect!.once('error', reject);
+        w.redirect!.listen(r.port, r.host, () => resolve());
+      });
+    }
     try {
       w.adminAddress = await w.admin.listen(c.admin.host, c.admin.port);
     } catch (err) {
@@ -133,6 +171,10 @@ export class Wharf {
       projects: w.current.projects.size,
     });
     return w;
+  }
+
+  private conventionsFor(c: Config): Conventions {
+    return { tier: c.tier, defaults: c.defaults, forwardTo: c.forwardTo };
   }
 
   table(): RouteTable {
@@ -219,7 +261,7 @@ export class Wharf {
       this.log('warn', 'config changes that need a restart were not applied', { fields: needsRestart });
     }
     this.config = { ...prev, defaults: next.defaults, projects: next.projects };
-    this.conventions = { tier: prev.tier, defaults: next.defaults };
+    this.conventions = this.conventionsFor({ ...prev, defaults: next.defaults });
     this.setSource('config', next.projects, []);
     this.log('info', 'config reloaded', {
       file: path,
@@ -254,6 +296,10 @@ export class Wharf {
     this.stopping ??= (async () => {
       this.watcher?.close();
       clearTimeout(this.reloadTimer);
+      this.certificates?.close();
+      this.limits.close();
+      this.redirect?.close();
+      this.redirect?.closeAllConnections();
       this.log('info', 'draining', { drainMs });
       await this.front.drain(drainMs);
       this.health.close();

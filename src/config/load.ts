@@ -7,6 +7,7 @@ import type { ProjectSettings } from '../model/settings.ts';
 import type { HostPort, InstanceRecord, ProjectRecord } from '../model/snapshot.ts';
 import { DNS_LABEL, type Tier } from '../routing/build.ts';
 import { DEFAULT_SETTINGS, parseDuration, parseSettings } from '../routing/settings.ts';
+import { parseCidr } from '../util/cidr.ts';
 import { type ConfigFile, configSchema } from './schema.ts';
 
 export interface Config {
@@ -30,7 +31,14 @@ export interface Config {
     readonly maxHeaderBytes: number;
     readonly maxHeaders: number;
     readonly maxBodyBytes: number;
+    readonly clientConnections: number;
+    readonly clientRate: number;
   };
+  /** CIDRs whose x-forwarded-* and x-wharf-* headers the edge believes. */
+  readonly trustedProxies: readonly string[];
+  readonly tls?: TlsConfig;
+  /** Edge tier: the project whose instances are the internal tier (Host is preserved). */
+  readonly forwardTo?: string;
   readonly upstream: {
     readonly connections: number;
     readonly retryBudget: number;
@@ -38,6 +46,16 @@ export interface Config {
   };
   /** Static projects, in the shape discovery produces. */
   readonly projects: readonly ProjectRecord[];
+}
+
+export interface TlsConfig {
+  readonly certificates: readonly {
+    readonly cert: string;
+    readonly key: string;
+    readonly hosts?: readonly string[];
+  }[];
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+  readonly redirectHttp?: HostPort;
 }
 
 export class ConfigError extends Error {
@@ -102,6 +120,25 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
     drainMs: ms('drain'),
   };
 
+  file['trusted-proxies'].forEach((cidr, i) => {
+    at(`trusted-proxies.${i}`, () => parseCidr(cidr));
+  });
+  let tls: TlsConfig | undefined;
+  if (file.tls) {
+    const redirect = file.tls['redirect-http'];
+    tls = Object.freeze({
+      certificates: Object.freeze(file.tls.certificates.map((c) => Object.freeze({ ...c }))),
+      minVersion: file.tls['min-version'],
+      redirectHttp:
+        redirect === undefined ? undefined : at('tls.redirect-http', () => parseHostPort(redirect)),
+    });
+  }
+  const forwardTo = file.edge['forward-to'];
+  if (forwardTo !== undefined) {
+    if (file.tier !== 'edge') issues.push('edge.forward-to: only the edge tier forwards to another tier');
+    if (!DNS_LABEL.test(forwardTo)) issues.push('edge.forward-to: expected a project name');
+  }
+
   const projects: ProjectRecord[] = [];
   for (const [name, p] of Object.entries(file.projects)) {
     const base = `projects.${name}`;
@@ -164,7 +201,12 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
       maxHeaderBytes: file.limits['max-header-bytes'],
       maxHeaders: file.limits['max-headers'],
       maxBodyBytes: file.limits['max-body-bytes'],
+      clientConnections: file.limits['client-connections'],
+      clientRate: file.limits['client-rate'],
     }),
+    trustedProxies: Object.freeze([...file['trusted-proxies']]),
+    tls: tls,
+    forwardTo: file.edge['forward-to'],
     upstream: Object.freeze({
       connections: file.upstream.connections,
       retryBudget: file.upstream['retry-budget'],
@@ -189,10 +231,10 @@ export function parseConfig(text: string, file = 'config', over: Overrides = {})
     throw new ConfigError(
       file,
       parsed.error.issues.map((i) => {
-        const path = i.path.join('.') || '(top level)';
+        const where = i.path.length > 0 ? `${i.path.join('.')}: ` : '';
         if (i.code === 'unrecognized_keys')
-          return `${path ? `${path}: ` : ''}unknown key(s) ${i.keys.map((k) => `"${k}"`).join(', ')}`;
-        return `${path}: ${i.message}`;
+          return `${where}unknown key(s) ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+        return `${where || '(top level): '}${i.message}`;
       }),
     );
   }

@@ -63,8 +63,43 @@ export const configSchema = z.strictObject({
       'max-header-bytes': z.number().int().min(1024).max(1_048_576).default(16_384),
       'max-headers': z.number().int().min(8).max(1000).default(100),
       'max-body-bytes': z.number().int().min(0).default(0),
+      /** Concurrent connections per client address (0: no limit). */
+      'client-connections': z.number().int().min(0).default(0),
+      /** Requests per second per client address, with a burst of twice that (0: no limit). */
+      'client-rate': z.number().min(0).default(0),
     })
-    .default({ 'max-header-bytes': 16_384, 'max-headers': 100, 'max-body-bytes': 0 }),
+    .default({
+      'max-header-bytes': 16_384,
+      'max-headers': 100,
+      'max-body-bytes': 0,
+      'client-connections': 0,
+      'client-rate': 0,
+    }),
+  /** CIDRs whose x-forwarded-* and x-wharf-* headers are believed (edge tier). */
+  'trusted-proxies': z.array(z.string()).default([]),
+  tls: z
+    .strictObject({
+      certificates: z
+        .array(
+          z.strictObject({
+            cert: z.string().min(1),
+            key: z.string().min(1),
+            /** Host patterns (`*.apps.example.com`); default: the certificate's own DNS names. */
+            hosts: z.array(z.string()).optional(),
+          }),
+        )
+        .min(1, 'at least one certificate'),
+      'min-version': z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+      /** A plain-HTTP listener that answers every request with a redirect to https. */
+      'redirect-http': hostPort.optional(),
+    })
+    .optional(),
+  edge: z
+    .strictObject({
+      /** Project whose instances are the internal tier's replicas; public requests go there, Host kept. */
+      'forward-to': z.string().optional(),
+    })
+    .default({}),
   upstream: z
     .strictObject({
       connections: z.number().int().min(1).max(10_000).default(128),

@@ -49,4 +49,11 @@ export interface RouteTable {
   readonly snapshotVersion: number;
   readonly projects: ReadonlyMap<string, ProjectRoute>;
   readonly problems: readonly Problem[];
+  /**
+   * Edge tier forwarding to the internal tier: the name of the project whose instances are the
+   * internal replicas, and its route (undefined while that project is unknown). Requests for public
+   * projects go there with their Host kept; the internal tier routes by convention.
+   */
+  readonly forwardTo?: string;
+  readonly forward?: PortRoute;
 }

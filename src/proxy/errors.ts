@@ -49,6 +49,7 @@ export function sendError(
 
 /** undici error -> the outcome vocabulary shared with health/. */
 export function classifyError(err: Error & { code?: string }): AttemptError {
+  if (err.name === 'HTTPParserError') return 'invalid-response';
   switch (err.code) {
     case 'ECONNREFUSED':
       return 'connect-refused';

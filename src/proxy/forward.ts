@@ -4,6 +4,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { type Readable, Transform } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import {
   affinityCookieHeader,
@@ -160,12 +161,19 @@ class Exchange {
   route?: PortRoute;
   /** Strict pin: never another instance. */
   pinned = false;
+  /** The project and port the client asked for (in forward mode `route` is the internal tier's). */
+  projectName?: string;
+  portName?: string;
+  /** Forward mode: the pin to pass on to the internal tier. */
+  forwardPin?: string;
   stickyToken?: string;
   tried?: Set<EndpointId>;
   attempts = 0;
   current?: Attempt;
   lastError?: string;
   bytesOut = 0;
+  limited?: Readable;
+  overLimit = false;
   upstreamMs?: number;
   finished = false;
   clientGone = false;
@@ -201,8 +209,9 @@ class Exchange {
       return;
     }
     const table = opts.table();
-    const pinHeader = this.h.pin && (this.trusted || opts.tier === 'internal') ? this.h.pin : undefined;
-    const r = resolve(table, opts.domain, this.h.host, pinHeader);
+    // Internal tier and trusted hops may pin by header; outside clients only where the project opts in.
+    const pinAnywhere = this.trusted || opts.tier === 'internal';
+    const r = resolve(table, opts.domain, this.h.host, pinAnywhere ? this.h.pin : undefined);
     if (!r.ok) {
       this.replyBody(r.status, r.status === 400 ? 'bad-host' : 'not-found', {
         reason: r.reason,
@@ -211,22 +220,27 @@ class Exchange {
       });
       return;
     }
+    let instance = r.instance;
+    if (instance === undefined && this.h.pin && !pinAnywhere && r.project.settings.allowPinHeader)
+      instance = this.h.pin;
     this.project = r.project;
+    this.projectName = r.project.name;
+    this.portName = r.route.port;
+    if (table.forwardTo !== undefined) return this.startForward(table.forward, instance);
     this.route = r.route;
-    opts.budget.request(`${r.project.name}/${r.route.port}`);
+    opts.budget.request(this.budgetKey());
     let endpoint: Endpoint | undefined;
     let issueCookie = false;
-    if (r.instance !== undefined) {
+    if (instance !== undefined) {
       this.pinned = true;
-      endpoint = r.route.byInstance.get(r.instance);
+      endpoint = r.route.byInstance.get(instance);
       // The client named the instance itself, so naming it back reveals nothing.
-      const shown = r.instance;
       if (!endpoint) {
         this.replyBody(503, 'pinned-instance-gone', {
-          reason: `instance "${r.instance}" does not exist or has no port "${r.route.port}"`,
+          reason: `instance "${instance}" does not exist or has no port "${r.route.port}"`,
           project: r.project.name,
           port: r.route.port,
-          instance: shown,
+          instance,
         });
         return;
       }
@@ -237,10 +251,10 @@ class Exchange {
           503,
           'pinned-instance-unhealthy',
           {
-            reason: `instance "${r.instance}" is unhealthy: ${why}`,
+            reason: `instance "${instance}" is unhealthy: ${why}`,
             project: r.project.name,
             port: r.route.port,
-            instance: shown,
+            instance,
           },
           { 'retry-after': '1' },
         );
@@ -252,8 +266,63 @@ class Exchange {
       endpoint = pick.endpoint;
       issueCookie = pick.issueCookie;
     }
+    this.go(endpoint, issueCookie);
+  }
+
+  /**
+   * Edge tier in front of the internal tier: the edge only checks that the project and port are public,
+   * then hands the request, Host unchanged, to an internal replica, which routes (and pins) by convention.
+   */
+  startForward(forward: PortRoute | undefined, pin: string | undefined): void {
+    this.forwardPin = pin;
+    if (!forward) {
+      this.replyBody(
+        503,
+        'internal-tier-unavailable',
+        { reason: 'the internal tier is not available', project: this.projectName, port: this.portName },
+        { 'retry-after': '1' },
+      );
+      return;
+    }
+    this.route = forward;
+    this.fw.opts.budget.request(this.budgetKey());
+    const pick = this.pick();
+    if (!pick) return this.noEndpoint();
+    this.go(pick.endpoint, pick.issueCookie);
+  }
+
+  budgetKey(): string {
+    return `${this.route!.project}/${this.route!.port}`;
+  }
+
+  go(endpoint: Endpoint, issueCookie: boolean): void {
     if (this.expectContinue) this.res.writeContinue();
     this.dispatch(endpoint, issueCookie);
+  }
+
+  /**
+   * The request body for undici. With a body limit, a chunked body is counted as it streams and cut
+   * at the limit (a declared Content-Length over the limit was refused before routing).
+   */
+  body(): Readable {
+    const max = this.fw.opts.maxBodyBytes;
+    if (max <= 0 || !this.h.chunked) return this.req;
+    if (this.limited) return this.limited;
+    let seen = 0;
+    const ex = this;
+    this.limited = this.req.pipe(
+      new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          seen += chunk.length;
+          if (seen > max) {
+            ex.overLimit = true;
+            return cb(new Error('request body over the limit'));
+          }
+          cb(null, chunk);
+        },
+      }),
+    );
+    return this.limited;
   }
 
   pickInput(): PickInput {
@@ -282,13 +351,12 @@ class Exchange {
   }
 
   noEndpoint(): void {
-    const route = this.route!;
     const reason = describeNoEndpoint(this.pickInput());
     this.lastError ??= 'no-healthy-instance';
     this.replyBody(
       503,
       this.lastError,
-      { reason, project: route.project, port: route.port },
+      { reason, project: this.projectName, port: this.portName },
       { 'retry-after': '1' },
     );
   }
@@ -315,7 +383,7 @@ class Exchange {
     this.tried ??= new Set();
     this.tried.add(a.endpoint.id);
     if (!route.endpoints.some((e) => !this.tried!.has(e.id))) return false;
-    return this.fw.opts.budget.tryRetry(`${route.project}/${route.port}`);
+    return this.fw.opts.budget.tryRetry(this.budgetKey());
   }
 
   /** Sends the next attempt to another instance; false when none is eligible any more. */
@@ -358,7 +426,6 @@ class Exchange {
     this.finished = true;
     const onAccess = this.fw.opts.onAccess;
     if (!onAccess) return;
-    const route = this.route;
     onAccess({
       time: this.started,
       requestId: this.requestId,
@@ -371,8 +438,8 @@ class Exchange {
       bytesOut: this.bytesOut,
       durationMs: performance.now() - this.startedHr,
       upstreamMs: this.upstreamMs,
-      project: route?.project ?? this.project?.name,
-      port: route?.port,
+      project: this.projectName,
+      port: this.portName,
       instance: this.current?.endpoint.instance,
       attempts: this.attempts,
       error: error ?? this.lastError,
@@ -407,6 +474,7 @@ class Attempt implements Dispatcher.DispatchHandler {
       host: ex.h.host ?? '',
       requestId: ex.requestId,
       untrusted: !ex.trusted,
+      pin: ex.forwardPin,
     });
     fw.track(this);
     this.sentAt = performance.now();
@@ -415,7 +483,7 @@ class Attempt implements Dispatcher.DispatchHandler {
         path: req.url ?? '/',
         method: ex.method as Dispatcher.HttpMethod,
         headers,
-        body: ex.bodyless ? null : req,
+        body: ex.bodyless ? null : ex.body(),
         headersTimeout: ex.route!.settings.timeoutMs,
         bodyTimeout: fw.opts.bodyIdleMs,
         idempotent: ex.idempotent,
@@ -461,9 +529,12 @@ class Attempt implements Dispatcher.DispatchHandler {
     }
     const res = ex.res;
     if (res.headersSent || ex.clientGone) return;
-    const out = downstreamResponseHeaders(headers);
+    const opts = ex.fw.opts;
+    const out = downstreamResponseHeaders(headers, !opts.instanceHeader);
     out['x-request-id'] ??= ex.requestId;
-    if (ex.fw.opts.instanceHeader) out['x-wharf-instance'] = this.endpoint.instance;
+    if (opts.instanceHeader) out['x-wharf-instance'] = this.endpoint.instance;
+    const hsts = ex.project?.settings.hstsMaxAge ?? 0;
+    if (hsts > 0 && opts.proto === 'https') out['strict-transport-security'] = `max-age=${hsts}`;
     if (this.issueCookie) {
       const cookie = affinityCookieHeader(ex.fw.cookie, this.endpoint.token, ex.fw.opts.proto === 'https');
       const prev = out['set-cookie'];
@@ -502,6 +573,13 @@ class Attempt implements Dispatcher.DispatchHandler {
     const ex = this.ex;
     const aborted = this.abortedWith ?? (err instanceof Aborted ? err : undefined);
     if (aborted?.why === 'client-gone' || ex.clientGone) return; // finish() ran in onClientClose
+    if (ex.overLimit && !this.responded) {
+      return ex.replyBody(413, 'payload-too-large', {
+        reason: `request body over ${ex.fw.opts.maxBodyBytes} bytes`,
+        project: ex.projectName,
+        port: ex.portName,
+      });
+    }
     const kind: AttemptError = aborted?.why === 'rescue' ? 'response-timeout' : classifyError(err);
     if (!aborted) this.report(undefined, kind);
     ex.lastError = aborted ? 'rescued' : kind;
@@ -520,12 +598,11 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   private fail(kind: string, status: number): void {
     const ex = this.ex;
-    const route = ex.route!;
     const showInstance = ex.fw.opts.instanceHeader || ex.pinned;
     ex.replyBody(status, kind, {
       reason: describeFailure(kind, ex.attempts),
-      project: route.project,
-      port: route.port,
+      project: ex.projectName,
+      port: ex.portName,
       instance: showInstance ? this.endpoint.instance : undefined,
     });
   }

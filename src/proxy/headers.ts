@@ -26,6 +26,8 @@ export interface ForwardInfo {
   readonly untrusted: boolean;
   /** Keep `Upgrade`/`Connection: upgrade` (WebSocket handshakes). */
   readonly upgrade?: string;
+  /** Edge forwarding a pinned request to the internal tier: pass the pin on as `x-wharf-instance`. */
+  readonly pin?: string;
 }
 
 function connectionTokens(raw: string[]): Set<string> | undefined {
@@ -87,11 +89,18 @@ export function upstreamRequestHeaders(raw: string[], info: ForwardInfo): string
   out.push('x-forwarded-host', xfh ?? host ?? info.host);
   out.push('x-request-id', info.requestId);
   if (info.upgrade) out.push('connection', 'upgrade', 'upgrade', info.upgrade);
+  if (info.pin) out.push('x-wharf-instance', info.pin);
   return out;
 }
 
-/** Response headers for the client: hop-by-hop removed, undici's parsed object reused when clean. */
-export function downstreamResponseHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
+/**
+ * Response headers for the client, hop-by-hop removed. `hideInternal` (edge tier) also drops every
+ * `x-wharf-*` header an inner tier added, so instance names never leave the cluster.
+ */
+export function downstreamResponseHeaders(
+  headers: IncomingHttpHeaders,
+  hideInternal = false,
+): Record<string, string | string[]> {
   const conn = headers.connection;
   const extra =
     typeof conn === 'string' && conn !== 'keep-alive' && conn !== 'close'
@@ -100,6 +109,7 @@ export function downstreamResponseHeaders(headers: IncomingHttpHeaders): Record<
   const out: Record<string, string | string[]> = {};
   for (const name in headers) {
     if (HOP_BY_HOP.has(name) || extra?.has(name)) continue;
+    if (hideInternal && name.startsWith('x-wharf-')) continue;
     const v = headers[name];
     if (v !== undefined) out[name] = v;
   }

@@ -2,10 +2,13 @@
 // right 4xx, and a graceful drain for SIGTERM.
 
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { CertificateStore } from './certificates.ts';
 import { errorTitle, sendError } from './errors.ts';
-import type { Forwarder } from './forward.ts';
+import { clientAddress, type Forwarder } from './forward.ts';
+import type { ClientLimits } from './limits.ts';
 import { handleUpgrade } from './websocket.ts';
 
 export interface FrontOptions {
@@ -14,7 +17,23 @@ export interface FrontOptions {
   readonly requestHeadersMs: number;
   readonly clientIdleMs: number;
   readonly bodyIdleMs: number;
+  readonly limits?: ClientLimits;
+  /** Terminate TLS (HTTP/1.1 by ALPN), certificates chosen by SNI from the store. */
+  readonly tls?: { readonly store: CertificateStore; readonly minVersion: 'TLSv1.2' | 'TLSv1.3' };
 }
+
+/** Modern defaults: TLS 1.2+ with forward-secret AEAD suites only (TLS 1.3 suites are all fine). */
+const CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
 
 function rawReply(socket: Duplex, status: number, reason: string): void {
   if (!socket.writable) return void socket.destroy();
@@ -26,22 +45,37 @@ function rawReply(socket: Duplex, status: number, reason: string): void {
 }
 
 export class FrontServer {
-  readonly server: http.Server;
+  readonly server: http.Server | https.Server;
   private draining = false;
 
   constructor(fw: Forwarder, opts: FrontOptions) {
-    const server = http.createServer({
+    const httpOptions: http.ServerOptions = {
       maxHeaderSize: opts.maxHeaderBytes,
       // Slow clients that never finish their headers are cut here (slowloris).
       headersTimeout: opts.requestHeadersMs,
       // A whole request may legitimately take long (a 1 GiB upload); stalls are caught by the idle timeout.
       requestTimeout: 0,
+      // node checks header deadlines on this period (30 s by default), which would let a slowloris
+      // client hold a socket for up to 30 s past the deadline.
+      connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(opts.requestHeadersMs / 4))),
       keepAliveTimeout: opts.clientIdleMs,
       // Reject rather than tolerate: ambiguous framing is how request smuggling starts.
       insecureHTTPParser: false,
       requireHostHeader: false,
       joinDuplicateHeaders: false,
-    });
+    };
+    const t = opts.tls;
+    const server = t
+      ? https.createServer({
+          ...httpOptions,
+          SNICallback: t.store.sniCallback,
+          minVersion: t.minVersion,
+          ciphers: CIPHERS,
+          honorCipherOrder: true,
+          ALPNProtocols: ['http/1.1'],
+        })
+      : http.createServer(httpOptions);
+    if (t) server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
     // node keeps at most this many fields; one more than the limit is enough to see the excess and
     // answer 431 below, instead of node's silent truncation.
     server.maxHeadersCount = opts.maxHeaders + 1;
@@ -59,6 +93,19 @@ export class FrontServer {
         return;
       }
       if (this.draining) res.shouldKeepAlive = false;
+      const limits = opts.limits;
+      if (limits?.active) {
+        const ip = clientAddress(req);
+        if (limits.tooManyConnections(ip)) {
+          res.shouldKeepAlive = false;
+          sendError(res, 429, { reason: 'too many connections from this client' }, { connection: 'close' });
+          return;
+        }
+        if (!limits.allowRequest(ip)) {
+          sendError(res, 429, { reason: 'request rate limit exceeded' }, { 'retry-after': '1' });
+          return;
+        }
+      }
       fw.handle(req, res, expectContinue);
     };
     server.on('request', (req, res) => handle(req, res, false));
@@ -86,7 +133,13 @@ export class FrontServer {
           return rawReply(socket, 400, `malformed request (${err.code ?? 'parse error'})`);
       }
     });
-    server.on('connection', (socket: Socket) => socket.setNoDelay(true));
+    server.on('connection', (socket: Socket) => {
+      socket.setNoDelay(true);
+      if (opts.limits?.active) {
+        const a = socket.remoteAddress ?? '';
+        socket.once('close', opts.limits.connectionOpened(a.startsWith('::ffff:') ? a.slice(7) : a));
+      }
+    });
     this.server = server;
   }
 
@@ -121,4 +174,16 @@ export class FrontServer {
     clearInterval(idleSweep);
     clearTimeout(timer);
   }
+}
+
+/** A plain-HTTP listener that sends every request to the same URL over https (308 keeps the method). */
+export function createRedirectServer(httpsPort: number): http.Server {
+  return http.createServer({ headersTimeout: 10_000, requestTimeout: 10_000 }, (req, res) => {
+    const host = (req.headers.host ?? '').replace(/:\d+$/, '');
+    if (!/^[a-zA-Z0-9.-]+$/.test(host))
+      return sendError(res, 400, { reason: 'missing or invalid Host header' });
+    const port = httpsPort === 443 ? '' : `:${httpsPort}`;
+    res.writeHead(308, { location: `https://${host}${port}${req.url ?? '/'}`, 'content-length': '0' });
+    res.end();
+  });
 }

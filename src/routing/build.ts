@@ -14,6 +14,8 @@ export interface Conventions {
   readonly tier: Tier;
   /** Defaults applied under every project's own settings (config `defaults:`). */
   readonly defaults: ProjectSettings;
+  /** Edge tier: the project whose instances are the internal tier (see RouteTable.forwardTo). */
+  readonly forwardTo?: string;
 }
 
 export const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -79,7 +81,7 @@ interface Built {
   readonly problems: readonly Problem[];
 }
 
-function buildProject(project: ProjectRecord, conv: Conventions): Built {
+function buildProject(project: ProjectRecord, conv: Conventions, asUpstream = false): Built {
   const problems: Problem[] = [];
   const object = project.source === 'kubernetes' ? `service ${project.origin}` : `project ${project.name}`;
   const { settings, errors } = parseSettings(project.settings, conv.defaults);
@@ -116,7 +118,7 @@ function buildProject(project: ProjectRecord, conv: Conventions): Built {
     seen.add(inst.name);
     return true;
   });
-  const names = exposedPorts(settings, project.ports, conv.tier);
+  const names = asUpstream ? project.ports : exposedPorts(settings, project.ports, conv.tier);
   if (names.length === 0) return { route: undefined, problems };
   const ports = new Map<string, PortRoute>();
   for (const name of names) ports.set(name, buildPortRoute(project, name, settings, instances));
@@ -170,6 +172,7 @@ export function buildRouteTable(snapshot: ClusterSnapshot, conv: Conventions, ve
     else claims.set(p.name, [p]);
   }
   const projects = new Map<string, ProjectRoute>();
+  let forward: PortRoute | undefined;
   for (const [name, list] of claims) {
     if (list.length > 1) {
       list.sort(compareClaims);
@@ -182,15 +185,33 @@ export function buildRouteTable(snapshot: ClusterSnapshot, conv: Conventions, ve
         });
       }
     }
+    if (name === conv.forwardTo) {
+      // The internal tier is an upstream of the edge, never a routable project of its own there.
+      const up = buildProject(list[0], conv, true);
+      problems.push(...up.problems);
+      forward = up.route?.ports.get(up.route.defaultPort);
+      continue;
+    }
     const built = buildProjectMemo(list[0], conv);
     problems.push(...built.problems);
     if (built.route) projects.set(name, built.route);
+  }
+  if (conv.forwardTo !== undefined && !forward) {
+    problems.push({
+      object: `project ${conv.forwardTo}`,
+      field: 'edge.forward-to',
+      severity: 'error',
+      code: 'forward-target-missing',
+      message: `edge.forward-to names "${conv.forwardTo}", which is not a known project with instances; public requests get 503`,
+    });
   }
   return Object.freeze({
     version,
     snapshotVersion: snapshot.version,
     projects,
     problems: Object.freeze(problems),
+    forwardTo: conv.forwardTo,
+    forward,
   });
 }
 

@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ConfigError, parseConfig, parseHostPort } from '../../src/config/load.ts';
+
+function issues(text: string): string[] {
+  try {
+    parseConfig(text, 'c.yaml');
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    return [...err.issues];
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('config', () => {
+  it('has safe defaults', () => {
+    const c = parseConfig('{}');
+    assert.deepEqual(c.listen, { host: '127.0.0.1', port: 8080 });
+    assert.deepEqual(c.admin, { host: '127.0.0.1', port: 9901 }, 'admin on loopback by default');
+    assert.equal(c.tier, 'internal');
+    assert.equal(c.instanceHeader, true);
+    assert.equal(parseConfig('tier: edge').instanceHeader, false, 'edge hides instance names by default');
+    assert.equal(c.timeouts.connectMs, 2000);
+    assert.equal(c.defaults.timeoutMs, 30_000);
+  });
+
+  it('reads static projects in the shape of DESIGN.md §1', () => {
+    const c = parseConfig(`
+domain: Apps.Example.com.
+defaults: { retries: 1 }
+projects:
+  shop:
+    health-path: /healthz
+    affinity: cookie
+    instances:
+      shop-0: { http: 127.0.0.1:18101, admin: 127.0.0.1:19101 }
+      shop-1: { http: "[::1]:18102" }
+`);
+    assert.equal(c.domain, 'apps.example.com');
+    const shop = c.projects[0];
+    assert.equal(shop.name, 'shop');
+    assert.deepEqual(shop.ports, ['http', 'admin']);
+    assert.deepEqual(shop.settings, { 'health-path': '/healthz', affinity: 'cookie' });
+    assert.deepEqual(shop.instances[1].addresses.http, { host: '::1', port: 18102 });
+    assert.equal(c.defaults.retries, 1);
+  });
+
+  it('overrides from the command line win', () => {
+    const c = parseConfig('listen: 0.0.0.0:80', 'c', { listen: '127.0.0.1:0', domain: 'x.test' });
+    assert.deepEqual(c.listen, { host: '127.0.0.1', port: 0 });
+    assert.equal(c.domain, 'x.test');
+  });
+
+  it('reports every error with its field path', () => {
+    assert.deepEqual(issues('listen: nowhere\nadmin: "a:b"'), [
+      'listen: expected host:port, got "nowhere"',
+      'admin: expected host:port, got "a:b"',
+    ]);
+    assert.match(issues('listen: 8080')[0], /listen: Invalid input: expected string/);
+    assert.match(issues('timeouts: { connect: 2 }')[0], /timeouts\.connect/);
+    assert.match(issues('timeouts: { conect: 2s }')[0], /timeouts: unknown key\(s\) "conect"/);
+    assert.match(
+      issues('projects: { shop: { instances: { s0: { http: 1.2.3.4 } } } }')[0],
+      /projects\.shop\.instances\.s0\.http/,
+    );
+    assert.match(issues('projects: { Shop: {} }')[0], /projects\.Shop: project names are DNS labels/);
+    assert.match(issues('projects: { shop: { retries: many } }')[0], /projects\.shop\.retries: "many"/);
+    assert.match(
+      issues('projects: { shop: { helth-path: / } }')[0],
+      /projects\.shop: unknown key\(s\) "helth-path"/,
+    );
+    assert.match(issues('defaults: { timeout: forever }')[0], /defaults\.timeout/);
+    assert.match(issues('tier: middle')[0], /tier/);
+    assert.match(issues('a: [1\n')[0], /YAML/);
+    assert.match(issues('listen: a\nlisten: b')[0], /YAML/);
+  });
+
+  it('parses host:port forms', () => {
+    assert.deepEqual(parseHostPort(':80'), { host: '0.0.0.0', port: 80 });
+    assert.deepEqual(parseHostPort('[fd00::1]:443'), { host: 'fd00::1', port: 443 });
+    assert.throws(() => parseHostPort('h:70000'), /out of range/);
+  });
+});

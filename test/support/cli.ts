@@ -1,0 +1,55 @@
+// Runs `bin/wharf.js` as a child process, the way users and CI run it.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+export const WHARF_BIN = fileURLToPath(new URL('../../bin/wharf.js', import.meta.url));
+
+export interface Child {
+  readonly proc: ChildProcess;
+  stdout: string;
+  stderr: string;
+  /** Resolves when stderr shows the start line; returns the listen and admin ports. */
+  started(): Promise<{ port: number; admin: number }>;
+  exit(): Promise<number | null>;
+}
+
+export function runWharf(args: string[], env: NodeJS.ProcessEnv = {}): Child {
+  const proc = spawn(process.execPath, [WHARF_BIN, ...args], {
+    env: { ...process.env, ...env },
+    stdio: 'pipe',
+  });
+  const child: Child = {
+    proc,
+    stdout: '',
+    stderr: '',
+    started: () =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          const m = /"msg":"wharf started","listen":"[^"]*:(\d+)","admin":"[^"]*:(\d+)"/.exec(child.stderr);
+          if (m) {
+            proc.stderr?.off('data', check);
+            resolve({ port: Number(m[1]), admin: Number(m[2]) });
+          }
+        };
+        proc.stderr?.on('data', check);
+        proc.once('exit', (code) =>
+          reject(new Error(`wharf exited with ${code} before starting:\n${child.stderr}`)),
+        );
+        check();
+      }),
+    exit: async () => {
+      if (proc.exitCode !== null) return proc.exitCode;
+      const [code] = await once(proc, 'exit');
+      return code as number | null;
+    },
+  };
+  proc.stdout?.on('data', (c) => {
+    child.stdout += c;
+  });
+  proc.stderr?.on('data', (c) => {
+    child.stderr += c;
+  });
+  return child;
+}

@@ -1,0 +1,22 @@
+// Raw TCP exchanges, for malformed and hostile requests that no HTTP client would send.
+
+import net from 'node:net';
+
+/** Writes `payload`, collects everything until the server closes or `waitMs` passes. */
+export function rawExchange(port: number, payload: string | Buffer, waitMs = 2000): Promise<string> {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    const done = () => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(Buffer.concat(chunks).toString('latin1'));
+    };
+    const timer = setTimeout(done, waitMs);
+    sock.on('data', (c) => chunks.push(c));
+    sock.on('end', done);
+    sock.on('close', done);
+    sock.on('error', done);
+    sock.write(payload);
+  });
+}
