@@ -26,8 +26,6 @@ export interface DemoOptions {
   readonly logDir: string;
   /** Background requests per second; 0 for none. */
   readonly rps: number;
-  /** Print the banner (off in tests). */
-  readonly quiet?: boolean;
 }
 
 export interface RunningDemo {
@@ -190,7 +188,19 @@ export async function runDemo(args: string[]): Promise<void> {
   const rps = values['no-traffic'] ? 0 : Number(values.rps);
   if (!Number.isFinite(rps) || rps < 0 || rps > 500) throw new Error('--rps must be a number from 0 to 500');
   const logDir = values.logs ?? join(tmpdir(), 'wharf-demo');
-  const demo = await startDemo({ listen: values.listen, admin: values.admin, logDir, rps });
+  let demo: RunningDemo;
+  try {
+    demo = await startDemo({ listen: values.listen, admin: values.admin, logDir, rps });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+    if (e.code === 'EADDRINUSE') {
+      process.stderr.write(
+        `wharf demo: ${e.address}:${e.port} is already in use; pick free ports with --listen HOST:PORT --admin HOST:PORT\n`,
+      );
+      process.exit(1);
+    }
+    throw err;
+  }
   process.stdout.write(banner(demo, logDir));
   process.on('SIGUSR1', () => demo.observe.logs.reopen());
   let signalled = false;

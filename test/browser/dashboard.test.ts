@@ -244,7 +244,6 @@ describe('dashboard on the running demo', { skip: skip ?? healthMissing() }, () 
       admin: '127.0.0.1:0',
       logDir: join(tmpdir(), `wharf-demo-test-${process.pid}`),
       rps: 10,
-      quiet: true,
     });
     browser = await launch();
   });

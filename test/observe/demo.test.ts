@@ -37,7 +37,7 @@ describe('wharf demo', () => {
     });
 
   before(async () => {
-    demo = await startDemo({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', logDir, rps: 0, quiet: true });
+    demo = await startDemo({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', logDir, rps: 0 });
   });
   after(async () => {
     await demo?.stop();
