@@ -36,7 +36,7 @@ export function demoControl(fleet: Fleet): (req: IncomingMessage, res: ServerRes
       if (parts.length === 2) {
         const [project, action] = parts;
         if (action === 'scale-up') await fleet.scaleUp(project);
-        else if (action === 'scale-down') await fleet.scaleDown(project);
+        else if (action === 'scale-down') fleet.scaleDown(project);
         else throw new DemoError(404, `unknown action ${action}`);
       } else if (parts.length === 3) {
         const [project, instance, action] = parts;

@@ -7,7 +7,8 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { type DemoProject, healthPathOf, instanceName } from './scenario.ts';
 
-export type InstanceStatus = 'starting' | 'running' | 'frozen' | 'killed';
+/** `draining`: being scaled down; still serving pinned and sticky requests until it is removed. */
+export type InstanceStatus = 'starting' | 'running' | 'frozen' | 'killed' | 'draining';
 
 export interface DemoInstanceView {
   readonly project: string;
@@ -33,6 +34,8 @@ export interface FleetOptions {
   readonly onChange?: () => void;
   /** Milliseconds to wait for an instance to listen. Default 10 s. */
   readonly startTimeoutMs?: number;
+  /** How long a scaled-down instance drains (serving + terminating) before it goes. Default 5 s. */
+  readonly drainMs?: number;
 }
 
 const SCRIPT = fileURLToPath(new URL('./instance.mjs', import.meta.url));
@@ -42,6 +45,7 @@ export class Fleet {
   private readonly members: Member[] = [];
   private readonly projects = new Map<string, DemoProject>();
   private stopping = false;
+  private readonly drainTimers = new Set<NodeJS.Timeout>();
 
   constructor(private readonly opts: FleetOptions = {}) {}
 
@@ -61,7 +65,7 @@ export class Fleet {
       name: p.name,
       ports: p.ports,
       settings: p.settings,
-      replicas: this.members.filter((m) => m.project.name === p.name).length,
+      replicas: this.members.filter((m) => m.project.name === p.name && m.status !== 'draining').length,
     }));
   }
 
@@ -117,22 +121,36 @@ export class Fleet {
       throw new DemoError(409, `at most ${MAX_REPLICAS} instances per project in the demo`);
     let ordinal = 0;
     while (mine.some((m) => m.ordinal === ordinal)) ordinal++;
+    // `mine` includes draining instances: their names stay taken until they are gone.
     await this.add(p, ordinal);
   }
 
-  /** Remove the highest-numbered instance, as a StatefulSet scale-down would. */
-  async scaleDown(project: string): Promise<void> {
-    const mine = this.members.filter((m) => m.project.name === project);
-    if (mine.length === 0) throw new DemoError(404, `no demo project ${project}`);
-    if (mine.length === 1) throw new DemoError(409, 'keep at least one instance');
+  /**
+   * Remove the highest-numbered instance, as a StatefulSet scale-down would: it drains first
+   * (EndpointSlice `serving` + `terminating`), then its process stops and it leaves the table.
+   */
+  scaleDown(project: string): void {
+    if (!this.projects.has(project)) throw new DemoError(404, `no demo project ${project}`);
+    const mine = this.members.filter((m) => m.project.name === project && m.status !== 'draining');
+    if (mine.length <= 1) throw new DemoError(409, 'keep at least one instance');
     const last = mine.reduce((a, b) => (b.ordinal > a.ordinal ? b : a));
-    this.members.splice(this.members.indexOf(last), 1);
+    last.status = 'draining';
     this.changed();
-    await stopChild(last);
+    const timer = setTimeout(() => {
+      this.drainTimers.delete(timer);
+      const i = this.members.indexOf(last);
+      if (i < 0) return;
+      this.members.splice(i, 1);
+      this.changed();
+      void stopChild(last);
+    }, this.opts.drainMs ?? 5000);
+    this.drainTimers.add(timer);
   }
 
   async stopAll(): Promise<void> {
     this.stopping = true;
+    for (const t of this.drainTimers) clearTimeout(t);
+    this.drainTimers.clear();
     await Promise.all(this.members.map((m) => stopChild(m)));
   }
 

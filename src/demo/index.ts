@@ -26,6 +26,8 @@ export interface DemoOptions {
   readonly logDir: string;
   /** Background requests per second; 0 for none. */
   readonly rps: number;
+  /** How long a scaled-down instance drains before it goes. Default 5 s. */
+  readonly drainMs?: number;
 }
 
 export interface RunningDemo {
@@ -46,7 +48,7 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
     if (!wharf) return;
     wharf.setSource('demo', records(fleet.projectList(), fleet.list()), []);
   };
-  const fleet = new Fleet({ onChange: publish });
+  const fleet = new Fleet({ onChange: publish, drainMs: o.drainMs });
   mkdirSync(o.logDir, { recursive: true });
   try {
     await fleet.start(DEMO_PROJECTS);

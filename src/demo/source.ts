@@ -45,7 +45,7 @@ export function records(
       name: i.instance,
       uid: `demo-${i.instance}`,
       addresses: Object.fromEntries(Object.entries(i.addresses).map(([k, v]) => [k, hostPort(v)])),
-      draining: false,
+      draining: i.status === 'draining',
     })),
   }));
 }
@@ -98,7 +98,12 @@ export function kubeObjects(
         endpoints: [
           {
             addresses: [first.host],
-            conditions: { ready: true, serving: true, terminating: false },
+            // A killed or frozen instance stays ready, as a pod does until the kubelet notices:
+            // Wharf's own checks take it out first. A scaled-down one drains.
+            conditions:
+              i.status === 'draining'
+                ? { ready: false, serving: true, terminating: true }
+                : { ready: true, serving: true, terminating: false },
             targetRef: { kind: 'Pod', namespace: 'demo', name: i.instance, uid: `demo-${i.instance}` },
           },
         ],
@@ -111,4 +116,41 @@ export function kubeObjects(
     }
   }
   return { services, slices };
+}
+
+/** The part of the fake apiserver the demo writes through (FakeApiServer satisfies it). */
+export interface KubeWriter {
+  apply(obj: never): unknown;
+  delete(kind: string, namespace: string | undefined, name: string): unknown;
+}
+
+/**
+ * Keeps the apiserver's Services and EndpointSlices equal to the fleet: writes only objects that
+ * changed, so watchers (Wharf's discovery) see one event per real change, and deletes the slices
+ * of instances that are gone.
+ */
+export class KubeSync {
+  private readonly written = new Map<string, string>();
+
+  constructor(private readonly api: KubeWriter) {}
+
+  sync(projects: readonly DemoProjectView[], instances: readonly DemoInstanceView[]): void {
+    const { services, slices } = kubeObjects(projects, instances);
+    const seen = new Set<string>();
+    for (const obj of [...services, ...slices]) {
+      const meta = obj.metadata as { name: string };
+      const key = `${obj.kind as string}/${meta.name}`;
+      seen.add(key);
+      const json = JSON.stringify(obj);
+      if (this.written.get(key) === json) continue;
+      this.api.apply(structuredClone(obj) as never);
+      this.written.set(key, json);
+    }
+    for (const key of [...this.written.keys()]) {
+      if (seen.has(key)) continue;
+      const [kind, name] = key.split('/');
+      this.api.delete(kind, 'demo', name);
+      this.written.delete(key);
+    }
+  }
 }

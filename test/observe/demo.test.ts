@@ -37,7 +37,7 @@ describe('wharf demo', () => {
     });
 
   before(async () => {
-    demo = await startDemo({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', logDir, rps: 0 });
+    demo = await startDemo({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', logDir, rps: 0, drainMs: 400 });
   });
   after(async () => {
     await demo?.stop();
@@ -97,8 +97,21 @@ describe('wharf demo', () => {
       api.ports[0].instances.map((i) => i.name),
       ['api-0', 'api-1', 'api-2', 'api-3'],
     );
+    // Scale down: the last instance drains first (still listed, state draining), then goes.
     r = await fetch(`${admin}/api/demo/api/scale-down`, { method: 'POST' });
     assert.equal(r.status, 200);
+    const instancesOfApi = async () => {
+      const doc = (await (await fetch(`${admin}/api/projects`)).json()) as {
+        projects: { name: string; ports: { instances: { name: string; state: string }[] }[] }[];
+      };
+      return doc.projects.find((p) => p.name === 'api')!.ports[0].instances;
+    };
+    assert.equal((await instancesOfApi()).find((i) => i.name === 'api-3')?.state, 'draining');
+    await new Promise((res) => setTimeout(res, 700));
+    assert.deepEqual(
+      (await instancesOfApi()).map((i) => i.name),
+      ['api-0', 'api-1', 'api-2'],
+    );
     assert.equal((await fetch(`${admin}/api/demo/nope/x/kill`, { method: 'POST' })).status, 404);
   });
 

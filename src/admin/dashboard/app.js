@@ -601,7 +601,7 @@
     return (
       b('freeze', 'Freeze', status !== 'running') +
       b('kill', 'Kill', status === 'killed') +
-      b('revive', 'Revive', status === 'running')
+      b('revive', 'Revive', status !== 'frozen' && status !== 'killed')
     );
   }
   function scaleControls(project) {
