@@ -14,7 +14,7 @@ import { Wharf } from '../main.ts';
 import type { SourceStateEvent } from '../model/events.ts';
 import { createObserve, type Observe } from '../observe/observe.ts';
 import { observeRoutes } from '../observe/routes.ts';
-import { demoControl } from './control.ts';
+import { demoControl, demoView } from './control.ts';
 import { Fleet } from './fleet.ts';
 import { DEMO_DOMAIN, DEMO_PROJECTS } from './scenario.ts';
 import { records } from './source.ts';
@@ -44,9 +44,17 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
   let wharf: Wharf | undefined;
   let observe: Observe | undefined;
   const sources = new Map<string, SourceStateEvent>();
+  let published = '';
   const publish = (): void => {
     if (!wharf) return;
-    wharf.setSource('demo', records(fleet.projectList(), fleet.list()), []);
+    // Freeze and kill change no record (the instance stays listed): no new route table for them.
+    const recs = records(fleet.projectList(), fleet.list());
+    const json = JSON.stringify(recs);
+    if (json !== published) {
+      published = json;
+      wharf.setSource('demo', recs, []);
+    }
+    observe?.sse.publish('demo', demoView(fleet));
   };
   const fleet = new Fleet({ onChange: publish, drainMs: o.drainMs });
   mkdirSync(o.logDir, { recursive: true });

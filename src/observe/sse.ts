@@ -95,6 +95,15 @@ export class SseHub {
       );
   }
 
+  /**
+   * Send an application event to every client (not kept for replay): e.g. the demo's instance
+   * statuses, so every open dashboard shows a freeze at once.
+   */
+  publish(event: string, data: unknown): void {
+    if (!/^[a-z][a-z0-9-]*$/.test(event)) throw new Error(`bad SSE event name ${event}`);
+    this.broadcast(this.format(event, data));
+  }
+
   clientCount(): number {
     return this.clients.size;
   }

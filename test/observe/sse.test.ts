@@ -93,6 +93,10 @@ describe('SSE /events', () => {
       const tr = await c.waitFor((m) => m.event === 'traffic', 1000);
       assert.equal((tr.data as { points: unknown[] }).points.length, 1);
 
+      hub.publish('demo', { instances: [] });
+      await c.waitFor((m) => m.event === 'demo', 1000);
+      assert.throws(() => hub.publish('bad\nname', {}));
+
       // Probe failures are not streamed (they are log/metrics material).
       bus.emit({
         type: 'probe',

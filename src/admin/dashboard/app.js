@@ -433,7 +433,7 @@
       height,
       legend: { show: false },
       cursor: { drag: { x: false, y: false }, points: { size: 5 } },
-      padding: [6, 6, 0, 0],
+      padding: [6, 14, 0, 0],
       scales: {
         x: { time: true },
         y: {
