@@ -13,7 +13,7 @@ import { serveDashboard } from '../../src/admin/dashboard/serve.ts';
 import type { WharfEvent } from '../../src/model/events.ts';
 import { EventBus, TrafficAggregator } from '../../src/observe/bus.ts';
 import { SseHub } from '../../src/observe/sse.ts';
-import { chromiumMissing, launch, OUTPUT } from './browser.ts';
+import { chromiumMissing, launch, OUTPUT, snap } from './browser.ts';
 
 const skip = chromiumMissing();
 
@@ -186,7 +186,7 @@ describe('dashboard (synthetic event stream)', { skip }, () => {
     await page.click('#wall-toggle');
     const fs = await page.evaluate('getComputedStyle(document.documentElement).fontSize');
     assert.equal(fs, '20px');
-    await page.screenshot({ path: join(OUTPUT, 'dashboard-synthetic-wall.png'), fullPage: true });
+    await snap(page, join(OUTPUT, 'dashboard-synthetic-wall.png'));
     await page.click('#wall-toggle');
 
     bus.emit({
@@ -204,7 +204,7 @@ describe('dashboard (synthetic event stream)', { skip }, () => {
     await page
       .locator('.port[data-port="web"] tr[data-instance="shop-1"][data-state="healthy"]')
       .waitFor({ timeout: 1000 });
-    await page.screenshot({ path: join(OUTPUT, 'dashboard-synthetic.png'), fullPage: true });
+    await snap(page, join(OUTPUT, 'dashboard-synthetic.png'));
     assert.deepEqual(errors, []);
     await page.close();
   });
@@ -274,7 +274,7 @@ describe('dashboard on the running demo', { skip: skip ?? healthMissing() }, () 
     const text = (await row.locator('td.reason').textContent()) ?? '';
     assert.ok(text.trim().length > 0, 'a reason is shown');
     process.stdout.write(`# frozen instance shown unhealthy after ${took} ms: ${text}\n`);
-    await page.screenshot({ path: join(OUTPUT, 'dashboard-demo-frozen.png'), fullPage: true });
+    await snap(page, join(OUTPUT, 'dashboard-demo-frozen.png'));
 
     await row.locator('button[data-demo="revive"]').click();
     await page
@@ -282,7 +282,7 @@ describe('dashboard on the running demo', { skip: skip ?? healthMissing() }, () 
         '.project[data-project="shop"] .port[data-port="web"] tr[data-instance="shop-1"][data-state="healthy"]',
       )
       .waitFor({ timeout: 10_000 });
-    await page.screenshot({ path: join(OUTPUT, 'dashboard.png'), fullPage: true });
+    await snap(page, join(OUTPUT, 'dashboard.png'));
     await page.close();
   });
 });
