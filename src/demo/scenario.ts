@@ -23,7 +23,8 @@ export const DEMO_PROJECTS: readonly DemoProject[] = [
     settings: {
       affinity: 'cookie',
       'health-path': '/healthz',
-      'health-interval': '1s',
+      // Snappy on purpose: a frozen shop instance is out in about a second and a half.
+      'health-interval': '500ms',
       'health-timeout': '500ms',
     },
     blurb:
