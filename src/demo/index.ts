@@ -121,6 +121,8 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
             ...p.ports.slice(1).map((port) => `${port}.${p.name}.${DEMO_DOMAIN}`),
           ]),
           rps: o.rps,
+          // Let the first health probes run: requests before them would only meet `pending`.
+          startDelayMs: 1500,
         })
       : undefined;
   let stopping: Promise<void> | undefined;

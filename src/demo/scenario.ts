@@ -23,9 +23,9 @@ export const DEMO_PROJECTS: readonly DemoProject[] = [
     settings: {
       affinity: 'cookie',
       'health-path': '/healthz',
-      // Snappy on purpose: a frozen shop instance is out in about a second and a half.
+      // Snappy on purpose: a frozen shop instance is out within about two seconds.
       'health-interval': '500ms',
-      'health-timeout': '500ms',
+      'health-timeout': '750ms',
     },
     blurb:
       'cookie affinity: the first answer sets a cookie; with it, every request lands on the same instance',
@@ -34,14 +34,14 @@ export const DEMO_PROJECTS: readonly DemoProject[] = [
     name: 'api',
     ports: ['http', 'metrics'],
     replicas: 3,
-    settings: { 'health-path': '/ready', 'health-interval': '1s', 'health-timeout': '500ms' },
+    settings: { 'health-path': '/ready' },
     blurb: 'custom health path /ready; load balanced across healthy instances',
   },
   {
     name: 'blog',
     ports: ['http'],
     replicas: 2,
-    settings: { 'health-path': '/healthz', 'health-interval': '1s', 'health-timeout': '500ms' },
+    settings: { 'health-path': '/healthz' },
     blurb: 'plain round of instances; kill one and watch the other take over',
   },
 ];

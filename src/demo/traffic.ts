@@ -11,11 +11,13 @@ export interface TrafficOptions {
   readonly rps: number;
   readonly maxInFlight?: number;
   readonly usersPerHost?: number;
+  /** Wait this long before the first request, so first probes have run. Default 0. */
+  readonly startDelayMs?: number;
 }
 
 export class DemoTraffic {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
-  private readonly timer: NodeJS.Timeout;
+  private timer: NodeJS.Timeout;
   private inFlight = 0;
   private tick = 0;
   private readonly cookies = new Map<string, string>();
@@ -23,7 +25,10 @@ export class DemoTraffic {
 
   constructor(private readonly opts: TrafficOptions) {
     // 10 ticks a second; spread the rate over them.
-    this.timer = setInterval(() => this.burst(), 100);
+    this.timer = setTimeout(() => {
+      this.timer = setInterval(() => this.burst(), 100);
+      this.timer.unref();
+    }, opts.startDelayMs ?? 0);
     this.timer.unref();
   }
 
@@ -73,6 +78,7 @@ export class DemoTraffic {
   }
 
   stop(): void {
+    clearTimeout(this.timer);
     clearInterval(this.timer);
     this.agent.destroy();
   }
