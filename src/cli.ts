@@ -13,6 +13,7 @@ Usage:
   wharf serve --config FILE [--listen HOST:PORT] [--admin HOST:PORT] [--domain D]
   wharf check-config FILE
   wharf demo
+  wharf webhook --cert-file F --key-file F [--listen HOST:PORT] [--host-path DIR] [--mount-path DIR]
   wharf --help | --version
 
 Commands:
@@ -20,6 +21,8 @@ Commands:
                  <instance>.<port>.<project>.D to the instances of each project.
   check-config   Validate a config file; prints every problem with its field path.
   demo           Run Wharf on a built-in demo (what \`npm start\` does).
+  webhook        Mutating admission webhook that mounts the node log directory
+                 into every pod of namespaces labelled wharf.io/logs=enabled.
 
 Options for serve:
   -c, --config FILE        YAML config file (reloaded on change and on SIGHUP)
@@ -94,6 +97,11 @@ export async function main(argv: string[]): Promise<void> {
         return await serve(rest);
       case 'check-config':
         return checkConfig(rest);
+      case 'webhook': {
+        const { runWebhook } = await import('./webhook/index.ts');
+        await runWebhook(rest, stderrLog);
+        return;
+      }
       case 'demo': {
         const { runDemo } = await import('./demo/index.ts');
         return await runDemo(rest);

@@ -22,6 +22,7 @@ const TITLES: Record<number, string> = {
   502: 'bad gateway',
   503: 'service unavailable',
   504: 'gateway timeout',
+  508: 'loop detected',
 };
 
 export function errorTitle(status: number): string {

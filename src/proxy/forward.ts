@@ -70,6 +70,8 @@ interface Inspected {
   pin?: string;
   cookie?: string;
   requestId?: string;
+  /** `x-wharf-via`: the Wharf tiers this request already passed (loop detection). */
+  via?: string;
 }
 
 function inspect(raw: string[], trusted: boolean): Inspected {
@@ -83,6 +85,9 @@ function inspect(raw: string[], trusted: boolean): Inspected {
       case 6:
         if (k.toLowerCase() === 'cookie')
           out.cookie = out.cookie ? `${out.cookie}; ${raw[i + 1]}` : raw[i + 1];
+        break;
+      case 11:
+        if (trusted && k.toLowerCase() === 'x-wharf-via') out.via = raw[i + 1];
         break;
       case 12:
         if (trusted && k.toLowerCase() === 'x-request-id') out.requestId = raw[i + 1];
@@ -206,6 +211,13 @@ class Exchange {
       Number(this.h.contentLength) > opts.maxBodyBytes
     ) {
       this.reply(413, 'payload-too-large', `request body over ${opts.maxBodyBytes} bytes`);
+      return;
+    }
+    if (this.h.via !== undefined && this.h.via.split(',').some((t) => t.trim() === opts.tier)) {
+      // This tier already handled the request once: a project whose instances are Wharf itself.
+      this.replyBody(508, 'loop-detected', {
+        reason: `the request came back to the ${opts.tier} tier (routing loop)`,
+      });
       return;
     }
     const table = opts.table();
@@ -475,6 +487,7 @@ class Attempt implements Dispatcher.DispatchHandler {
       requestId: ex.requestId,
       untrusted: !ex.trusted,
       pin: ex.forwardPin,
+      via: ex.h.via === undefined ? fw.opts.tier : `${ex.h.via}, ${fw.opts.tier}`,
     });
     fw.track(this);
     this.sentAt = performance.now();

@@ -28,6 +28,8 @@ export interface ForwardInfo {
   readonly upgrade?: string;
   /** Edge forwarding a pinned request to the internal tier: pass the pin on as `x-wharf-instance`. */
   readonly pin?: string;
+  /** `x-wharf-via` to send: the tiers passed so far, this one last. */
+  readonly via?: string;
 }
 
 function connectionTokens(raw: string[]): Set<string> | undefined {
@@ -90,6 +92,7 @@ export function upstreamRequestHeaders(raw: string[], info: ForwardInfo): string
   out.push('x-request-id', info.requestId);
   if (info.upgrade) out.push('connection', 'upgrade', 'upgrade', info.upgrade);
   if (info.pin) out.push('x-wharf-instance', info.pin);
+  if (info.via) out.push('x-wharf-via', info.via);
   return out;
 }
 

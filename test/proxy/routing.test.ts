@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startUpstream, type TestUpstream } from '../support/upstream.ts';
 import { get, type Started, startWharf } from '../support/wharf.ts';
@@ -107,5 +108,26 @@ describe('routing by convention through the proxy', () => {
     const r = await get(w.url, 'bad_host!.test.local');
     assert.equal(r.status, 400);
     assert.match(r.json().reason, /invalid Host/);
+  });
+});
+
+describe('loop protection', () => {
+  it('a project whose instance is Wharf itself answers 508 instead of looping', async () => {
+    // Reserve a free port, then start Wharf on it with a project pointing back at it.
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const loop = await startWharf({
+      listen: `127.0.0.1:${port}`,
+      projects: { me: { instances: { 'me-0': { http: `127.0.0.1:${port}` } } } },
+    });
+    try {
+      const r = await get(loop.url, 'me.test.local');
+      assert.equal(r.status, 508);
+      assert.match(r.json().reason, /routing loop/);
+    } finally {
+      await loop.stop();
+    }
   });
 });
