@@ -8,10 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { serveDashboard } from '../admin/dashboard/serve.ts';
-import { projectsView } from '../admin/server.ts';
+import { dashboardState, SourceStates } from '../admin/dashboard/state.ts';
 import { parseConfig } from '../config/load.ts';
 import { Wharf } from '../main.ts';
-import type { SourceStateEvent } from '../model/events.ts';
 import { createObserve, type Observe } from '../observe/observe.ts';
 import { observeRoutes } from '../observe/routes.ts';
 import { demoControl, demoView } from './control.ts';
@@ -43,7 +42,7 @@ export interface RunningDemo {
 export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
   let wharf: Wharf | undefined;
   let observe: Observe | undefined;
-  const sources = new Map<string, SourceStateEvent>();
+  const sources = new SourceStates();
   let published = '';
   const publish = (): void => {
     if (!wharf) return;
@@ -64,28 +63,19 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
       logs: { dir: o.logDir, access: true, health: true },
       metrics: { defaultMetrics: true },
       sse: {
-        replay: () => {
-          const w = wharf;
-          if (!w) return { projects: [], problems: [] };
-          const table = w.table();
-          const view = projectsView(table, w.health);
-          return {
-            ...view,
-            domain: DEMO_DOMAIN,
-            projects: view.projects.map((p) => ({
-              ...p,
-              healthPath: table.projects.get(p.name)?.settings.health.path ?? 'tcp',
-            })),
-            problems: table.problems,
-            sources: [...sources.values()],
-          };
-        },
+        replay: () =>
+          wharf
+            ? dashboardState({
+                table: wharf.table(),
+                health: wharf.health,
+                domain: DEMO_DOMAIN,
+                sources: sources.values(),
+              })
+            : { projects: [], problems: [] },
       },
     });
     observe = obs;
-    obs.bus.on((e) => {
-      if (e.type === 'source') sources.set(e.source, e);
-    });
+    obs.bus.on((e) => sources.observe(e));
     const config = parseConfig(JSON.stringify({ domain: DEMO_DOMAIN }), 'demo', {
       listen: o.listen,
       admin: o.admin,
