@@ -263,7 +263,32 @@
     renderTimeline();
   }
 
+  function renderApiserverButton() {
+    const btn = $('apiserver-toggle');
+    const a = demo?.apiserver;
+    btn.hidden = !a;
+    if (!a) return;
+    btn.textContent = a.up ? 'Apiserver outage' : 'Restore apiserver';
+    btn.setAttribute('aria-pressed', String(!a.up));
+  }
+  $('apiserver-toggle').addEventListener('click', async (ev) => {
+    const btn = ev.currentTarget;
+    const down = demo?.apiserver?.up;
+    btn.disabled = true;
+    try {
+      const r = await api(`/api/demo/apiserver/${down ? 'down' : 'up'}`, { method: 'POST' });
+      if (r.ok) demo = await r.json();
+    } catch {}
+    btn.disabled = false;
+    addTimeline(
+      { type: 'demo', time: Date.now(), action: down ? 'apiserver down' : 'apiserver up', target: '' },
+      true,
+    );
+    schedule();
+  });
+
   function renderStats() {
+    renderApiserverButton();
     let total = 0;
     let healthy = 0;
     let bad = 0;
