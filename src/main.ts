@@ -81,7 +81,7 @@ export class Wharf {
     this.conventions = this.conventionsFor(this.config);
     this.current = buildRouteTable({ version: 0, projects: [], problems: [] }, this.conventions, 0);
     const c = this.config;
-    this.health = new HealthService();
+    this.health = new HealthService({ domain: c.domain, emit: (e) => opts.onEvent?.(e), log: this.log });
     this.pools = new UpstreamPools({
       connections: c.upstream.connections,
       connectTimeoutMs: c.timeouts.connectMs,
@@ -302,6 +302,7 @@ export class Wharf {
       this.redirect?.closeAllConnections();
       this.log('info', 'draining', { drainMs });
       await this.front.drain(drainMs);
+      this.forwarder.close();
       this.health.close();
       await this.admin.close();
       await this.pools.destroy();

@@ -19,6 +19,12 @@ export interface HealthStatus {
 }
 
 export interface HealthView {
+  /**
+   * Optional change counter: if present, it changes whenever any `state()` answer may have changed
+   * (a transition, a reconcile). Lets the balancer cache eligible sets per route; views without it
+   * are simply not cached.
+   */
+  readonly version?: number;
   /** Hot path: may a new request be sent there? (`healthy`, or `pending` as a fallback decided by the picker.) */
   state(id: EndpointId): HealthState;
   status(id: EndpointId): HealthStatus | undefined;

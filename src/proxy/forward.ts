@@ -28,7 +28,12 @@ import type { UpstreamPools } from './upstreams.ts';
 
 export interface HealthSink extends HealthView {
   report(outcome: AttemptOutcome): void;
+  /** A request has waited unusually long there: probe it now instead of at the next interval. */
+  suspect?(id: EndpointId): void;
 }
+
+/** An attempt without response headers after this long asks health/ for an early probe. */
+const SUSPECT_AFTER_MS = 250;
 
 export interface ForwarderOptions {
   readonly domain: string;
@@ -112,8 +117,33 @@ export class Forwarder {
   readonly inflight = (id: EndpointId): number => this.inflightByEndpoint.get(id)?.size ?? 0;
   private readonly cookieName: string;
 
+  private sweepTimer?: NodeJS.Timeout;
+
   constructor(readonly opts: ForwarderOptions) {
     this.cookieName = affinityCookieName(opts.tier);
+    // A hung instance accepts connections and answers nothing. Rather than wait for the next probe
+    // interval, requests stuck there trigger an early probe, so ejection (and the rescue of those
+    // requests) follows within about a probe timeout.
+    if (opts.health.suspect) {
+      this.sweepTimer = setInterval(() => this.sweepStuck(), 100);
+      this.sweepTimer.unref();
+    }
+  }
+
+  private sweepStuck(): void {
+    const now = performance.now();
+    for (const [id, set] of this.inflightByEndpoint) {
+      for (const a of set) {
+        if (!a.responded && now - a.sentAt > SUSPECT_AFTER_MS) {
+          this.opts.health.suspect?.(id);
+          break;
+        }
+      }
+    }
+  }
+
+  close(): void {
+    clearInterval(this.sweepTimer);
   }
 
   /** Entry point for node:http 'request' (and 'checkContinue'). */
@@ -395,6 +425,9 @@ class Exchange {
     this.tried ??= new Set();
     this.tried.add(a.endpoint.id);
     if (!route.endpoints.some((e) => !this.tried!.has(e.id))) return false;
+    // Moving a request off an instance that was just ejected adds no load to the outage: it is
+    // the request's first real chance, so it does not draw on the retry budget.
+    if (a.abortedWith?.why === 'rescue') return true;
     return this.fw.opts.budget.tryRetry(this.budgetKey());
   }
 

@@ -122,7 +122,11 @@ describe('retries and upstream failures', () => {
     });
     await new Promise<void>((r) => bad.listen(0, '127.0.0.1', r));
     closers.push(() => new Promise((r) => bad.close(() => r())));
-    const w = await wharf({ a: `127.0.0.1:${(bad.address() as net.AddressInfo).port}` }, { retries: 0 });
+    // A TCP check: the HTTP probe would (rightly) find this upstream broken and eject it first.
+    const w = await wharf(
+      { a: `127.0.0.1:${(bad.address() as net.AddressInfo).port}` },
+      { retries: 0, 'health-path': 'tcp' },
+    );
     const r = await get(w.url, 'p.test.local');
     assert.equal(r.status, 502);
     assert.match(r.json().reason, /invalid HTTP response/);

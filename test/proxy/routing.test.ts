@@ -120,9 +120,14 @@ describe('loop protection', () => {
     await new Promise<void>((r) => probe.close(() => r()));
     const loop = await startWharf({
       listen: `127.0.0.1:${port}`,
-      projects: { me: { instances: { 'me-0': { http: `127.0.0.1:${port}` } } } },
+      projects: { me: { 'health-path': 'tcp', instances: { 'me-0': { http: `127.0.0.1:${port}` } } } },
     });
     try {
+      // The first probe ran before Wharf listened (refused); wait for the next one to admit it.
+      const deadline = Date.now() + 5000;
+      while (loop.wharf.health.list().some((x) => x.status.state !== 'healthy') && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
       const r = await get(loop.url, 'me.test.local');
       assert.equal(r.status, 508);
       assert.match(r.json().reason, /routing loop/);

@@ -1,0 +1,456 @@
+// `npm run bench`: throughput and latency of Wharf against nginx, HAProxy and a naive Node proxy,
+// measured like the reference run in shared/reference/peer-baselines.md: three Node upstreams,
+// proxy pinned to CPU 0, wrk -t1 -c64 pinned to CPU 1, 2 s warm-up + fixed measured duration,
+// interleaved rounds with the order rotated each round, wait for a quiet machine before each run.
+//
+//   npm run bench                           # 3 rounds x 10 s, writes bench/results/throughput.md
+//   npm run bench -- --rounds 5 --duration 10
+//   npm run bench -- --quick                # smoke run (1 round x 3 s), report in the run dir
+//   npm run bench -- --cpu-prof             # also profile Wharf and print the top self-time functions
+//   npm run bench -- --only nginx,wharf     # subset (matches row names)
+
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { busyMs, type CpuProfile, type SelfTime, topSelfTime } from './lib/cpuprofile.ts';
+import { ensureTools, which } from './lib/install.ts';
+import { QuietWaiter, stopAll, treeCpuSeconds, treePeakRssMiB } from './lib/procs.ts';
+import { fmt, fmtInt, median } from './lib/stats.ts';
+import { machineInfo } from './lib/sysinfo.ts';
+import {
+  adminPortOf,
+  BENCH_DIR,
+  baseWharfConfig,
+  benchProject,
+  directTarget,
+  haproxyTarget,
+  makeCert,
+  makeRunDir,
+  nginxTarget,
+  nodeProxyTarget,
+  PORTS,
+  probeTarget,
+  REPO_DIR,
+  startUpstreams,
+  stopUpstreams,
+  type Target,
+  type WharfVariant,
+  wharfPresent,
+  wharfTarget,
+} from './lib/targets.ts';
+import { runWrk, type WrkResult, wrkArgs } from './lib/wrk.ts';
+
+const PROXY_CPU = '0';
+const LOAD_CPU = '1';
+
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: 'string' },
+    rounds: { type: 'string' },
+    warmup: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    'cpu-prof': { type: 'boolean', default: false },
+    only: { type: 'string' },
+    out: { type: 'string' },
+    'quiet-max': { type: 'string' },
+    'quiet-threshold': { type: 'string' },
+    'quiet-budget': { type: 'string' },
+  },
+});
+const quick = args.quick!;
+const durationS = Number(args.duration ?? (quick ? 3 : 10));
+const rounds = Number(args.rounds ?? (quick ? 1 : 3));
+const warmupS = Number(args.warmup ?? (quick ? 1 : 2));
+const quietMaxMs = Number(args['quiet-max'] ?? (quick ? 2 : 60)) * 1000;
+const quietThreshold = Number(args['quiet-threshold'] ?? 0.1);
+/** Total time all quiet-machine waits of one invocation may take. */
+const quietBudgetMs = Number(args['quiet-budget'] ?? (quick ? 10 : 300)) * 1000;
+const quiet = new QuietWaiter(quietThreshold, quietMaxMs, quietBudgetMs);
+if (!(durationS > 0 && durationS <= 600 && rounds >= 1 && rounds <= 50 && warmupS >= 0 && warmupS <= 60)) {
+  console.error('bad --duration (1-600), --rounds (1-50) or --warmup (0-60)');
+  process.exit(2);
+}
+
+// ---- Wharf rows ----------------------------------------------------------------------------------
+// Each row is a config variant. A variant whose keys Wharf rejects (`check-config` exits 2, e.g.
+// because the feature has not landed yet) is reported as "not available: <reason>".
+
+const WHARF = 'wharf';
+const WHARF_LOGS = 'wharf + access log to file + metrics';
+const WHARF_HTTPS = 'wharf edge HTTPS';
+
+const wharfVariants: WharfVariant[] = [
+  { name: WHARF, port: PORTS.wharf, config: () => baseWharfConfig(PORTS.wharf) },
+  {
+    name: WHARF_LOGS,
+    port: PORTS.wharfLogs,
+    scrapeMetrics: true,
+    config: ({ runDir }) => ({
+      ...baseWharfConfig(PORTS.wharfLogs),
+      logs: { dir: join(runDir, 'wharf-logs') },
+    }),
+  },
+  {
+    name: WHARF_HTTPS,
+    port: PORTS.wharfHttps,
+    https: true,
+    // Issue 7's shape is not settled yet: adjust here when the edge tier lands.
+    config: ({ cert }) => ({
+      ...baseWharfConfig(PORTS.wharfHttps),
+      tier: 'edge',
+      tls: { certificates: [{ hosts: ['*.bench.local', 'bench.local'], cert: cert?.cert, key: cert?.key }] },
+      projects: benchProject({ public: true }),
+    }),
+  },
+];
+
+interface Row {
+  target: Target;
+  runs: Array<WrkResult & { cpuPer10k: number; foreign: number; round: number; metricsScrapes?: string }>;
+  rssMiB?: number;
+  commandLine?: string;
+  error?: string;
+}
+
+function log(msg: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+async function main(): Promise<void> {
+  const runDir = makeRunDir('throughput');
+  log(`run dir ${runDir}`);
+  const missing = ensureTools(['nginx', 'haproxy', 'wrk']);
+  if (!which('wrk')) throw new Error(`wrk is required: ${missing.get('wrk') ?? 'not found'}`);
+  if (!which('taskset')) throw new Error('taskset (util-linux) is required');
+  const cert = makeCert(runDir);
+  const certOk = typeof cert === 'string' ? undefined : cert;
+
+  const ups = await startUpstreams(runDir, false);
+  const profDir = join(runDir, 'prof');
+  let profile: SelfTime[] | undefined;
+  const readProfile = () => {
+    try {
+      // One profile per thread (tsx's module loader runs in a worker): take the busiest.
+      const profiles = readdirSync(profDir)
+        .filter((x) => x.endsWith('.cpuprofile'))
+        .map((x) => JSON.parse(readFileSync(join(profDir, x), 'utf8')) as CpuProfile);
+      const main = profiles.sort((a, b) => busyMs(b) - busyMs(a))[0];
+      if (main) profile = topSelfTime(main, 15);
+    } catch (e) {
+      log(`could not read the CPU profile: ${(e as Error).message}`);
+    }
+  };
+  const profArgs = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+
+  const targets: Target[] = [
+    directTarget(ups[0]!),
+    nginxTarget({ runDir, cpus: PROXY_CPU }),
+    haproxyTarget({ runDir, cpus: PROXY_CPU }),
+    nodeProxyTarget({ runDir, cpus: PROXY_CPU }),
+  ];
+  if (wharfPresent()) {
+    for (const v of wharfVariants) {
+      const t = wharfTarget({
+        runDir,
+        variant: v,
+        cpus: PROXY_CPU,
+        cert: certOk,
+        nodeArgs: v.name === WHARF ? profArgs : [],
+        afterStop: v.name === WHARF && profArgs.length ? readProfile : undefined,
+      });
+      if (v.https && !certOk) t.unavailable = String(cert);
+      targets.push(t);
+    }
+  } else {
+    // Until the lead's CLI lands, the naive proxy stands in so the harness can be exercised.
+    log('bin/wharf.js not found: using the naive node proxy as a stand-in for the "wharf" row');
+    targets.push(
+      nodeProxyTarget({
+        runDir,
+        cpus: PROXY_CPU,
+        port: PORTS.wharf,
+        name: `${WHARF} (STAND-IN: naive node proxy)`,
+        nodeArgs: profArgs,
+        afterStop: profArgs.length ? readProfile : undefined,
+      }),
+    );
+    for (const v of wharfVariants.slice(1)) {
+      targets.push({ ...nodeProxyTarget({ runDir }), name: v.name, unavailable: 'bin/wharf.js not present' });
+    }
+  }
+  const https = nginxTarget({ runDir, cpus: PROXY_CPU, tls: certOk });
+  if (!certOk) https.unavailable = String(cert);
+  targets.push(https);
+
+  for (const t of targets) {
+    if (t.name.startsWith('nginx') && missing.has('nginx')) t.unavailable = missing.get('nginx');
+    if (t.name.startsWith('haproxy') && missing.has('haproxy')) t.unavailable = missing.get('haproxy');
+  }
+  const only = args.only?.split(',').map((s) => s.trim().toLowerCase());
+  const selected = targets.filter(
+    (t) => !only || only.some((o) => t.name.toLowerCase().startsWith(o) || t.name.toLowerCase() === o),
+  );
+  const rows: Row[] = selected.map((target) => ({ target, runs: [] }));
+
+  for (const r of rows) {
+    if (r.target.unavailable) continue;
+    try {
+      await r.target.start();
+      const bad = await probeTarget(r.target);
+      if (bad) throw new Error(bad);
+      log(`up: ${r.target.name} (pid ${r.target.pid() ?? '-'})`);
+    } catch (e) {
+      r.target.unavailable = `failed to start: ${(e as Error).message}`;
+      log(`${r.target.name}: ${r.target.unavailable}`);
+      await r.target.stop();
+    }
+  }
+
+  const active = rows.filter((r) => !r.target.unavailable);
+  for (let round = 0; round < rounds; round++) {
+    // Rotate the order each round so no target always runs first (cold machine) or last.
+    const order = active.map((_, i) => active[(i + round) % active.length]!);
+    for (const r of order) {
+      const t = r.target;
+      const foreign = await quiet.wait();
+      const base = { url: t.url, host: t.hostHeader, cpus: LOAD_CPU };
+      if (warmupS > 0) await runWrk({ ...base, durationS: warmupS, latency: false });
+      const pid = t.pid();
+      const cpu0 = pid ? treeCpuSeconds(pid) : Number.NaN;
+      const variant = wharfVariants.find((v) => v.name === t.name);
+      const scraper = variant?.scrapeMetrics ? scrapeMetrics(adminPortOf(variant.port)) : undefined;
+      const res = await runWrk({ ...base, durationS });
+      const scrapes = scraper?.stop();
+      const cpu = pid ? treeCpuSeconds(pid) - cpu0 : Number.NaN;
+      r.commandLine = wrkArgs({ ...base, durationS })
+        .map((a) => (/[\s']/.test(a) ? `'${a}'` : a))
+        .join(' ');
+      r.runs.push({
+        ...res,
+        cpuPer10k: (cpu / res.requests) * 10_000,
+        foreign,
+        round,
+        metricsScrapes: scrapes,
+      });
+      const errs = res.non2xx + res.socketErrors.connect + res.socketErrors.read + res.socketErrors.timeout;
+      log(
+        `round ${round + 1}/${rounds} ${t.name}: ${fmtInt(res.rps)} rps, p50 ${fmt(res.p50ms)} ms, p99 ${fmt(res.p99ms)} ms, ` +
+          `cpu ${fmt(cpu, 2)} s, foreign cpu ${fmt(foreign * 100, 0)}%${errs ? `, ERRORS ${errs}` : ''}`,
+      );
+    }
+  }
+  for (const r of active) {
+    const pid = r.target.pid();
+    if (pid) r.rssMiB = treePeakRssMiB(pid);
+  }
+  for (const r of rows) await r.target.stop();
+  await stopUpstreams(ups);
+
+  const md = report(rows, runDir, profile);
+  const out =
+    args.out ?? (quick ? join(runDir, 'throughput.md') : join(BENCH_DIR, 'results', 'throughput.md'));
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, md);
+  process.stdout.write(md);
+  log(`wrote ${out}`);
+  if (profile) {
+    log('top self-time functions (Wharf):');
+    for (const p of profile) log(`  ${fmt(p.share * 100, 1)}%  ${fmt(p.selfMs, 0)} ms  ${p.fn}  ${p.where}`);
+  }
+}
+
+/** Polls the admin /metrics endpoint once a second (like an eager Prometheus) while loaded. */
+function scrapeMetrics(port: number): { stop(): string } {
+  let ok = 0;
+  let bad = 0;
+  let bytes = 0;
+  const timer = setInterval(() => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/metrics', timeout: 2000 }, (res) => {
+      res.on('data', (c: Buffer) => {
+        bytes += c.length;
+      });
+      res.on('end', () => (res.statusCode === 200 ? ok++ : bad++));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => bad++);
+  }, 1000);
+  return {
+    stop() {
+      clearInterval(timer);
+      return `${ok} ok / ${bad} failed scrapes, ${Math.round(bytes / Math.max(1, ok))} bytes each`;
+    },
+  };
+}
+
+// ---- report --------------------------------------------------------------------------------------
+
+interface Summary {
+  rps: number;
+  p50: number;
+  p99: number;
+  cpu: number;
+}
+
+function summary(r: Row): Summary {
+  return {
+    rps: median(r.runs.map((x) => x.rps)),
+    p50: median(r.runs.map((x) => x.p50ms)),
+    p99: median(r.runs.map((x) => x.p99ms)),
+    cpu: median(r.runs.map((x) => x.cpuPer10k)),
+  };
+}
+
+/** Median over rounds of (row / reference) within the same round, as in the reference run. */
+function sameRoundRatio(r: Row, ref: Row | undefined, pick: (w: WrkResult) => number): number {
+  if (!ref) return Number.NaN;
+  const ratios: number[] = [];
+  for (const run of r.runs) {
+    const other = ref.runs.find((x) => x.round === run.round);
+    if (other) ratios.push(pick(run) / pick(other));
+  }
+  return median(ratios);
+}
+
+function report(rows: Row[], runDir: string, profile: SelfTime[] | undefined): string {
+  const find = (prefix: string) => rows.find((r) => r.target.name.startsWith(prefix) && r.runs.length > 0);
+  const nginx = rows.find((r) => r.target.name === 'nginx (1 worker, pinned)' && r.runs.length > 0);
+  const nginxTls = find('nginx HTTPS');
+  const wharfAny = rows.find(
+    (r) => r.target.name === WHARF || r.target.name.startsWith(`${WHARF} (STAND-IN`),
+  );
+  const wharfLogs = rows.find((r) => r.target.name === WHARF_LOGS);
+  const wharfTls = rows.find((r) => r.target.name === WHARF_HTTPS);
+  const refOf = (r: Row) => (r.target.url.startsWith('https') ? nginxTls : nginx);
+  const L: string[] = [];
+  L.push('# Throughput and latency: Wharf vs nginx, HAProxy and a naive Node proxy', '');
+  L.push(`Date: ${new Date().toISOString()}. Run dir (configs, logs): \`${runDir}\`.`, '');
+  if (quick)
+    L.push('**QUICK SMOKE RUN: too short and too few rounds to quote. Do not compare these numbers.**', '');
+  if (rows.some((r) => r.target.name.includes('STAND-IN')))
+    L.push('**The "wharf" row is a STAND-IN (the naive node proxy): bin/wharf.js was not present.**', '');
+  L.push('## Machine', '');
+  for (const l of machineInfo(REPO_DIR)) L.push(`* ${l}`);
+  L.push('', '## Method', '');
+  L.push(
+    `* Three node:http upstreams (\`bench/upstream.ts\`, 100-byte body, keep-alive) on 127.0.0.1:${PORTS.upstreams.join(', ')}, not pinned.`,
+    `* Each proxy pinned to CPU ${PROXY_CPU} with \`taskset\`; wrk pinned to CPU ${LOAD_CPU}: \`taskset -c ${LOAD_CPU} wrk -t1 -c64 -d${durationS}s --latency -H 'Host: bench.bench.local' URL\` after a ${warmupS} s warm-up (discarded).`,
+    `* ${rounds} interleaved round(s), the order rotated each round. Before each run the harness waits (at most ${quietMaxMs / 1000} s per run, ${quietBudgetMs / 1000} s in all${quiet.exhausted ? ': this budget ran out, so later runs started on a busy machine' : ''}) until CPU used by processes that are not ours is below ${quietThreshold * 100}% of one core; the value seen is recorded per run ("foreign").`,
+    '* rps, p50 and p99 are medians over rounds, each metric separately. "x nginx" columns are the median over rounds of the ratio to nginx *in the same round* (HTTPS rows: to nginx HTTPS).',
+    '* CPU s / 10k req: user+system CPU of the proxy process tree (nginx: master + worker) during the measured run, per 10,000 requests. For "direct", the upstream\'s. Peak RSS: VmHWM summed over the process tree, at the end of the run.',
+    '* Configs: `bench/conf/nginx.conf`, `bench/conf/haproxy.cfg` (copies of shared/reference/peer-configs), `bench/conf/nginx-https.conf`; Wharf configs are generated into the run dir (`wharf-<port>.yaml`).',
+    '',
+  );
+  L.push('## Results', '');
+  L.push(
+    '| target | median rps | p50 ms | p99 ms | rps x nginx | p99 x nginx | CPU s / 10k req | peak RSS MiB | errors | per-round rps |',
+  );
+  L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---|');
+  for (const r of rows) {
+    if (r.target.unavailable || r.runs.length === 0) {
+      L.push(
+        `| ${r.target.name} | not available: ${(r.target.unavailable ?? 'no runs').replaceAll('|', '/')} | | | | | | | | |`,
+      );
+      continue;
+    }
+    const s = summary(r);
+    const ref = refOf(r);
+    const errs = r.runs.reduce(
+      (a, x) =>
+        a +
+        x.non2xx +
+        x.socketErrors.connect +
+        x.socketErrors.read +
+        x.socketErrors.write +
+        x.socketErrors.timeout,
+      0,
+    );
+    L.push(
+      `| ${r.target.name} | ${fmtInt(s.rps)} | ${fmt(s.p50)} | ${fmt(s.p99)} | ${fmt(sameRoundRatio(r, ref, (w) => w.rps))} | ` +
+        `${fmt(sameRoundRatio(r, ref, (w) => w.p99ms))} | ${fmt(s.cpu, 3)} | ${fmt(r.rssMiB ?? Number.NaN, 1)} | ${errs} | ` +
+        `${r.runs.map((x) => fmtInt(x.rps)).join(' / ')} |`,
+    );
+  }
+  L.push('', '## Targets (issues 2, 5, 7)', '');
+  const allRuns = rows.flatMap((r) => r.runs);
+  const noisy = allRuns.filter((x) => x.foreign >= quietThreshold).length;
+  if (noisy > 0)
+    L.push(
+      `**${noisy} of ${allRuns.length} runs started while other processes used >= ${quietThreshold * 100}% of a core: these figures are contaminated by foreign load.**`,
+      '',
+    );
+  const caveat = quick ? ' [quick run: not a verdict]' : noisy > 0 ? ' [noisy machine]' : '';
+  const verdict = (ok: boolean | undefined, detail: string) =>
+    `${ok === undefined ? 'not measured' : ok ? '**met**' : '**NOT met**'} (${detail})${caveat}`;
+  const standIn = wharfAny?.target.name.includes('STAND-IN') ? ' [stand-in, not Wharf]' : '';
+  if (wharfAny?.runs.length && nginx) {
+    const rr = sameRoundRatio(wharfAny, nginx, (w) => w.rps);
+    const pr = sameRoundRatio(wharfAny, nginx, (w) => w.p99ms);
+    L.push(`* Issue 2: Wharf >= 0.6x nginx rps: ${verdict(rr >= 0.6, `${fmt(rr)}x`)}${standIn}`);
+    L.push(`* Issue 2: Wharf p99 <= 1.5x nginx p99: ${verdict(pr <= 1.5, `${fmt(pr)}x`)}${standIn}`);
+  } else
+    L.push(
+      `* Issue 2: Wharf >= 0.6x nginx rps and p99 <= 1.5x: not measured (${wharfAny?.target.unavailable ?? 'missing row'})`,
+    );
+  if (wharfLogs?.runs.length && wharfAny?.runs.length) {
+    const rr = sameRoundRatio(wharfLogs, wharfAny, (w) => w.rps);
+    L.push(
+      `* Issue 5: access log + metrics cost <= 10% of throughput: ${verdict(rr >= 0.9, `${fmt((1 - rr) * 100, 1)}% slower than "wharf" in the same round`)}`,
+    );
+    const scr = wharfLogs.runs.map((x) => x.metricsScrapes).filter(Boolean);
+    if (scr.length) L.push(`  * /metrics scrapes during measured runs: ${scr.join('; ')}`);
+  } else
+    L.push(
+      `* Issue 5: logging + metrics cost <= 10%: not available: ${wharfLogs?.target.unavailable ?? 'not run'}`,
+    );
+  if (wharfTls?.runs.length && nginxTls) {
+    const rr = sameRoundRatio(wharfTls, nginxTls, (w) => w.rps);
+    L.push(`* Issue 7: Wharf edge HTTPS >= 0.6x nginx HTTPS rps: ${verdict(rr >= 0.6, `${fmt(rr)}x`)}`);
+  } else
+    L.push(`* Issue 7: HTTPS >= 0.6x nginx: not available: ${wharfTls?.target.unavailable ?? 'not run'}`);
+  L.push('', '## Per-round values', '');
+  L.push(
+    '| round | target | rps | p50 ms | p99 ms | max ms | CPU s / 10k | foreign CPU % | non-2xx | socket errors |',
+  );
+  L.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---|');
+  const all = rows.flatMap((r) => r.runs.map((x) => ({ r, x }))).sort((a, b) => a.x.round - b.x.round);
+  for (const { r, x } of all) {
+    const se = x.socketErrors;
+    L.push(
+      `| ${x.round + 1} | ${r.target.name} | ${fmtInt(x.rps)} | ${fmt(x.p50ms)} | ${fmt(x.p99ms)} | ${fmt(x.maxMs)} | ${fmt(x.cpuPer10k, 3)} | ` +
+        `${fmt(x.foreign * 100, 0)} | ${x.non2xx} | c${se.connect} r${se.read} w${se.write} t${se.timeout} |`,
+    );
+  }
+  L.push('', '## Commands', '', '```sh');
+  L.push(`npm run bench -- ${process.argv.slice(2).join(' ')}`.trim());
+  L.push(
+    `node --import tsx bench/upstream.ts ${PORTS.upstreams[0]} u1 &  # and ${PORTS.upstreams.slice(1).join(', ')}`,
+    `taskset -c ${PROXY_CPU} nginx -p ${runDir}/nginx -e ${runDir}/nginx/error.log -c bench/conf/nginx.conf -g 'daemon off; worker_processes 1;'`,
+    `HAPROXY_BENCH_NBTHREAD=1 taskset -c ${PROXY_CPU} haproxy -db -f bench/conf/haproxy.cfg`,
+    `taskset -c ${PROXY_CPU} node --import tsx bench/node-proxy.ts ${PORTS.nodeProxy} ${PORTS.upstreams.join(' ')}`,
+    `taskset -c ${PROXY_CPU} node bin/wharf.js serve --config ${runDir}/wharf-${PORTS.wharf}.yaml   # and -${PORTS.wharfLogs}, -${PORTS.wharfHttps}`,
+    `taskset -c ${PROXY_CPU} nginx -p ${runDir}/nginx-https ... -c ${runDir}/nginx-https/nginx-https.conf   # from bench/conf/nginx-https.conf`,
+  );
+  for (const r of rows) if (r.commandLine) L.push(r.commandLine);
+  L.push('```', '');
+  if (profile) {
+    L.push(
+      '## CPU profile of the "wharf" row (`--cpu-prof`), top self time (share of busy time, idle excluded)',
+      '',
+    );
+    L.push('| share | self ms | function | where |', '|---:|---:|---|---|');
+    for (const p of profile)
+      L.push(`| ${fmt(p.share * 100, 1)}% | ${fmt(p.selfMs, 0)} | ${p.fn} | ${p.where} |`);
+    L.push('');
+  }
+  return `${L.join('\n')}\n`;
+}
+
+main()
+  .catch((e) => {
+    log(`FAILED: ${(e as Error).stack ?? e}`);
+    process.exitCode = 1;
+  })
+  .finally(async () => {
+    await stopAll();
+  });

@@ -1,0 +1,279 @@
+// The health overlay: the only writer of health state. Keyed by EndpointId so it survives every
+// route-table swap (a Traefik bug readmits dead servers on each reload; here an unchanged id keeps
+// its state, counters and hold-out), and pruned when an endpoint leaves.
+
+import type { HealthTransitionEvent } from '../model/events.ts';
+import type { HealthState, HealthStatus, HealthView } from '../model/health.ts';
+import type { AttemptOutcome } from '../model/outcome.ts';
+import type { Endpoint, EndpointId, RouteTable } from '../model/routes.ts';
+import type { HealthCheckSettings } from '../model/settings.ts';
+import type { Log } from '../util/log.ts';
+import { type LoopOwner, ProbeLoop, type ProbeReport } from './loop.ts';
+import { netProber, type Prober } from './prober.ts';
+import { EndpointHealth, type Transition } from './state.ts';
+import { type Clock, systemClock, systemTimers, type Timers } from './time.ts';
+
+export interface HealthServiceOptions {
+  /** The tier's domain: HTTP probes send `Host: <project>.<domain>` (just `<project>` when empty). */
+  readonly domain?: string;
+  /** Every transition, for observe/ (logs, metrics, SSE). */
+  readonly emit?: (e: HealthTransitionEvent) => void;
+  readonly clock?: Clock;
+  readonly timers?: Timers;
+  readonly prober?: Prober;
+  readonly random?: () => number;
+  readonly log?: Log;
+}
+
+export type EjectListener = (id: EndpointId, reason: string) => void;
+
+interface Member {
+  endpoint: Endpoint;
+  readonly health: EndpointHealth;
+  loop: SharedLoop;
+  /** Every member of the same port route, for the 5xx ejection guard. */
+  peers: readonly Member[];
+}
+
+class SharedLoop implements LoopOwner {
+  readonly members = new Set<Member>();
+  readonly loop: ProbeLoop;
+
+  constructor(
+    readonly key: string,
+    private readonly svc: HealthService,
+    make: (owner: LoopOwner) => ProbeLoop,
+  ) {
+    this.loop = make(this);
+  }
+
+  onProbe(report: ProbeReport): void {
+    this.svc.applyProbe(this, report);
+  }
+
+  falling(): boolean {
+    for (const m of this.members) if (m.health.falling()) return true;
+    return false;
+  }
+
+  serving(): boolean {
+    for (const m of this.members) if (m.health.state !== 'unhealthy') return true;
+    return false;
+  }
+}
+
+function probeKey(e: Endpoint, h: HealthCheckSettings, host: string): string {
+  const expect = h.expect.map((r) => `${r.from}-${r.to}`).join(',');
+  return `${e.probeAddress}\u0000${h.path ?? 'tcp'}\u0000${host}\u0000${h.intervalMs}/${h.timeoutMs}/${h.fall}/${h.rise}/${expect}`;
+}
+
+export class HealthService implements HealthView {
+  private readonly members = new Map<EndpointId, Member>();
+  private readonly loops = new Map<string, SharedLoop>();
+  private readonly listeners = new Set<EjectListener>();
+  private readonly clock: Clock;
+  private readonly timers: Timers;
+  private readonly prober: Prober;
+  private readonly random: () => number;
+  private closed = false;
+  /** Changes with every transition and reconcile: the balancer caches eligible sets on it. */
+  version = 0;
+
+  private readonly domain: string;
+  private readonly emit: (e: HealthTransitionEvent) => void;
+  private readonly log: Log;
+
+  constructor(opts: HealthServiceOptions = {}) {
+    this.domain = opts.domain ?? '';
+    this.emit = opts.emit ?? (() => {});
+    this.log = opts.log ?? (() => {});
+    this.clock = opts.clock ?? systemClock;
+    this.timers = opts.timers ?? systemTimers;
+    this.prober = opts.prober ?? netProber;
+    this.random = opts.random ?? Math.random;
+  }
+
+  // ---- HealthView (hot path) -------------------------------------------------------------------
+
+  /** Unknown ids read as `pending`: a table the service has not seen yet is usable as a fallback. */
+  state(id: EndpointId): HealthState {
+    return this.members.get(id)?.health.state ?? 'pending';
+  }
+
+  status(id: EndpointId): HealthStatus | undefined {
+    return this.members.get(id)?.health.status();
+  }
+
+  list(): Array<{ id: EndpointId; status: HealthStatus; endpoint: Endpoint }> {
+    return [...this.members].map(([id, m]) => ({ id, status: m.health.status(), endpoint: m.endpoint }));
+  }
+
+  /** Called on every transition into `unhealthy` (probe or passive). Returns an unsubscribe. */
+  onEjected(listener: EjectListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  // ---- writers ---------------------------------------------------------------------------------
+
+  /**
+   * Adopt a new route table: new endpoints start `pending` with a probe at once, unchanged ids keep
+   * their state, changed probe settings restart that endpoint's loop (state kept), and endpoints
+   * gone from the table are pruned with their timers. Call it when the table is published (just
+   * before or just after: ids it has not seen yet read as `pending` meanwhile).
+   */
+  reconcile(table: RouteTable): void {
+    if (this.closed) return;
+    const seen = new Set<EndpointId>();
+    const fresh = new Set<SharedLoop>();
+    const joined = new Set<SharedLoop>();
+    for (const project of table.projects.values()) {
+      const host = this.domain ? `${project.name}.${this.domain}` : project.name;
+      for (const route of project.ports.values()) {
+        const peers: Member[] = [];
+        for (const e of route.endpoints) {
+          if (seen.has(e.id)) continue;
+          seen.add(e.id);
+          const key = probeKey(e, route.settings.health, host);
+          let m = this.members.get(e.id);
+          if (!m) {
+            const loop = this.loopFor(key, e, route.settings.health, host, fresh);
+            m = { endpoint: e, health: new EndpointHealth(this.clock.now()), loop, peers };
+            this.members.set(e.id, m);
+            loop.members.add(m);
+            joined.add(loop);
+          } else {
+            m.endpoint = e;
+            m.peers = peers;
+            if (m.loop.key !== key) {
+              this.leave(m);
+              m.loop = this.loopFor(key, e, route.settings.health, host, fresh);
+              m.loop.members.add(m);
+              joined.add(m.loop);
+            }
+          }
+          peers.push(m);
+        }
+      }
+    }
+    for (const [id, m] of this.members) {
+      if (seen.has(id)) continue;
+      this.members.delete(id);
+      this.leave(m);
+    }
+    this.version++;
+    // Start probes only once the whole table is adopted, so shared loops see all their members.
+    for (const l of fresh) l.loop.start();
+    for (const l of joined) if (!fresh.has(l)) l.loop.kick();
+  }
+
+  /** Passive outlier detection: one outcome per upstream attempt, from the proxy. */
+  report(outcome: AttemptOutcome): void {
+    const m = this.members.get(outcome.endpoint);
+    if (!m) return;
+    const t = m.health.passive(outcome, this.clock.now(), () => this.may5xxEject(m));
+    if (t) this.publish(m, t, undefined);
+  }
+
+  /**
+   * Optional hint from the proxy: a live request to this endpoint has waited unusually long for
+   * response headers (say 500 ms). Starts an out-of-cycle probe, so a hung instance is detected
+   * from the moment traffic notices it instead of at the next scheduled probe: worst case about
+   * 1.5 s after the hang plus the hint delay, rather than 2.35 s. Cheap to call often.
+   */
+  suspect(id: EndpointId): void {
+    const m = this.members.get(id);
+    if (m && m.health.state !== 'unhealthy') m.loop.loop.suspect();
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const l of this.loops.values()) l.loop.stop();
+    this.loops.clear();
+    this.members.clear();
+    this.listeners.clear();
+    this.version++;
+  }
+
+  /** @internal Called by a shared loop with each applied probe result. */
+  applyProbe(loop: SharedLoop, r: ProbeReport): void {
+    const now = this.clock.now();
+    const { fall, rise } = loop.loop.settings;
+    for (const m of loop.members) {
+      const t = m.health.probe(r.ok, r.reason, now, fall, rise);
+      if (t) this.publish(m, t, r.latencyMs);
+    }
+  }
+
+  // ---- internals -------------------------------------------------------------------------------
+
+  private loopFor(
+    key: string,
+    e: Endpoint,
+    settings: HealthCheckSettings,
+    host: string,
+    fresh: Set<SharedLoop>,
+  ): SharedLoop {
+    let l = this.loops.get(key);
+    if (!l) {
+      const target = { address: e.probeAddress, path: settings.path, host, expect: settings.expect };
+      const deps = { clock: this.clock, timers: this.timers, prober: this.prober, random: this.random };
+      l = new SharedLoop(key, this, (owner) => new ProbeLoop(target, settings, deps, owner));
+      this.loops.set(key, l);
+      fresh.add(l);
+    }
+    return l;
+  }
+
+  private leave(m: Member): void {
+    const l = m.loop;
+    l.members.delete(m);
+    if (l.members.size === 0) {
+      l.loop.stop();
+      this.loops.delete(l.key);
+    }
+  }
+
+  /**
+   * 3 consecutive 5xx eject only while at most half of the route is out. A 5xx means the instance
+   * answers; when a whole project returns 500 (a bad deploy, a shared database down), ejecting
+   * every instance would turn its errors into Wharf 503s and hide them. Connect errors and
+   * timeouts are not limited: an instance that cannot be reached is no help to anyone.
+   */
+  private may5xxEject(m: Member): boolean {
+    let out = 0;
+    for (const p of m.peers) if (p.health.state === 'unhealthy') out++;
+    return (out + 1) * 2 <= m.peers.length;
+  }
+
+  private publish(m: Member, t: Transition, latencyMs: number | undefined): void {
+    this.version++;
+    const e = m.endpoint;
+    const event: HealthTransitionEvent = {
+      type: 'health',
+      time: this.clock.now(),
+      project: e.project,
+      port: e.port,
+      instance: e.instance,
+      address: e.address,
+      from: t.from,
+      to: t.to,
+      ejected: t.ejected,
+      reason: t.reason,
+      ...(latencyMs !== undefined ? { probeLatencyMs: latencyMs } : {}),
+    };
+    try {
+      this.emit(event);
+    } catch (err) {
+      this.log('warn', 'health event listener failed', { error: String(err) });
+    }
+    if (t.to !== 'unhealthy') return;
+    for (const fn of this.listeners) {
+      try {
+        fn(e.id, t.reason);
+      } catch (err) {
+        this.log('warn', 'ejection listener failed', { error: String(err), endpoint: e.id });
+      }
+    }
+  }
+}
