@@ -2,7 +2,6 @@
 // chromium is there). Part 2 runs the whole demo: freeze a real instance process, see it turn
 // unhealthy within 3 s with its reason, revive it, see it come back.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -224,16 +223,7 @@ describe('dashboard (synthetic event stream)', { skip }, () => {
   });
 });
 
-function healthMissing(): string | undefined {
-  // The interim HealthService of the core has no active probes: a frozen process cannot be seen.
-  const src = readFileSync(new URL('../../src/health/index.ts', import.meta.url), 'utf8');
-  if (!src.includes('INTERIM')) return undefined;
-  const reason = 'active health checks not merged yet (src/health/index.ts is the interim stub)';
-  process.stdout.write(`# skipping demo browser test: ${reason}\n`);
-  return reason;
-}
-
-describe('dashboard on the running demo', { skip: skip ?? healthMissing() }, () => {
+describe('dashboard on the running demo', { skip }, () => {
   let browser: Browser;
   let demo: Awaited<ReturnType<typeof import('../../src/demo/index.ts').startDemo>>;
 
