@@ -3,7 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, type Overrides } from './config/load.ts';
+import { ConfigError, loadConfig, type Overrides, parseConfig } from './config/load.ts';
 import { Wharf } from './main.ts';
 import { stderrLog } from './util/log.ts';
 
@@ -11,6 +11,8 @@ const HELP = `wharf - a reverse proxy for Kubernetes microservices, with discove
 
 Usage:
   wharf serve --config FILE [--listen HOST:PORT] [--admin HOST:PORT] [--domain D]
+  wharf serve [--config FILE] (--kubeconfig FILE [--context NAME] | --in-cluster |
+              --apiserver URL[,URL...] [--token-file F] [--ca-file F]) [--listen ...]
   wharf check-config FILE
   wharf demo
   wharf webhook --cert-file F --key-file F [--listen HOST:PORT] [--host-path DIR] [--mount-path DIR]
@@ -29,6 +31,15 @@ Options for serve:
       --listen HOST:PORT   proxy listener (overrides \`listen\`, default 127.0.0.1:8080)
       --admin HOST:PORT    admin listener (overrides \`admin\`, default 127.0.0.1:9901)
       --domain D           convention domain (overrides \`domain\`)
+
+Kubernetes discovery (Services labelled wharf.io/project; overrides the \`kubernetes:\` section;
+without --config, these alone are enough):
+      --kubeconfig FILE    use this kubeconfig (its current context)
+      --context NAME       kubeconfig context; NAME,NAME... fails over between contexts
+      --in-cluster         use the pod's service account (token re-read as it rotates)
+      --apiserver URL,...  apiserver URLs to fail over between (e.g. the HA masters)
+      --token-file F       bearer token file for --apiserver (re-read every 60 s)
+      --ca-file F          CA bundle for --apiserver
 
 Signals: SIGHUP reloads the config; SIGTERM/SIGINT drain and stop (exit 0).
 Exit status: 0 ok, 1 runtime error, 2 bad usage or invalid config.
@@ -55,12 +66,34 @@ async function serve(args: string[]): Promise<void> {
       listen: { type: 'string' },
       admin: { type: 'string' },
       domain: { type: 'string' },
+      kubeconfig: { type: 'string' },
+      context: { type: 'string' },
+      'in-cluster': { type: 'boolean' },
+      apiserver: { type: 'string' },
+      'token-file': { type: 'string' },
+      'ca-file': { type: 'string' },
     },
     strict: true,
   });
-  if (!values.config) usage('serve needs --config FILE');
-  const overrides: Overrides = { listen: values.listen, admin: values.admin, domain: values.domain };
-  const config = loadConfig(values.config, overrides);
+  const overrides: Overrides = {
+    listen: values.listen,
+    admin: values.admin,
+    domain: values.domain,
+    kubeconfig: values.kubeconfig,
+    context: values.context,
+    inCluster: values['in-cluster'],
+    apiservers: values.apiserver,
+    tokenFile: values['token-file'],
+    caFile: values['ca-file'],
+  };
+  const kubeFlags = [values.kubeconfig, values.context, values['in-cluster'], values.apiserver].some(
+    (v) => v !== undefined,
+  );
+  if (!values.config && !kubeFlags)
+    usage('serve needs --config FILE, or Kubernetes flags (--kubeconfig, --in-cluster or --apiserver)');
+  const config = values.config
+    ? loadConfig(values.config, overrides)
+    : parseConfig('{}', '(command line)', overrides);
   const wharf = await Wharf.start({ config, configPath: values.config, overrides, log: stderrLog });
   process.on('SIGHUP', () => wharf.reload());
   let signalled = false;

@@ -9,11 +9,13 @@ import { type FSWatcher, readFileSync, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { type AdminRoute, AdminServer, type Readiness } from './admin/server.ts';
 import { type Config, ConfigError, loadConfig, type Overrides } from './config/load.ts';
-import { HealthService } from './health/index.ts';
+import { type ApiServerTarget, resolveTargets } from './discovery/credentials.ts';
+import { KubernetesSource, type KubernetesSourceOptions } from './discovery/source.ts';
+import { HealthService, type Prober } from './health/index.ts';
 import type { AccessRecord } from './model/access.ts';
 import type { WharfEvent } from './model/events.ts';
 import type { Problem } from './model/problem.ts';
-import type { RouteTable } from './model/routes.ts';
+import type { Endpoint, ProjectRoute, RouteTable } from './model/routes.ts';
 import type { ProjectRecord } from './model/snapshot.ts';
 import { CertificateStore, fileSource } from './proxy/certificates.ts';
 import { Forwarder } from './proxy/forward.ts';
@@ -36,6 +38,15 @@ export interface WharfOptions {
   readonly onAccess?: (rec: AccessRecord) => void;
   readonly onEvent?: (e: WharfEvent) => void;
   readonly adminRoutes?: readonly AdminRoute[];
+  /** Replaces the network prober of active health checks (benchmarks with synthetic endpoints). */
+  readonly healthProber?: Prober;
+  /**
+   * Kubernetes discovery tuning (tests use short timeouts); `servers` replaces what
+   * `config.kubernetes` would resolve to. Ignored unless `config.kubernetes` is set.
+   */
+  readonly discovery?: Partial<Omit<KubernetesSourceOptions, 'servers'>> & {
+    readonly servers?: readonly ApiServerTarget[];
+  };
 }
 
 interface SourceState {
@@ -43,11 +54,39 @@ interface SourceState {
   problems: readonly Problem[];
 }
 
-function endpointIds(t: RouteTable): Set<string> {
-  const ids = new Set<string>();
-  for (const p of t.projects.values())
-    for (const r of p.ports.values()) for (const e of r.endpoints) ids.add(e.id);
-  return ids;
+/**
+ * Endpoints added and removed between two tables. Routing reuses the ProjectRoute object of an
+ * unchanged project, so only changed projects are walked: O(projects + changed endpoints), not
+ * O(all endpoints), per swap.
+ */
+function diffEndpoints(prev: RouteTable, next: RouteTable): { added: Endpoint[]; removed: Endpoint[] } {
+  const added: Endpoint[] = [];
+  const removed: Endpoint[] = [];
+  const ids = (r: ProjectRoute | undefined) => {
+    const m = new Map<string, Endpoint>();
+    if (r) for (const port of r.ports.values()) for (const e of port.endpoints) m.set(e.id, e);
+    return m;
+  };
+  for (const [name, route] of next.projects) {
+    const old = prev.projects.get(name);
+    if (old === route) continue;
+    const a = ids(old);
+    const b = ids(route);
+    for (const [id, e] of b) if (!a.has(id)) added.push(e);
+    for (const [id, e] of a) if (!b.has(id)) removed.push(e);
+  }
+  for (const [name, old] of prev.projects) {
+    if (next.projects.has(name)) continue;
+    for (const port of old.ports.values()) for (const e of port.endpoints) removed.push(e);
+  }
+  // The edge tier's forward target is outside `projects` (and rebuilt on every swap): diff it too.
+  if (prev.forward !== next.forward) {
+    const a = new Set(prev.forward?.endpoints.map((e) => e.id));
+    const b = new Set(next.forward?.endpoints.map((e) => e.id));
+    for (const e of next.forward?.endpoints ?? []) if (!a.has(e.id)) added.push(e);
+    for (const e of prev.forward?.endpoints ?? []) if (!b.has(e.id)) removed.push(e);
+  }
+  return { added, removed };
 }
 
 export class Wharf {
@@ -57,6 +96,9 @@ export class Wharf {
   private tableVersion = 0;
   private snapshotVersion = 0;
   private readonly sources = new Map<string, SourceState>();
+  /** Endpoints per upstream address in the current table, so a swap knows which pools to release. */
+  private readonly addressRefs = new Map<string, number>();
+  private endpointCount = 0;
   private readonly log: Log;
   private readonly clock: Clock;
   readonly health: HealthService;
@@ -71,6 +113,8 @@ export class Wharf {
   private reloadTimer?: NodeJS.Timeout;
   private configHash = '';
   private stopping?: Promise<void>;
+  /** Kubernetes discovery, when configured. */
+  kubernetes?: KubernetesSource;
   frontAddress = { host: '', port: 0 };
   adminAddress = { host: '', port: 0 };
 
@@ -81,7 +125,12 @@ export class Wharf {
     this.conventions = this.conventionsFor(this.config);
     this.current = buildRouteTable({ version: 0, projects: [], problems: [] }, this.conventions, 0);
     const c = this.config;
-    this.health = new HealthService({ domain: c.domain, emit: (e) => opts.onEvent?.(e), log: this.log });
+    this.health = new HealthService({
+      domain: c.domain,
+      emit: (e) => opts.onEvent?.(e),
+      log: this.log,
+      ...(opts.healthProber ? { prober: opts.healthProber } : {}),
+    });
     this.pools = new UpstreamPools({
       connections: c.upstream.connections,
       connectTimeoutMs: c.timeouts.connectMs,
@@ -146,6 +195,19 @@ export class Wharf {
   static async start(opts: WharfOptions): Promise<Wharf> {
     const w = new Wharf(opts);
     const c = w.config;
+    // Credentials first: a bad kubeconfig fails the start before anything listens.
+    const servers = c.kubernetes
+      ? (opts.discovery?.servers ??
+        (await resolveTargets({
+          inCluster: c.kubernetes.inCluster,
+          kubeconfig: c.kubernetes.kubeconfig,
+          context: c.kubernetes.contexts,
+          apiservers: c.kubernetes.apiservers,
+          tokenFile: c.kubernetes.tokenFile,
+          caFile: c.kubernetes.caFile,
+          insecureSkipTlsVerify: c.kubernetes.insecureSkipTlsVerify,
+        })))
+      : undefined;
     w.frontAddress = await w.front.listen(c.listen.host, c.listen.port);
     w.certificates?.watch();
     if (c.tls?.redirectHttp) {
@@ -163,6 +225,7 @@ export class Wharf {
       throw err;
     }
     if (opts.configPath) w.watchConfig(opts.configPath);
+    if (servers) w.startKubernetes(servers);
     w.log('info', 'wharf started', {
       listen: `${w.frontAddress.host}:${w.frontAddress.port}`,
       admin: `${w.adminAddress.host}:${w.adminAddress.port}`,
@@ -181,8 +244,55 @@ export class Wharf {
     return this.current;
   }
 
+  /**
+   * Not ready until Kubernetes discovery has completed its first sync. When the apiserver is away
+   * afterwards Wharf stays ready (it serves from the last good snapshot) but says `degraded`:
+   * pulling every replica out of the Service because the control plane is down would turn an
+   * apiserver outage into a data-plane outage.
+   */
   readiness(): Readiness {
-    return { ready: !this.stopping, status: this.stopping ? 'stopping' : 'ok', reasons: [] };
+    if (this.stopping) return { ready: false, status: 'stopping', reasons: [] };
+    const k = this.kubernetes?.state;
+    if (k?.state === 'syncing')
+      return {
+        ready: false,
+        status: 'starting',
+        reasons: [`kubernetes: waiting for the first complete sync${k.reason ? ` (${k.reason})` : ''}`],
+      };
+    if (k?.state === 'degraded')
+      return {
+        ready: true,
+        status: 'degraded',
+        reasons: [`kubernetes: ${k.reason ?? 'apiserver unreachable'}`],
+      };
+    return { ready: true, status: 'ok', reasons: [] };
+  }
+
+  private startKubernetes(servers: readonly ApiServerTarget[]): void {
+    const k = this.config.kubernetes!;
+    const { servers: _s, ...tuning } = this.opts.discovery ?? {};
+    const src = new KubernetesSource({
+      servers,
+      namespaces: k.namespaces,
+      log: (level, msg, fields) => this.log(level, msg, fields),
+      ...tuning,
+    });
+    this.kubernetes = src;
+    src.onState((st) =>
+      this.opts.onEvent?.({
+        type: 'source',
+        time: this.clock.now(),
+        source: 'kubernetes',
+        state: st.state,
+        ...(st.reason ? { reason: st.reason } : {}),
+      }),
+    );
+    src.onSnapshot((projects, problems) => this.setSource('kubernetes', projects, problems));
+    src.start();
+    this.log('info', 'kubernetes discovery started', {
+      apiservers: servers.map((s) => s.url),
+      namespaces: k.namespaces.length ? k.namespaces : 'all',
+    });
   }
 
   /** A source (config file, Kubernetes) publishes its whole current view; the table is rebuilt at once. */
@@ -203,18 +313,28 @@ export class Wharf {
     const next = buildRouteTable(snapshot, this.conventions, ++this.tableVersion);
     // Swap first: from here every new request sees the new table as one object.
     this.current = next;
-    this.pools.reconcile(next);
+    const { added: addedEps, removed: removedEps } = diffEndpoints(prev, next);
+    for (const e of addedEps) this.addressRefs.set(e.address, (this.addressRefs.get(e.address) ?? 0) + 1);
+    const unused: string[] = [];
+    for (const e of removedEps) {
+      const n = (this.addressRefs.get(e.address) ?? 1) - 1;
+      if (n > 0) this.addressRefs.set(e.address, n);
+      else {
+        this.addressRefs.delete(e.address);
+        unused.push(e.address);
+      }
+    }
+    this.pools.release(unused);
     this.health.reconcile(next);
-    const before = endpointIds(prev);
-    const after = endpointIds(next);
-    const added = [...after].filter((id) => !before.has(id));
-    const removed = [...before].filter((id) => !after.has(id));
+    this.endpointCount += addedEps.length - removedEps.length;
+    const added = addedEps.map((e) => e.id);
+    const removed = removedEps.map((e) => e.id);
     this.opts.onEvent?.({
       type: 'routes',
       time: this.clock.now(),
       version: next.version,
       projects: next.projects.size,
-      endpoints: after.size,
+      endpoints: this.endpointCount,
       added,
       removed,
     });
@@ -255,6 +375,8 @@ export class Wharf {
     if (JSON.stringify(prev.timeouts) !== JSON.stringify(next.timeouts))
       needsRestart.push('timeouts' as never);
     if (JSON.stringify(prev.limits) !== JSON.stringify(next.limits)) needsRestart.push('limits' as never);
+    if (JSON.stringify(prev.kubernetes) !== JSON.stringify(next.kubernetes))
+      needsRestart.push('kubernetes' as never);
     if (JSON.stringify(prev.upstream) !== JSON.stringify(next.upstream))
       needsRestart.push('upstream' as never);
     if (needsRestart.length > 0) {
@@ -302,6 +424,7 @@ export class Wharf {
       this.redirect?.closeAllConnections();
       this.log('info', 'draining', { drainMs });
       await this.front.drain(drainMs);
+      await this.kubernetes?.stop();
       this.forwarder.close();
       this.health.close();
       await this.admin.close();

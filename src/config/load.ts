@@ -46,6 +46,20 @@ export interface Config {
   };
   /** Static projects, in the shape discovery produces. */
   readonly projects: readonly ProjectRecord[];
+  /** Kubernetes discovery (the `kubernetes:` section and the CLI flags); absent = static only. */
+  readonly kubernetes?: KubernetesConfig;
+}
+
+export interface KubernetesConfig {
+  readonly inCluster: boolean;
+  readonly kubeconfig?: string;
+  readonly contexts?: readonly string[];
+  readonly apiservers?: readonly string[];
+  readonly tokenFile?: string;
+  readonly caFile?: string;
+  readonly insecureSkipTlsVerify: boolean;
+  /** Empty = all namespaces. */
+  readonly namespaces: readonly string[];
 }
 
 export interface TlsConfig {
@@ -71,6 +85,60 @@ export interface Overrides {
   listen?: string;
   admin?: string;
   domain?: string;
+  /** CLI flags for Kubernetes discovery; any of them enables it. */
+  kubeconfig?: string;
+  context?: string;
+  inCluster?: boolean;
+  /** `--apiserver URL[,URL...]`. */
+  apiservers?: string;
+  tokenFile?: string;
+  caFile?: string;
+}
+
+/** The `kubernetes:` section merged with the CLI flags (flags win); undefined when neither is set. */
+function resolveKubernetes(
+  file: ConfigFile,
+  over: Overrides,
+  issues: string[],
+): KubernetesConfig | undefined {
+  const k = file.kubernetes;
+  const flagged =
+    over.kubeconfig !== undefined ||
+    over.context !== undefined ||
+    over.inCluster !== undefined ||
+    over.apiservers !== undefined ||
+    over.tokenFile !== undefined ||
+    over.caFile !== undefined;
+  if (!k && !flagged) return undefined;
+  const split = (v: string) =>
+    v
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+  let apiservers = k?.apiservers;
+  if (over.apiservers !== undefined) {
+    apiservers = split(over.apiservers);
+    for (const u of apiservers)
+      if (!/^https?:\/\/[^\s/]+\/?$/.test(u))
+        issues.push(`--apiserver: expected http(s)://host:port, got "${u}"`);
+  }
+  const ctx = over.context ?? k?.context;
+  const contexts = ctx === undefined ? undefined : typeof ctx === 'string' ? split(ctx) : ctx;
+  const kc: KubernetesConfig = {
+    inCluster: over.inCluster ?? k?.['in-cluster'] ?? false,
+    kubeconfig: over.kubeconfig ?? k?.kubeconfig,
+    contexts,
+    apiservers,
+    tokenFile: over.tokenFile ?? k?.['token-file'],
+    caFile: over.caFile ?? k?.['ca-file'],
+    insecureSkipTlsVerify: k?.['insecure-skip-tls-verify'] ?? false,
+    namespaces: k?.namespaces ?? [],
+  };
+  const where = flagged ? 'kubernetes (flags)' : 'kubernetes';
+  if (kc.inCluster && kc.kubeconfig) issues.push(`${where}: in-cluster and kubeconfig exclude each other`);
+  if (!kc.inCluster && !kc.kubeconfig && !kc.contexts && !kc.apiservers?.length)
+    issues.push(`${where}: set in-cluster, kubeconfig (optionally with context) or apiservers`);
+  return Object.freeze(kc);
 }
 
 /** `host:port`, `[v6]:port` or `:port` (all interfaces). */
@@ -187,6 +255,7 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
       }),
     );
   }
+  const kubernetes = resolveKubernetes(file, over, issues);
   if (issues.length > 0 || !listen || !admin) return undefined;
   return Object.freeze({
     listen,
@@ -213,6 +282,7 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
       retryBudgetMin: file.upstream['retry-budget-min'],
     }),
     projects: Object.freeze(projects),
+    ...(kubernetes ? { kubernetes } : {}),
   });
 }
 

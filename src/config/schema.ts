@@ -27,6 +27,25 @@ const projectSchema = z.strictObject({
   instances: z.record(z.string(), instanceSchema.nullable()).default({}),
 });
 
+/** Where the Kubernetes projects come from (issue 3). Absent: static projects only. */
+const kubernetesSchema = z.strictObject({
+  'in-cluster': z.boolean().optional(),
+  kubeconfig: z.string().min(1).optional(),
+  /** A context name, or several (comma list or array) to fail over between. */
+  context: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+  apiservers: z
+    .array(z.string().regex(/^https?:\/\/[^\s/]+\/?$/, 'expected http(s)://host:port'))
+    .min(1)
+    .optional(),
+  'token-file': z.string().min(1).optional(),
+  'ca-file': z.string().min(1).optional(),
+  'insecure-skip-tls-verify': z.boolean().optional(),
+  namespaces: z
+    .array(z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'namespace names are DNS labels'))
+    .min(1)
+    .optional(),
+});
+
 export const configSchema = z.strictObject({
   listen: hostPort.default('127.0.0.1:8080'),
   admin: hostPort.default('127.0.0.1:9901'),
@@ -108,6 +127,7 @@ export const configSchema = z.strictObject({
     })
     .default({ connections: 128, 'retry-budget': 0.2, 'retry-budget-min': 10 }),
   projects: z.record(z.string(), projectSchema.nullable()).default({}),
+  kubernetes: kubernetesSchema.optional(),
 });
 
 export type ConfigFile = z.infer<typeof configSchema>;

@@ -8,6 +8,7 @@ export interface ApiUse {
 }
 
 export const KUBERNETES_API_USES: readonly ApiUse[] = [
-  { group: '', resource: 'services', verbs: ['get', 'list', 'watch'] },
-  { group: 'discovery.k8s.io', resource: 'endpointslices', verbs: ['get', 'list', 'watch'] },
+  // Reflector: paged LIST and WATCH of the collections (source.ts). No GET of single objects, no pods.
+  { group: '', resource: 'services', verbs: ['list', 'watch'] },
+  { group: 'discovery.k8s.io', resource: 'endpointslices', verbs: ['list', 'watch'] },
 ];

@@ -34,6 +34,20 @@ export class UpstreamPools {
     return pool;
   }
 
+  /**
+   * Closes the pools of addresses that left the table. The caller knows which (main.ts counts them
+   * per swap), so a swap costs O(changed) instead of reconcile's O(table): with 50,000 endpoints
+   * and 100 changes a second that difference is most of the CPU.
+   */
+  release(addresses: Iterable<string>): void {
+    for (const address of addresses) {
+      const pool = this.pools.get(address);
+      if (!pool) continue;
+      this.pools.delete(address);
+      pool.close().catch(() => {});
+    }
+  }
+
   /** Closes pools whose address no longer appears in the table (gracefully: in-flight requests finish). */
   reconcile(table: RouteTable): void {
     const live = new Set<string>();

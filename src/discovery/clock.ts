@@ -1,0 +1,97 @@
+// Time as discovery sees it: injectable so tests can shorten timeouts or drive timers by hand.
+
+export interface Timer {
+  cancel(): void;
+}
+
+export interface Clock {
+  now(): number;
+  /** Calls `fn` after `ms`; the returned timer never keeps the process alive. */
+  setTimeout(fn: () => void, ms: number): Timer;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout(fn, ms) {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return { cancel: () => clearTimeout(t) };
+  },
+};
+
+/** Resolves after `ms` on `clock`, or at once when `signal` aborts. */
+export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted || ms <= 0) return resolve();
+    const t = clock.setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+    function done() {
+      t.cancel();
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}
+
+/**
+ * Aborts `controller` when `kick()` has not been called for `ms`. One timer per period, not one per
+ * kick, so a busy stream costs nothing but a timestamp write per chunk.
+ */
+export class Watchdog {
+  private last: number;
+  private timer: Timer | null = null;
+  fired = false;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly ms: number,
+    private readonly onSilence: () => void,
+  ) {
+    this.last = clock.now();
+    this.arm(ms);
+  }
+
+  private arm(delay: number): void {
+    this.timer = this.clock.setTimeout(() => {
+      const idle = this.clock.now() - this.last;
+      if (idle >= this.ms) {
+        this.fired = true;
+        this.timer = null;
+        this.onSilence();
+      } else this.arm(this.ms - idle);
+    }, delay);
+  }
+
+  kick(): void {
+    this.last = this.clock.now();
+  }
+
+  stop(): void {
+    this.timer?.cancel();
+    this.timer = null;
+  }
+}
+
+/** Exponential backoff with jitter (0.5x-1x of the step), from `initialMs` to `maxMs`; never gives up. */
+export class Backoff {
+  private attempt = 0;
+  constructor(
+    private readonly initialMs = 500,
+    private readonly maxMs = 30_000,
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  next(): number {
+    const step = Math.min(this.maxMs, this.initialMs * 2 ** Math.min(this.attempt, 30));
+    this.attempt++;
+    return Math.round(step * (0.5 + this.random() * 0.5));
+  }
+
+  reset(): void {
+    this.attempt = 0;
+  }
+
+  get attempts(): number {
+    return this.attempt;
+  }
+}

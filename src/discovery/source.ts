@@ -1,0 +1,358 @@
+// KubernetesSource: Services labelled `wharf.io/project` + their EndpointSlices, kept live by
+// list/watch loops, published as ProjectRecords. What main.ts wires.
+//
+// - Nothing is published before the first complete list of both resources.
+// - Bursts are coalesced (only the latest state matters), and work per event is proportional to
+//   what changed: only Services touched since the last publish are translated again, and a record
+//   equal to the previous one is reused by identity (routing memoizes on it).
+// - Errors never empty the table: the caches keep the last state, a relist applies only the
+//   difference, and the state goes `degraded` with the reason until an apiserver answers again.
+
+import type { Problem } from '../model/problem.ts';
+import type { ProjectRecord } from '../model/snapshot.ts';
+import { ApiClient } from './apiclient.ts';
+import { type Clock, systemClock, type Timer } from './clock.ts';
+import type { ApiServerTarget } from './credentials.ts';
+import type { EndpointSlice, Service } from './k8s-types.ts';
+import { type KubeObject, PROJECT_LABEL, SERVICE_NAME_LABEL, trimService, trimSlice } from './k8s-types.ts';
+import { type LogFn, type ObjectChange, Reflector } from './reflector.ts';
+import { resolveConflicts, type ServiceTranslation, translateService } from './translate.ts';
+
+export type SourceStateName = 'syncing' | 'synced' | 'degraded';
+
+export interface SourceState {
+  readonly state: SourceStateName;
+  /** Why it is not `synced` (the last apiserver error), if known. */
+  readonly reason?: string;
+  /** Epoch ms of the last complete list (any resource), once synced. */
+  readonly lastSyncAt?: number;
+}
+
+export interface KubernetesSourceOptions {
+  servers: readonly ApiServerTarget[];
+  /** Watch only these namespaces (one loop per namespace and resource); default: all. */
+  namespaces?: readonly string[];
+  clock?: Clock;
+  random?: () => number;
+  log?: LogFn;
+  /**
+   * Window in which bursts of events are merged into one publish. Default 5 ms. Under sustained
+   * churn the window also stretches to the cost of the last publish, so rebuilding never takes more
+   * than about half of the event loop and latency stays bounded instead of queueing up.
+   */
+  coalesceMs?: number;
+  /** Watchdog: a request silent for this long is restarted. Default 90 s. */
+  silenceMs?: number;
+  watchTimeoutSeconds?: readonly [number, number];
+  backoffInitialMs?: number;
+  backoffMaxMs?: number;
+  pageSize?: number;
+}
+
+export type SnapshotListener = (projects: readonly ProjectRecord[], problems: readonly Problem[]) => void;
+
+function sameRecord(a: ProjectRecord | null, b: ProjectRecord | null): boolean {
+  if (a === b) return true;
+  if (!a || !b) return false;
+  // Translation builds keys in a fixed order, so equal records serialize equally.
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+function sameProblems(a: readonly Problem[], b: readonly Problem[]): boolean {
+  return a.length === b.length && (a.length === 0 || JSON.stringify(a) === JSON.stringify(b));
+}
+
+export class KubernetesSource {
+  private readonly client: ApiClient;
+  private readonly clock: Clock;
+  private readonly reflectors: Reflector[] = [];
+  private readonly listed = new Set<Reflector>();
+  private readonly health = new Map<Reflector, string | null>();
+  private readonly services = new Map<string, Service>();
+  private readonly slices = new Map<string, Map<string, EndpointSlice>>();
+  private readonly sliceOwner = new Map<string, string>();
+  private readonly translations = new Map<string, ServiceTranslation>();
+  /** Project name -> Services claiming it; conflicts are re-resolved only for names that changed. */
+  private readonly claims = new Map<string, Set<string>>();
+  private readonly conflicts = new Map<string, { winner: ProjectRecord; problems: Problem[] }>();
+  private readonly withProblems = new Set<string>();
+  /** Problems already logged, so each is logged once while it lasts (and again if it comes back). */
+  private logged = new Set<string>();
+  private readonly dirty = new Set<string>();
+  private readonly snapshotListeners = new Set<SnapshotListener>();
+  private readonly stateListeners = new Set<(s: SourceState) => void>();
+  private flushTimer: Timer | null = null;
+  private synced = false;
+  private current: SourceState = { state: 'syncing' };
+  private lastProjects: readonly ProjectRecord[] = [];
+  private lastProblems: readonly Problem[] = [];
+  private published = false;
+  private readonly coalesceMs: number;
+  private readonly log: LogFn;
+  /** Publishes so far (for tests and metrics). */
+  publishes = 0;
+  /** When the last publish ended and how long its listeners took (the route-table rebuild). */
+  private lastPublishEnd = 0;
+  private lastPublishCost = 0;
+
+  constructor(o: KubernetesSourceOptions) {
+    this.clock = o.clock ?? systemClock;
+    this.log = o.log ?? (() => {});
+    this.coalesceMs = o.coalesceMs ?? 5;
+    this.client = new ApiClient(o.servers, { clock: this.clock, silenceMs: o.silenceMs });
+    const scopes = o.namespaces?.length
+      ? o.namespaces.map((ns) => `/namespaces/${encodeURIComponent(ns)}`)
+      : [''];
+    for (const scope of scopes) {
+      this.reflectors.push(
+        this.reflector(o, `/api/v1${scope}/services`, PROJECT_LABEL, trimService, (c) => this.onServices(c)),
+        this.reflector(
+          o,
+          `/apis/discovery.k8s.io/v1${scope}/endpointslices`,
+          SERVICE_NAME_LABEL,
+          trimSlice,
+          (c) => this.onSlices(c),
+        ),
+      );
+    }
+  }
+
+  private reflector(
+    o: KubernetesSourceOptions,
+    path: string,
+    labelSelector: string,
+    transform: (o: KubeObject) => KubeObject,
+    onChanges: (c: ObjectChange[]) => void,
+  ): Reflector {
+    const r: Reflector = new Reflector({
+      client: this.client,
+      path,
+      labelSelector,
+      transform,
+      onChanges,
+      onListed: () => this.onListed(r),
+      onHealth: (problem) => this.onHealth(r, problem),
+      log: this.log,
+      clock: this.clock,
+      random: o.random,
+      pageSize: o.pageSize,
+      watchTimeoutSeconds: o.watchTimeoutSeconds,
+      backoffInitialMs: o.backoffInitialMs,
+      backoffMaxMs: o.backoffMaxMs,
+    });
+    return r;
+  }
+
+  start(): this {
+    for (const r of this.reflectors) r.start();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.flushTimer?.cancel();
+    this.flushTimer = null;
+    await Promise.all(this.reflectors.map((r) => r.stop()));
+    await this.client.close();
+  }
+
+  get state(): SourceState {
+    return this.current;
+  }
+
+  /** The last published projects (empty before the first sync). */
+  get projects(): readonly ProjectRecord[] {
+    return this.lastProjects;
+  }
+
+  get problems(): readonly Problem[] {
+    return this.lastProblems;
+  }
+
+  /** `cb` gets every publish; if one already happened it is called at once with the latest. */
+  onSnapshot(cb: SnapshotListener): () => void {
+    this.snapshotListeners.add(cb);
+    if (this.published) cb(this.lastProjects, this.lastProblems);
+    return () => this.snapshotListeners.delete(cb);
+  }
+
+  onState(cb: (s: SourceState) => void): () => void {
+    this.stateListeners.add(cb);
+    return () => this.stateListeners.delete(cb);
+  }
+
+  // ---------------------------------------------------------------- events
+
+  private onServices(changes: ObjectChange[]): void {
+    for (const c of changes) {
+      if (c.type === 'delete') this.services.delete(c.key);
+      else this.services.set(c.key, c.obj as Service);
+      this.dirty.add(c.key);
+    }
+    this.schedule();
+  }
+
+  private onSlices(changes: ObjectChange[]): void {
+    for (const c of changes) {
+      const prevOwner = this.sliceOwner.get(c.key);
+      if (prevOwner !== undefined) {
+        this.slices.get(prevOwner)?.delete(c.key);
+        if (this.slices.get(prevOwner)?.size === 0) this.slices.delete(prevOwner);
+        this.sliceOwner.delete(c.key);
+        this.dirty.add(prevOwner);
+      }
+      if (c.type === 'upsert') {
+        const svc = c.obj.metadata.labels?.[SERVICE_NAME_LABEL];
+        if (!svc) continue;
+        const owner = `${c.obj.metadata.namespace ?? 'default'}/${svc}`;
+        let m = this.slices.get(owner);
+        if (!m) {
+          m = new Map();
+          this.slices.set(owner, m);
+        }
+        m.set(c.key, c.obj as EndpointSlice);
+        this.sliceOwner.set(c.key, owner);
+        this.dirty.add(owner);
+      }
+    }
+    this.schedule();
+  }
+
+  private onListed(r: Reflector): void {
+    this.listed.add(r);
+    if (!this.synced && this.listed.size === this.reflectors.length) {
+      this.synced = true;
+      this.log('info', 'kubernetes: first sync complete', {
+        services: this.services.size,
+        slices: this.sliceOwner.size,
+      });
+      this.flush();
+    }
+    this.updateState();
+  }
+
+  private onHealth(r: Reflector, problem: string | null): void {
+    this.health.set(r, problem);
+    this.updateState();
+  }
+
+  private updateState(): void {
+    let reason: string | undefined;
+    for (const p of this.health.values()) if (p) reason ??= p;
+    const state: SourceStateName = !this.synced ? 'syncing' : reason ? 'degraded' : 'synced';
+    const lastSyncAt = this.synced && !reason ? this.clock.now() : this.current.lastSyncAt;
+    if (state === this.current.state && reason === this.current.reason) {
+      if (state === 'synced') this.current = { ...this.current, lastSyncAt };
+      return;
+    }
+    this.current = { state, ...(reason ? { reason } : {}), ...(lastSyncAt ? { lastSyncAt } : {}) };
+    this.log(state === 'degraded' ? 'warn' : 'info', `kubernetes: ${state}`, reason ? { reason } : {});
+    for (const cb of this.stateListeners) cb(this.current);
+  }
+
+  private schedule(): void {
+    if (!this.synced || this.flushTimer || this.dirty.size === 0) return;
+    const now = this.clock.now();
+    const delay = Math.max(this.coalesceMs, this.lastPublishEnd + this.lastPublishCost - now);
+    this.flushTimer = this.clock.setTimeout(() => {
+      this.flushTimer = null;
+      this.flush();
+    }, delay);
+  }
+
+  private claim(name: string | undefined, key: string, add: boolean, touched: Set<string>): void {
+    if (name === undefined) return;
+    touched.add(name);
+    const set = this.claims.get(name);
+    if (add) {
+      if (set) set.add(key);
+      else this.claims.set(name, new Set([key]));
+    } else if (set) {
+      set.delete(key);
+      if (set.size === 0) this.claims.delete(name);
+    }
+  }
+
+  private logProblems(problems: readonly Problem[]): void {
+    const now = new Set<string>();
+    for (const p of problems) {
+      const key = `${p.object}\0${p.field ?? ''}\0${p.code}\0${p.message}`;
+      now.add(key);
+      if (!this.logged.has(key))
+        this.log(p.severity === 'error' ? 'error' : 'warn', `kubernetes: ${p.object}: ${p.message}`, {
+          object: p.object,
+          field: p.field,
+          code: p.code,
+        });
+    }
+    this.logged = now;
+  }
+
+  /** Re-translates the dirty Services and publishes if anything really changed. */
+  private flush(): void {
+    let changed = !this.published;
+    const touched = new Set<string>();
+    for (const key of this.dirty) {
+      const svc = this.services.get(key);
+      const prev = this.translations.get(key);
+      let next: ServiceTranslation | undefined;
+      if (svc) {
+        const t = translateService(svc, this.slices.get(key)?.values() ?? []);
+        if (prev && sameRecord(prev.record, t.record) && sameProblems(prev.problems, t.problems)) continue;
+        // Keep the old record object when only problems changed, so routing's memo still hits.
+        next = {
+          record: prev && sameRecord(prev.record, t.record) ? prev.record : t.record,
+          problems: t.problems,
+        };
+      } else if (!prev) continue;
+      changed = true;
+      this.claim(prev?.record?.name, key, false, touched);
+      if (next) {
+        this.translations.set(key, next);
+        this.claim(next.record?.name, key, true, touched);
+        if (next.problems.length) this.withProblems.add(key);
+        else this.withProblems.delete(key);
+      } else {
+        this.translations.delete(key);
+        this.withProblems.delete(key);
+      }
+    }
+    this.dirty.clear();
+    if (!changed) return;
+    for (const name of touched) {
+      const keys = this.claims.get(name);
+      if (!keys || keys.size < 2) {
+        this.conflicts.delete(name);
+        continue;
+      }
+      const r = resolveConflicts([...keys].map((k) => this.translations.get(k)!.record!));
+      this.conflicts.set(name, { winner: r.projects[0], problems: r.problems });
+    }
+    // O(projects) pointer copies; no per-project allocation, so a publish stays cheap at 10k.
+    const projects: ProjectRecord[] = [];
+    for (const t of this.translations.values()) {
+      const r = t.record;
+      if (r && (this.conflicts.size === 0 || (this.conflicts.get(r.name)?.winner ?? r) === r))
+        projects.push(r);
+    }
+    const problems: Problem[] = [];
+    for (const key of this.withProblems)
+      for (const p of this.translations.get(key)!.problems) problems.push(p);
+    for (const c of this.conflicts.values()) for (const p of c.problems) problems.push(p);
+    const resolved = { projects };
+    this.logProblems(problems);
+    this.lastProjects = Object.freeze(resolved.projects);
+    this.lastProblems = Object.freeze(problems);
+    this.published = true;
+    this.publishes++;
+    const t0 = this.clock.now();
+    for (const cb of this.snapshotListeners) {
+      try {
+        cb(this.lastProjects, this.lastProblems);
+      } catch (err) {
+        this.log('error', 'kubernetes: snapshot listener threw', { error: (err as Error).message });
+      }
+    }
+    this.lastPublishEnd = this.clock.now();
+    this.lastPublishCost = this.lastPublishEnd - t0;
+  }
+}

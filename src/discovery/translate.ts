@@ -1,0 +1,243 @@
+// Kubernetes objects -> ProjectRecords. Pure: no I/O, no clock, never throws on bad input; what it
+// cannot use becomes a Problem naming the Service. Setting values stay raw strings: routing parses
+// them (src/routing/settings.ts) and reports bad values, so there is one parser for all sources.
+
+import type { Problem } from '../model/problem.ts';
+import type { HostPort, InstanceRecord, ProjectRecord } from '../model/snapshot.ts';
+import {
+  ANNOTATION_PREFIX,
+  type EndpointSlice,
+  type KubeObject,
+  objectKey,
+  PROJECT_LABEL,
+  SERVICE_NAME_LABEL,
+  type Service,
+} from './k8s-types.ts';
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+export interface ServiceTranslation {
+  /** `null` when the Service is not a (usable) project. */
+  readonly record: ProjectRecord | null;
+  readonly problems: readonly Problem[];
+}
+
+interface Acc {
+  name: string;
+  ip: string;
+  uid?: string;
+  draining: boolean;
+  addresses: Record<string, HostPort>;
+  node?: string;
+  zone?: string;
+}
+
+function instanceName(targetName: string | undefined, ip: string): string {
+  if (targetName && DNS_LABEL.test(targetName)) return targetName;
+  // Pod names are DNS subdomains and may hold dots; a hostname label may not.
+  if (targetName) return targetName.toLowerCase().replace(/[^a-z0-9-]/g, '-');
+  return ip.replace(/[.:]/g, '-');
+}
+
+/**
+ * One Service and all of its EndpointSlices (any order, duplicates allowed) -> one ProjectRecord.
+ * Endpoints: `ready` (nil => true) are routable; `!ready && serving && terminating` are draining;
+ * the rest are left out. Slice ports are matched to Service ports by name.
+ */
+export function translateService(svc: Service, slices: Iterable<EndpointSlice>): ServiceTranslation {
+  const meta = svc.metadata ?? {};
+  const origin = `${meta.namespace ?? 'default'}/${meta.name ?? ''}`;
+  const object = `service ${origin}`;
+  const problems: Problem[] = [];
+  const project = meta.labels?.[PROJECT_LABEL];
+  if (project === undefined) return { record: null, problems };
+  if (!DNS_LABEL.test(project)) {
+    problems.push({
+      object,
+      field: `metadata.labels.${PROJECT_LABEL}`,
+      severity: 'error',
+      code: 'bad-project-name',
+      message: `project name "${project}" is not a DNS label (lowercase letters, digits and '-', at most 63); the Service is ignored`,
+    });
+    return { record: null, problems };
+  }
+
+  const ports: string[] = [];
+  (svc.spec?.ports ?? []).forEach((p, i) => {
+    if (!p?.name) {
+      problems.push({
+        object,
+        field: `spec.ports[${i}]`,
+        severity: 'warning',
+        code: 'unnamed-port',
+        message: `port ${p?.port ?? '?'} has no name; Wharf routes by port name, so it is not routed`,
+      });
+    } else if (!ports.includes(p.name)) ports.push(p.name);
+  });
+  if (ports.length === 0 && problems.length === 0) {
+    problems.push({
+      object,
+      field: 'spec.ports',
+      severity: 'warning',
+      code: 'no-ports',
+      message: 'the Service has no ports, so nothing can be routed',
+    });
+  }
+
+  const settings: Record<string, string> = {};
+  for (const [k, v] of Object.entries(meta.annotations ?? {})) {
+    if (!k.startsWith(ANNOTATION_PREFIX)) continue;
+    const key = k.slice(ANNOTATION_PREFIX.length);
+    if (key === 'project') continue;
+    settings[key] = String(v);
+  }
+
+  const byName = new Map<string, Acc>();
+  const sorted = [...slices].sort((a, b) => ((a.metadata?.name ?? '') < (b.metadata?.name ?? '') ? -1 : 1));
+  for (const slice of sorted) {
+    if (slice.addressType && slice.addressType !== 'IPv4' && slice.addressType !== 'IPv6') {
+      problems.push({
+        object,
+        field: `endpointslice ${slice.metadata?.name}`,
+        severity: 'warning',
+        code: 'unsupported-address-type',
+        message: `addressType ${slice.addressType} is not routed (only IPv4 and IPv6)`,
+      });
+      continue;
+    }
+    const portNumbers: [string, number][] = [];
+    for (const sp of slice.ports ?? []) {
+      const name = sp?.name ?? '';
+      if (ports.includes(name) && typeof sp.port === 'number' && sp.port > 0 && sp.port < 65536)
+        portNumbers.push([name, sp.port]);
+    }
+    if (portNumbers.length === 0) continue;
+    for (const ep of slice.endpoints ?? []) {
+      const ip = ep?.addresses?.[0];
+      if (!ip) continue;
+      const c = ep.conditions ?? {};
+      const ready = c.ready ?? true;
+      const serving = c.serving ?? true;
+      const terminating = c.terminating ?? false;
+      let draining: boolean;
+      if (ready) draining = false;
+      else if (serving && terminating) draining = true;
+      else continue;
+      const name = instanceName(ep.targetRef?.name ?? undefined, ip);
+      const prev = byName.get(name);
+      if (prev && prev.ip !== ip) {
+        // The same pod name at two addresses (a StatefulSet pod recreated while the old one drains):
+        // keep the routable one; between equals the first slice in name order wins.
+        if (!prev.draining || draining) continue;
+        byName.delete(name);
+      }
+      const acc = byName.get(name);
+      const addresses: Record<string, HostPort> = {};
+      for (const [port, number] of portNumbers) addresses[port] = { host: ip, port: number };
+      if (acc) {
+        // The same endpoint in two slices (churn between slices): merge ports; routable wins.
+        Object.assign(acc.addresses, addresses);
+        acc.draining &&= draining;
+      } else {
+        byName.set(name, {
+          name,
+          ip,
+          uid: ep.targetRef?.uid ?? undefined,
+          draining,
+          addresses,
+          node: ep.nodeName ?? undefined,
+          zone: ep.zone ?? undefined,
+        });
+      }
+    }
+  }
+
+  const instances: InstanceRecord[] = [...byName.values()]
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((a) => {
+      const addresses: Record<string, HostPort> = {};
+      for (const p of ports) if (a.addresses[p]) addresses[p] = a.addresses[p];
+      const inst: { -readonly [K in keyof InstanceRecord]: InstanceRecord[K] } = {
+        name: a.name,
+        addresses,
+        draining: a.draining,
+      };
+      if (a.uid) inst.uid = a.uid;
+      if (a.node) inst.node = a.node;
+      if (a.zone) inst.zone = a.zone;
+      return inst;
+    });
+
+  return {
+    record: {
+      name: project,
+      source: 'kubernetes',
+      origin,
+      created: meta.creationTimestamp ?? '',
+      ports,
+      settings,
+      instances,
+    },
+    problems,
+  };
+}
+
+/**
+ * Two Services claiming one project name: the older wins (then the smaller origin, so every replica
+ * agrees); the others are reported, not routed.
+ */
+export function resolveConflicts(records: Iterable<ProjectRecord>): {
+  projects: ProjectRecord[];
+  problems: Problem[];
+} {
+  const winners = new Map<string, ProjectRecord>();
+  const losers: ProjectRecord[] = [];
+  const older = (a: ProjectRecord, b: ProjectRecord) =>
+    a.created !== b.created ? a.created < b.created : a.origin < b.origin;
+  for (const r of records) {
+    const cur = winners.get(r.name);
+    if (!cur) winners.set(r.name, r);
+    else if (older(r, cur)) {
+      losers.push(cur);
+      winners.set(r.name, r);
+    } else losers.push(r);
+  }
+  const problems = losers.map(
+    (l): Problem => ({
+      object: `service ${l.origin}`,
+      field: `metadata.labels.${PROJECT_LABEL}`,
+      severity: 'error',
+      code: 'name-conflict',
+      message: `project "${l.name}" is already claimed by the older service ${winners.get(l.name)!.origin}; this Service is ignored`,
+    }),
+  );
+  return { projects: [...winners.values()], problems };
+}
+
+/** A whole set of objects (Services and EndpointSlices, any other kind ignored) -> projects + problems. */
+export function translateAll(objects: readonly KubeObject[]): {
+  projects: ProjectRecord[];
+  problems: Problem[];
+} {
+  const slices = new Map<string, EndpointSlice[]>();
+  for (const o of objects) {
+    if (o?.kind !== 'EndpointSlice') continue;
+    const svc = o.metadata?.labels?.[SERVICE_NAME_LABEL];
+    if (!svc) continue;
+    const key = `${o.metadata.namespace ?? 'default'}/${svc}`;
+    const list = slices.get(key);
+    if (list) list.push(o as EndpointSlice);
+    else slices.set(key, [o as EndpointSlice]);
+  }
+  const records: ProjectRecord[] = [];
+  const problems: Problem[] = [];
+  for (const o of objects) {
+    if (o?.kind !== 'Service') continue;
+    const key = objectKey({ metadata: { ...o.metadata, namespace: o.metadata.namespace ?? 'default' } });
+    const t = translateService(o as Service, slices.get(key) ?? []);
+    problems.push(...t.problems);
+    if (t.record) records.push(t.record);
+  }
+  const resolved = resolveConflicts(records);
+  return { projects: resolved.projects, problems: [...problems, ...resolved.problems] };
+}

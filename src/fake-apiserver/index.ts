@@ -1,0 +1,9 @@
+export {
+  type EndpointSpec,
+  endpointSlice,
+  type ServiceOptions,
+  type SliceOptions,
+  service,
+} from './builders.ts';
+export { FakeApiServer, type FakeApiServerOptions, type RequestRecord } from './server.ts';
+export { type Change, RESOURCES, Store, StoreError } from './store.ts';

@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ConfigError, parseConfig } from '../../src/config/load.ts';
+
+const issues = (text: string, over = {}) => {
+  try {
+    parseConfig(text, 't', over);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.issues.join('\n');
+    throw err;
+  }
+  return '';
+};
+
+describe('config: kubernetes section and flags', () => {
+  test('absent means static only', () => {
+    assert.equal(parseConfig('{}').kubernetes, undefined);
+  });
+  test('the section is read', () => {
+    const c = parseConfig(
+      'kubernetes:\n  apiservers: [https://10.0.0.1:6443, https://10.0.0.2:6443]\n  token-file: /t\n  ca-file: /ca\n  namespaces: [a, b]\n',
+    );
+    assert.deepEqual(c.kubernetes, {
+      inCluster: false,
+      kubeconfig: undefined,
+      contexts: undefined,
+      apiservers: ['https://10.0.0.1:6443', 'https://10.0.0.2:6443'],
+      tokenFile: '/t',
+      caFile: '/ca',
+      insecureSkipTlsVerify: false,
+      namespaces: ['a', 'b'],
+    });
+    const k = parseConfig('kubernetes: { kubeconfig: /k, context: "x,y" }').kubernetes!;
+    assert.deepEqual(k.contexts, ['x', 'y']);
+    assert.equal(parseConfig('kubernetes: { in-cluster: true }').kubernetes!.inCluster, true);
+  });
+  test('flags enable it and win over the file', () => {
+    const c = parseConfig('kubernetes: { in-cluster: true, namespaces: [x] }', 't', {
+      inCluster: false,
+      apiservers: 'https://a:1,https://b:2',
+      tokenFile: '/tok',
+    });
+    assert.equal(c.kubernetes!.inCluster, false);
+    assert.deepEqual(c.kubernetes!.apiservers, ['https://a:1', 'https://b:2']);
+    assert.deepEqual(c.kubernetes!.namespaces, ['x']);
+    assert.equal(parseConfig('{}', 't', { kubeconfig: '/k', context: 'c' }).kubernetes!.kubeconfig, '/k');
+  });
+  test('errors name the field', () => {
+    assert.match(issues('kubernetes: { bogus: 1 }'), /kubernetes: unknown key\(s\) "bogus"/);
+    assert.match(issues('kubernetes: { apiservers: [ftp://x] }'), /kubernetes\.apiservers\.0/);
+    assert.match(issues('kubernetes: { namespaces: [Bad] }'), /kubernetes\.namespaces\.0/);
+    assert.match(issues('kubernetes: {}'), /set in-cluster, kubeconfig/);
+    assert.match(issues('kubernetes: { in-cluster: true, kubeconfig: /k }'), /exclude each other/);
+    assert.match(issues('{}', { apiservers: 'nope' }), /--apiserver: expected/);
+  });
+});
