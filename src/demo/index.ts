@@ -10,13 +10,14 @@ import { parseArgs } from 'node:util';
 import { serveDashboard } from '../admin/dashboard/serve.ts';
 import { dashboardState, SourceStates } from '../admin/dashboard/state.ts';
 import { parseConfig } from '../config/load.ts';
+import { FakeApiServer } from '../fake-apiserver/index.ts';
 import { Wharf } from '../main.ts';
 import { createObserve, type Observe } from '../observe/observe.ts';
 import { observeRoutes } from '../observe/routes.ts';
 import { demoControl, demoView } from './control.ts';
-import { Fleet } from './fleet.ts';
+import { DemoError, Fleet } from './fleet.ts';
 import { DEMO_DOMAIN, DEMO_PROJECTS } from './scenario.ts';
-import { records } from './source.ts';
+import { KubeSync, records } from './source.ts';
 import { DemoTraffic } from './traffic.ts';
 
 export interface DemoOptions {
@@ -27,10 +28,17 @@ export interface DemoOptions {
   readonly rps: number;
   /** How long a scaled-down instance drains before it goes. Default 5 s. */
   readonly drainMs?: number;
+  /**
+   * `apiserver` (default): a fake Kubernetes apiserver holds the demo's Services and EndpointSlices
+   * and Wharf discovers them as in a cluster. `static`: the projects are handed to Wharf directly.
+   */
+  readonly source?: 'apiserver' | 'static';
 }
 
 export interface RunningDemo {
   readonly wharf: Wharf;
+  /** The fake apiserver, in `apiserver` mode. */
+  readonly apiserver?: FakeApiServer;
   readonly fleet: Fleet;
   readonly observe: Observe;
   readonly proxyUrl: string;
@@ -44,20 +52,32 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
   let observe: Observe | undefined;
   const sources = new SourceStates();
   let published = '';
+  let apiserver: FakeApiServer | undefined;
+  let kube: KubeSync | undefined;
   const publish = (): void => {
-    if (!wharf) return;
-    // Freeze and kill change no record (the instance stays listed): no new route table for them.
-    const recs = records(fleet.projectList(), fleet.list());
-    const json = JSON.stringify(recs);
-    if (json !== published) {
-      published = json;
-      wharf.setSource('demo', recs, []);
+    if (kube) {
+      // The apiserver mode: objects change, watches carry them to Wharf's discovery.
+      kube.sync(fleet.projectList(), fleet.list());
+    } else if (wharf) {
+      // Freeze and kill change no record (the instance stays listed): no new route table for them.
+      const recs = records(fleet.projectList(), fleet.list());
+      const json = JSON.stringify(recs);
+      if (json !== published) {
+        published = json;
+        wharf.setSource('demo', recs, []);
+      }
     }
-    observe?.sse.publish('demo', demoView(fleet));
+    observe?.sse.publish('demo', demoView(fleet, apiserverState()));
   };
+  let apiserverDown = false;
+  const apiserverState = () => (apiserver ? { url: apiserver.url, up: !apiserverDown } : undefined);
   const fleet = new Fleet({ onChange: publish, drainMs: o.drainMs });
   mkdirSync(o.logDir, { recursive: true });
   try {
+    if ((o.source ?? 'apiserver') === 'apiserver') {
+      apiserver = await new FakeApiServer({ bookmarkIntervalMs: 5000 }).start();
+      kube = new KubeSync(apiserver);
+    }
     await fleet.start(DEMO_PROJECTS);
     const obs = createObserve({
       logs: { dir: o.logDir, access: true, health: true },
@@ -76,7 +96,10 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
     });
     observe = obs;
     obs.bus.on((e) => sources.observe(e));
-    const config = parseConfig(JSON.stringify({ domain: DEMO_DOMAIN }), 'demo', {
+    const file = apiserver
+      ? { domain: DEMO_DOMAIN, kubernetes: { apiservers: [apiserver.url], namespaces: ['demo'] } }
+      : { domain: DEMO_DOMAIN };
+    const config = parseConfig(JSON.stringify(file), 'demo', {
       listen: o.listen,
       admin: o.admin,
     });
@@ -85,14 +108,34 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
       log: (level, msg, fields) => obs.logs.app(level, msg, fields),
       onAccess: (rec) => obs.access(rec),
       onEvent: (e) => obs.bus.emit(e),
-      adminRoutes: [(req, res) => serveDashboard(req, res), ...observeRoutes(obs), demoControl(fleet)],
+      adminRoutes: [
+        (req, res) => serveDashboard(req, res),
+        ...observeRoutes(obs),
+        demoControl(fleet, {
+          state: apiserverState,
+          async outage(down) {
+            if (!apiserver) throw new DemoError(404, 'the demo runs without an apiserver (--source static)');
+            apiserverDown = down;
+            if (down) await apiserver.down();
+            else await apiserver.up();
+            publish();
+          },
+        }),
+      ],
     });
-    obs.bus.emit({ type: 'source', time: Date.now(), source: 'demo', state: 'synced' });
+    if (!apiserver) obs.bus.emit({ type: 'source', time: Date.now(), source: 'demo', state: 'synced' });
     publish();
+    // In apiserver mode the routes arrive through discovery: hand over a demo that routes already.
+    const until = Date.now() + 15_000;
+    const w = wharf;
+    while (w.table().projects.size < DEMO_PROJECTS.length && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
   } catch (err) {
     await wharf?.stop(0);
     await observe?.close();
     await fleet.stopAll();
+    await apiserver?.close();
     throw err;
   }
   const w = wharf;
@@ -118,6 +161,7 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
   let stopping: Promise<void> | undefined;
   return {
     wharf: w,
+    apiserver,
     fleet,
     observe: obs,
     proxyUrl,
@@ -128,6 +172,7 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
         await w.stop(500);
         await obs.close();
         await fleet.stopAll();
+        await apiserver?.close();
       })();
       return stopping;
     },
@@ -145,6 +190,12 @@ export function banner(d: RunningDemo, logDir: string): string {
     `  Proxy       ${d.proxyUrl}`,
     `  Logs        ${logDir}/access.log, health.log, wharf.log (JSON lines)`,
     `  Metrics     ${d.adminUrl}/metrics     Events: curl -N ${d.adminUrl}/events`,
+    ...(d.apiserver
+      ? [
+          `  Apiserver   ${d.apiserver.url} (fake; Wharf watches namespace demo)`,
+          `              kubectl --server ${d.apiserver.url} -n demo get services,endpointslices`,
+        ]
+      : []),
     '',
     'Projects (hosts follow <instance>.<port>.<project>.demo.local):',
   ];
@@ -166,7 +217,12 @@ export function banner(d: RunningDemo, logDir: string): string {
     `  curl -X POST ${d.adminUrl}/api/demo/shop/shop-1/revive      # SIGCONT`,
     `  curl -X POST ${d.adminUrl}/api/demo/blog/blog-0/kill        # SIGKILL: connections refused`,
     `  curl -X POST ${d.adminUrl}/api/demo/blog/blog-0/revive      # restart on the same port`,
-    `  curl -X POST ${d.adminUrl}/api/demo/api/scale-up            # or scale-down`,
+    `  curl -X POST ${d.adminUrl}/api/demo/api/scale-up            # or scale-down (drains first)`,
+    ...(d.apiserver
+      ? [
+          `  curl -X POST ${d.adminUrl}/api/demo/apiserver/down         # apiserver outage: Wharf keeps serving (then /up)`,
+        ]
+      : []),
     `  curl -H 'Host: shop-1.web.shop.${DEMO_DOMAIN}' ${proxy}         # pinned to a frozen instance: 503 saying why`,
     '',
     'Ctrl-C stops everything.',
@@ -183,6 +239,7 @@ export async function runDemo(args: string[]): Promise<void> {
       admin: { type: 'string', default: '127.0.0.1:9901' },
       logs: { type: 'string' },
       rps: { type: 'string', default: '20' },
+      source: { type: 'string', default: 'apiserver' },
       'no-traffic': { type: 'boolean', default: false },
     },
     strict: true,
@@ -190,9 +247,17 @@ export async function runDemo(args: string[]): Promise<void> {
   const rps = values['no-traffic'] ? 0 : Number(values.rps);
   if (!Number.isFinite(rps) || rps < 0 || rps > 500) throw new Error('--rps must be a number from 0 to 500');
   const logDir = values.logs ?? join(tmpdir(), 'wharf-demo');
+  if (values.source !== 'apiserver' && values.source !== 'static')
+    throw new Error('--source is apiserver or static');
   let demo: RunningDemo;
   try {
-    demo = await startDemo({ listen: values.listen, admin: values.admin, logDir, rps });
+    demo = await startDemo({
+      listen: values.listen,
+      admin: values.admin,
+      logDir,
+      rps,
+      source: values.source,
+    });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
     if (e.code === 'EADDRINUSE') {

@@ -10,6 +10,16 @@ import { type RunningDemo, startDemo } from '../../src/demo/index.ts';
 import { parseExposition, value } from './prom-text.ts';
 import { connectSse } from './sse-client.ts';
 
+/** Poll until `fn` returns a truthy value (discovery is asynchronous in apiserver mode). */
+async function eventually<T>(fn: () => Promise<T>, ms = 5000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v || Date.now() > until) return v;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -37,7 +47,7 @@ describe('wharf demo', () => {
     });
 
   before(async () => {
-    demo = await startDemo({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', logDir, rps: 0, drainMs: 400 });
+    demo = await startDemo({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', logDir, rps: 0, drainMs: 1000 });
   });
   after(async () => {
     await demo?.stop();
@@ -89,28 +99,28 @@ describe('wharf demo', () => {
 
     r = await fetch(`${admin}/api/demo/api/scale-up`, { method: 'POST' });
     assert.equal(r.status, 200);
-    const projects = (await (await fetch(`${admin}/api/projects`)).json()) as {
-      projects: { name: string; ports: { instances: { name: string }[] }[] }[];
-    };
-    const api = projects.projects.find((p) => p.name === 'api')!;
-    assert.deepEqual(
-      api.ports[0].instances.map((i) => i.name),
-      ['api-0', 'api-1', 'api-2', 'api-3'],
-    );
-    // Scale down: the last instance drains first (still listed, state draining), then goes.
-    r = await fetch(`${admin}/api/demo/api/scale-down`, { method: 'POST' });
-    assert.equal(r.status, 200);
     const instancesOfApi = async () => {
       const doc = (await (await fetch(`${admin}/api/projects`)).json()) as {
         projects: { name: string; ports: { instances: { name: string; state: string }[] }[] }[];
       };
       return doc.projects.find((p) => p.name === 'api')!.ports[0].instances;
     };
-    assert.equal((await instancesOfApi()).find((i) => i.name === 'api-3')?.state, 'draining');
-    await new Promise((res) => setTimeout(res, 700));
-    assert.deepEqual(
-      (await instancesOfApi()).map((i) => i.name),
-      ['api-0', 'api-1', 'api-2'],
+    const names = async () => (await instancesOfApi()).map((i) => i.name).join(',');
+    assert.equal(
+      await eventually(async () => ((await names()) === 'api-0,api-1,api-2,api-3' ? names() : '')),
+      'api-0,api-1,api-2,api-3',
+    );
+    // Scale down: the last instance drains first (still listed, state draining), then goes.
+    r = await fetch(`${admin}/api/demo/api/scale-down`, { method: 'POST' });
+    assert.equal(r.status, 200);
+    const drainingState = async () => (await instancesOfApi()).find((i) => i.name === 'api-3')?.state;
+    assert.equal(
+      await eventually(async () => ((await drainingState()) === 'draining' ? 'draining' : '')),
+      'draining',
+    );
+    assert.equal(
+      await eventually(async () => ((await names()) === 'api-0,api-1,api-2' ? names() : '')),
+      'api-0,api-1,api-2',
     );
     assert.equal((await fetch(`${admin}/api/demo/nope/x/kill`, { method: 'POST' })).status, 404);
   });
@@ -147,6 +157,22 @@ describe('wharf demo', () => {
     assert.ok(lines.some((l) => l.host === 'shop.demo.local' && l.project === 'shop' && l.status === 200));
   });
 
+  test('apiserver outage: Wharf keeps serving from the last snapshot and says degraded', async () => {
+    const admin = demo.adminUrl;
+    assert.ok(demo.apiserver, 'the default demo runs the fake apiserver');
+    let r = await fetch(`${admin}/api/demo/apiserver/down`, { method: 'POST' });
+    assert.equal(((await r.json()) as { apiserver: { up: boolean } }).apiserver.up, false);
+    assert.equal((await get('web.shop.demo.local')).status, 200);
+    const status = async () => ((await (await fetch(`${admin}/readyz`)).json()) as { status: string }).status;
+    assert.equal(
+      await eventually(async () => ((await status()) === 'degraded' ? 'degraded' : ''), 15_000),
+      'degraded',
+    );
+    r = await fetch(`${admin}/api/demo/apiserver/up`, { method: 'POST' });
+    assert.equal(r.status, 200);
+    assert.equal(await eventually(async () => ((await status()) === 'ok' ? 'ok' : ''), 15_000), 'ok');
+  });
+
   test('stop ends every instance process', async () => {
     const pids = demo.fleet.list().map((v) => v.pid!);
     await demo.stop();
@@ -155,5 +181,36 @@ describe('wharf demo', () => {
       pids.filter((p) => alive(p)),
       [],
     );
+  });
+});
+
+describe('wharf demo --source static', () => {
+  test('the same world without an apiserver: projects handed to Wharf directly', async () => {
+    const logDir = join(tmpdir(), `wharf-demo-static-${process.pid}`);
+    const demo = await startDemo({
+      listen: '127.0.0.1:0',
+      admin: '127.0.0.1:0',
+      logDir,
+      rps: 0,
+      source: 'static',
+    });
+    try {
+      assert.equal(demo.apiserver, undefined);
+      const r = await fetch(`${demo.adminUrl}/api/projects`);
+      const doc = (await r.json()) as { projects: { name: string; origin: string }[] };
+      assert.deepEqual(
+        doc.projects.map((p) => [p.name, p.origin]),
+        [
+          ['api', 'demo'],
+          ['blog', 'demo'],
+          ['shop', 'demo'],
+        ],
+      );
+      const down = await fetch(`${demo.adminUrl}/api/demo/apiserver/down`, { method: 'POST' });
+      assert.equal(down.status, 404);
+    } finally {
+      await demo.stop();
+      rmSync(logDir, { recursive: true, force: true });
+    }
   });
 });
