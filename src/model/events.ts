@@ -41,4 +41,21 @@ export interface SourceStateEvent {
   readonly reason?: string;
 }
 
-export type WharfEvent = HealthTransitionEvent | RoutesChangedEvent | ProblemsEvent | SourceStateEvent;
+export type WharfEvent =
+  | HealthTransitionEvent
+  | RoutesChangedEvent
+  | ProblemsEvent
+  | SourceStateEvent
+  | ProbeFailedEvent;
+
+/** One failed active probe (high volume: logged only when probe-failure logging is on). */
+export interface ProbeFailedEvent {
+  readonly type: 'probe';
+  readonly time: number;
+  readonly project: string;
+  readonly port: string;
+  readonly instance: string;
+  readonly address: string;
+  readonly reason: string;
+  readonly latencyMs: number;
+}

@@ -1,0 +1,46 @@
+// The `state` document the dashboard gets on connect (the SSE hub's replay): /api/projects plus
+// what the dashboard shows around it. main.ts passes `() => dashboardState(...)` as `replay`.
+
+import type { SourceStateEvent } from '../../model/events.ts';
+import type { HealthView } from '../../model/health.ts';
+import type { RouteTable } from '../../model/routes.ts';
+import { projectsView } from '../server.ts';
+
+export interface DashboardStateInput {
+  readonly table: RouteTable;
+  readonly health: HealthView;
+  /** The tier's domain, to show each port's conventional host name. */
+  readonly domain?: string;
+  /** Latest state of each discovery source (kubernetes, config, ...). */
+  readonly sources?: Iterable<SourceStateEvent>;
+}
+
+export function dashboardState(i: DashboardStateInput) {
+  const view = projectsView(i.table, i.health);
+  return {
+    ...view,
+    domain: i.domain,
+    projects: view.projects.map((p) => ({
+      ...p,
+      healthPath: i.table.projects.get(p.name)?.settings.health.path ?? 'tcp',
+    })),
+    problems: i.table.problems,
+    sources: [...(i.sources ?? [])],
+  };
+}
+
+/** Keeps the latest `source` event per source, for dashboardState (subscribe it to the bus). */
+export class SourceStates {
+  private readonly latest = new Map<string, SourceStateEvent>();
+
+  observe(e: { type: string }): void {
+    if (e.type === 'source') {
+      const s = e as SourceStateEvent;
+      this.latest.set(s.source, s);
+    }
+  }
+
+  values(): Iterable<SourceStateEvent> {
+    return this.latest.values();
+  }
+}

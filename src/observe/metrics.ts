@@ -1,0 +1,333 @@
+// Prometheus metrics (prom-client) on a registry of our own, so tests and several instances in one
+// process never share state. Label values are bounded: project and port names come from the route
+// table (the proxy passes undefined for anything it could not route), instance names only from
+// health events, and a cap folds anything beyond it into `_overflow`. No paths, no raw hosts.
+
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { WharfEvent } from '../model/events.ts';
+import type { HealthState } from '../model/health.ts';
+import type { AttemptError } from '../model/outcome.ts';
+import { statusClass } from './access-log.ts';
+
+export const UNKNOWN = '_unknown';
+export const OVERFLOW = '_overflow';
+
+const HEALTH_STATES: readonly HealthState[] = ['pending', 'healthy', 'unhealthy'];
+const SOURCE_STATES = ['syncing', 'synced', 'degraded'] as const;
+const ATTEMPT_ERRORS: ReadonlySet<string> = new Set<AttemptError>([
+  'connect-refused',
+  'connect-timeout',
+  'connect-error',
+  'reset',
+  'response-timeout',
+  'invalid-response',
+  'cancelled',
+]);
+
+export interface MetricsOptions {
+  /** Also export Node's process metrics (CPU, memory, event loop lag), prefixed `wharf_`. */
+  readonly defaultMetrics?: boolean;
+  /** Total dropped log lines, read at scrape time (Logs.dropped). */
+  readonly droppedLogLines?: () => number;
+  /** Distinct (project, port) pairs before folding into `_overflow`. Default 1000. */
+  readonly maxProjectPorts?: number;
+  /** Distinct instances before folding into `_overflow`. Default 10000. */
+  readonly maxInstances?: number;
+  readonly now?: () => number;
+}
+
+interface RequestChildren {
+  readonly count: { inc(): void };
+  readonly duration: { observe(v: number): void };
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly now: () => number;
+  private readonly maxPairs: number;
+  private readonly maxInstances: number;
+  private readonly pairs = new Set<string>();
+  private readonly instanceSet = new Set<string>();
+  private readonly reqChildren = new Map<string, RequestChildren>();
+  private readonly sources = new Map<string, { state: string; since: number; lastSynced: number }>();
+
+  private readonly requests: Counter<'project' | 'port' | 'class'>;
+  private readonly duration: Histogram<'project' | 'port'>;
+  private readonly attempts: Counter<'project' | 'port' | 'outcome'>;
+  private readonly retries: Counter<'project' | 'port'>;
+  private readonly health: Gauge<'project' | 'port' | 'instance' | 'state'>;
+  private readonly ejections: Counter<'project' | 'port'>;
+  private readonly transitions: Counter<'project' | 'port' | 'to'>;
+  private readonly probeLatency: Histogram<'project' | 'port'>;
+  private readonly probes: Counter<'project' | 'port' | 'result'>;
+  private readonly routeVersion: Gauge;
+  private readonly routeProjects: Gauge;
+  private readonly routeEndpoints: Gauge;
+  private readonly problems: Gauge<'severity'>;
+
+  constructor(opts: MetricsOptions = {}) {
+    this.now = opts.now ?? Date.now;
+    this.maxPairs = opts.maxProjectPorts ?? 1000;
+    this.maxInstances = opts.maxInstances ?? 10_000;
+    const registers = [this.registry];
+    this.requests = new Counter({
+      name: 'wharf_requests_total',
+      help: 'Requests answered, by project, port and status class.',
+      labelNames: ['project', 'port', 'class'],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: 'wharf_request_duration_seconds',
+      help: 'Time from request to the last response byte.',
+      labelNames: ['project', 'port'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.attempts = new Counter({
+      name: 'wharf_upstream_attempts_total',
+      help: 'Upstream attempts, by outcome: a status class or an attempt error (connect-refused, reset, ...).',
+      labelNames: ['project', 'port', 'outcome'],
+      registers,
+    });
+    this.retries = new Counter({
+      name: 'wharf_retries_total',
+      help: 'Attempts beyond the first for one request.',
+      labelNames: ['project', 'port'],
+      registers,
+    });
+    this.health = new Gauge({
+      name: 'wharf_instance_health',
+      help: 'Health state of each instance port: 1 for its current state, 0 for the others.',
+      labelNames: ['project', 'port', 'instance', 'state'],
+      registers,
+    });
+    this.ejections = new Counter({
+      name: 'wharf_ejections_total',
+      help: 'Instances taken out of rotation (active or passive health checks).',
+      labelNames: ['project', 'port'],
+      registers,
+    });
+    this.transitions = new Counter({
+      name: 'wharf_health_transitions_total',
+      help: 'Health transitions, by the state entered.',
+      labelNames: ['project', 'port', 'to'],
+      registers,
+    });
+    this.probeLatency = new Histogram({
+      name: 'wharf_probe_duration_seconds',
+      help: 'Active health probe latency.',
+      labelNames: ['project', 'port'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.probes = new Counter({
+      name: 'wharf_probes_total',
+      help: 'Active health probes, by result (ok, failed).',
+      labelNames: ['project', 'port', 'result'],
+      registers,
+    });
+    this.routeVersion = new Gauge({
+      name: 'wharf_route_table_version',
+      help: 'Version of the route table in use.',
+      registers,
+    });
+    this.routeProjects = new Gauge({
+      name: 'wharf_route_projects',
+      help: 'Projects in the route table.',
+      registers,
+    });
+    this.routeEndpoints = new Gauge({
+      name: 'wharf_route_endpoints',
+      help: 'Endpoints (instance ports) in the route table.',
+      registers,
+    });
+    this.problems = new Gauge({
+      name: 'wharf_problems',
+      help: 'Current Problems, by severity.',
+      labelNames: ['severity'],
+      registers,
+    });
+    const sources = this.sources;
+    const now = this.now;
+    new Gauge({
+      name: 'wharf_source_state',
+      help: 'State of each discovery source (kubernetes, config): 1 for its current state.',
+      labelNames: ['source', 'state'],
+      registers,
+      collect() {
+        for (const [source, s] of sources) {
+          for (const st of SOURCE_STATES) this.set({ source, state: st }, s.state === st ? 1 : 0);
+        }
+      },
+    });
+    new Gauge({
+      name: 'wharf_source_last_sync_age_seconds',
+      help: 'Seconds since the source was last known in sync (0 while synced).',
+      labelNames: ['source'],
+      registers,
+      collect() {
+        const t = now();
+        for (const [source, s] of sources) {
+          const age =
+            s.state === 'synced' ? 0 : s.lastSynced > 0 ? (t - s.lastSynced) / 1000 : (t - s.since) / 1000;
+          this.set({ source }, Math.max(0, age));
+        }
+      },
+    });
+    const dropped = opts.droppedLogLines;
+    let lastDropped = 0;
+    new Counter({
+      name: 'wharf_log_dropped_lines_total',
+      help: 'Log lines dropped because the log destination could not keep up.',
+      registers,
+      collect() {
+        if (!dropped) return;
+        const d = dropped();
+        if (d > lastDropped) this.inc(d - lastDropped);
+        lastDropped = d;
+      },
+    });
+    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'wharf_' });
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** Hot path: one call per answered request. `project`/`port` undefined when it was not routed. */
+  request(
+    project: string | undefined,
+    port: string | undefined,
+    status: number,
+    durationSeconds: number,
+  ): void {
+    const p = project ?? UNKNOWN;
+    const q = port ?? UNKNOWN;
+    const cls = statusClass(status);
+    const key = `${p}\u0000${q}\u0000${cls}`;
+    let c = this.reqChildren.get(key);
+    if (c === undefined) {
+      const [bp, bq] = this.pair(p, q);
+      c = { count: this.requests.labels(bp, bq, cls), duration: this.duration.labels(bp, bq) };
+      if (this.reqChildren.size < 4 * this.maxPairs) this.reqChildren.set(key, c);
+    }
+    c.count.inc();
+    c.duration.observe(durationSeconds);
+  }
+
+  /** One upstream attempt: its status (any number) or its AttemptError. */
+  attempt(project: string | undefined, port: string | undefined, outcome: number | string): void {
+    const [p, q] = this.pair(project ?? UNKNOWN, port ?? UNKNOWN);
+    const o =
+      typeof outcome === 'number' ? statusClass(outcome) : ATTEMPT_ERRORS.has(outcome) ? outcome : 'other';
+    this.attempts.labels(p, q, o).inc();
+  }
+
+  retry(project: string | undefined, port: string | undefined): void {
+    const [p, q] = this.pair(project ?? UNKNOWN, port ?? UNKNOWN);
+    this.retries.labels(p, q).inc();
+  }
+
+  /** One active probe (health/ calls it). */
+  probe(project: string, port: string, latencySeconds: number, ok: boolean): void {
+    const [p, q] = this.pair(project, port);
+    this.probeLatency.labels(p, q).observe(latencySeconds);
+    this.probes.labels(p, q, ok ? 'ok' : 'failed').inc();
+  }
+
+  /** Set the health gauge of one instance port. */
+  instanceState(project: string, port: string, instance: string, state: HealthState): void {
+    const [p, q] = this.pair(project, port);
+    const key = `${p}\u0000${q}\u0000${instance}`;
+    let i = instance;
+    if (!this.instanceSet.has(key)) {
+      if (this.instanceSet.size >= this.maxInstances) i = OVERFLOW;
+      else this.instanceSet.add(key);
+    }
+    for (const s of HEALTH_STATES)
+      this.health.set({ project: p, port: q, instance: i, state: s }, s === state ? 1 : 0);
+  }
+
+  /** Forget an instance port that left the route table, so its series stop being exported. */
+  forgetInstance(project: string, port: string, instance: string): void {
+    const key = `${project}\u0000${port}\u0000${instance}`;
+    if (!this.instanceSet.delete(key)) return;
+    for (const s of HEALTH_STATES) this.health.remove({ project, port, instance, state: s });
+  }
+
+  /**
+   * Reconcile the health gauges with the full set of instance ports (call after a table swap):
+   * sets every listed one, forgets every other.
+   */
+  syncInstances(
+    list: Iterable<{ project: string; port: string; instance: string; state: HealthState }>,
+  ): void {
+    const keep = new Set<string>();
+    for (const x of list) {
+      keep.add(`${x.project}\u0000${x.port}\u0000${x.instance}`);
+      this.instanceState(x.project, x.port, x.instance, x.state);
+    }
+    for (const key of [...this.instanceSet]) {
+      if (keep.has(key)) continue;
+      const [p, q, i] = key.split('\u0000');
+      this.forgetInstance(p, q, i);
+    }
+  }
+
+  /** Feed every WharfEvent (subscribe to the bus). */
+  observe(e: WharfEvent): void {
+    switch (e.type) {
+      case 'health': {
+        this.instanceState(e.project, e.port, e.instance, e.to);
+        const [p, q] = this.pair(e.project, e.port);
+        this.transitions.labels(p, q, e.to).inc();
+        // Probe latency is observed per probe through probe(), not here, so it is not counted twice.
+        if (e.to === 'unhealthy' && (e.from === 'healthy' || e.ejected)) this.ejections.labels(p, q).inc();
+        break;
+      }
+      case 'routes':
+        this.routeVersion.set(e.version);
+        this.routeProjects.set(e.projects);
+        this.routeEndpoints.set(e.endpoints);
+        for (const id of e.removed) {
+          // EndpointId: `<project>/<port>/<instance>@<host>:<port>`; anything else is not ours to parse.
+          const m = /^([^/]+)\/([^/]+)\/([^@]+)@/.exec(id);
+          if (m) this.forgetInstance(m[1], m[2], m[3]);
+        }
+        break;
+      case 'problems': {
+        let errors = 0;
+        let warnings = 0;
+        for (const p of e.problems) {
+          if (p.severity === 'error') errors++;
+          else warnings++;
+        }
+        this.problems.set({ severity: 'error' }, errors);
+        this.problems.set({ severity: 'warning' }, warnings);
+        break;
+      }
+      case 'source': {
+        const prev = this.sources.get(e.source);
+        const lastSynced =
+          e.state === 'synced' ? e.time : prev?.state === 'synced' ? e.time : (prev?.lastSynced ?? 0);
+        this.sources.set(e.source, { state: e.state, since: e.time, lastSynced });
+        break;
+      }
+      case 'probe':
+        break;
+    }
+  }
+
+  /** Bound (project, port) pairs; beyond the cap both labels become `_overflow`. */
+  private pair(project: string, port: string): [string, string] {
+    const key = `${project}\u0000${port}`;
+    if (this.pairs.has(key)) return [project, port];
+    if (this.pairs.size >= this.maxPairs) return [OVERFLOW, OVERFLOW];
+    this.pairs.add(key);
+    return [project, port];
+  }
+}

@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Metrics } from '../../src/observe/metrics.ts';
+import { parseExposition, value } from './prom-text.ts';
+
+describe('metrics', () => {
+  test('exposition parses and changes with traffic', async () => {
+    let dropped = 0;
+    const m = new Metrics({ droppedLogLines: () => dropped, defaultMetrics: true });
+    const before = parseExposition(await m.render());
+    assert.equal(before.types.get('wharf_requests_total'), 'counter');
+    assert.equal(before.types.get('wharf_request_duration_seconds'), 'histogram');
+    assert.equal(value(before, 'wharf_requests_total', { project: 'shop' }), undefined);
+
+    m.request('shop', 'web', 200, 0.004);
+    m.request('shop', 'web', 201, 0.02);
+    m.request('shop', 'web', 502, 0.3);
+    m.request(undefined, undefined, 404, 0.0001);
+    m.attempt('shop', 'web', 200);
+    m.attempt('shop', 'web', 'connect-refused');
+    m.attempt('shop', 'web', 'something odd');
+    m.retry('shop', 'web');
+    m.probe('shop', 'web', 0.002, true);
+    m.probe('shop', 'web', 1, false);
+    dropped = 5;
+    const after = parseExposition(await m.render());
+    assert.equal(m.contentType.startsWith('text/plain'), true);
+    assert.equal(value(after, 'wharf_requests_total', { project: 'shop', port: 'web', class: '2xx' }), 2);
+    assert.equal(value(after, 'wharf_requests_total', { project: 'shop', port: 'web', class: '5xx' }), 1);
+    assert.equal(
+      value(after, 'wharf_requests_total', { project: '_unknown', port: '_unknown', class: '4xx' }),
+      1,
+    );
+    assert.equal(value(after, 'wharf_request_duration_seconds_count', { project: 'shop', port: 'web' }), 3);
+    assert.equal(
+      value(after, 'wharf_request_duration_seconds_bucket', { project: 'shop', port: 'web', le: '0.005' }),
+      1,
+    );
+    assert.equal(value(after, 'wharf_upstream_attempts_total', { outcome: 'connect-refused' }), 1);
+    assert.equal(value(after, 'wharf_upstream_attempts_total', { outcome: '2xx' }), 1);
+    assert.equal(value(after, 'wharf_upstream_attempts_total', { outcome: 'other' }), 1);
+    assert.equal(value(after, 'wharf_retries_total', { project: 'shop' }), 1);
+    assert.equal(value(after, 'wharf_probes_total', { result: 'failed' }), 1);
+    assert.equal(value(after, 'wharf_probe_duration_seconds_count', { project: 'shop' }), 2);
+    assert.equal(value(after, 'wharf_log_dropped_lines_total'), 5);
+    assert.ok(value(after, 'wharf_process_cpu_user_seconds_total') !== undefined);
+    // Counters only grow.
+    dropped = 7;
+    assert.equal(value(parseExposition(await m.render()), 'wharf_log_dropped_lines_total'), 7);
+  });
+
+  test('health, routes, problems and source events drive gauges', async () => {
+    let now = 1_000_000;
+    const m = new Metrics({ now: () => now });
+    const ev = {
+      type: 'health',
+      time: now,
+      project: 'shop',
+      port: 'web',
+      instance: 'shop-0',
+      address: '127.0.0.1:1',
+      ejected: false,
+      reason: 'probe ok',
+    } as const;
+    m.observe({ ...ev, from: 'pending', to: 'healthy' });
+    m.observe({ ...ev, from: 'healthy', to: 'unhealthy', reason: 'probe: refused' });
+    m.observe({ type: 'routes', time: now, version: 12, projects: 3, endpoints: 8, added: [], removed: [] });
+    m.observe({
+      type: 'problems',
+      time: now,
+      problems: [{ object: 'x', severity: 'error', code: 'c', message: 'm' }],
+    });
+    m.observe({ type: 'source', time: now, source: 'kubernetes', state: 'synced' });
+    now += 4000;
+    m.observe({ type: 'source', time: now, source: 'kubernetes', state: 'degraded', reason: 'down' });
+    now += 6000;
+    let exp = parseExposition(await m.render());
+    assert.equal(value(exp, 'wharf_instance_health', { instance: 'shop-0', state: 'unhealthy' }), 1);
+    assert.equal(value(exp, 'wharf_instance_health', { instance: 'shop-0', state: 'healthy' }), 0);
+    assert.equal(value(exp, 'wharf_ejections_total', { project: 'shop', port: 'web' }), 1);
+    assert.equal(value(exp, 'wharf_route_table_version'), 12);
+    assert.equal(value(exp, 'wharf_route_endpoints'), 8);
+    assert.equal(value(exp, 'wharf_problems', { severity: 'error' }), 1);
+    assert.equal(value(exp, 'wharf_source_state', { source: 'kubernetes', state: 'degraded' }), 1);
+    assert.equal(value(exp, 'wharf_source_last_sync_age_seconds', { source: 'kubernetes' }), 6);
+
+    // An endpoint leaving the table stops being exported.
+    m.observe({
+      type: 'routes',
+      time: now,
+      version: 13,
+      projects: 3,
+      endpoints: 7,
+      added: [],
+      removed: ['shop/web/shop-0@127.0.0.1:1'],
+    });
+    exp = parseExposition(await m.render());
+    assert.equal(value(exp, 'wharf_instance_health', { instance: 'shop-0' }), undefined);
+
+    m.syncInstances([{ project: 'shop', port: 'web', instance: 'shop-1', state: 'pending' }]);
+    exp = parseExposition(await m.render());
+    assert.equal(value(exp, 'wharf_instance_health', { instance: 'shop-1', state: 'pending' }), 1);
+  });
+
+  test('label values stay bounded', async () => {
+    const m = new Metrics({ maxProjectPorts: 3 });
+    for (let i = 0; i < 50; i++) m.request(`p${i}`, 'http', 200, 0.001);
+    const exp = parseExposition(await m.render());
+    const projects = new Set(
+      exp.samples.filter((s) => s.name === 'wharf_requests_total').map((s) => s.labels.project),
+    );
+    assert.deepEqual([...projects].sort(), ['_overflow', 'p0', 'p1', 'p2']);
+    assert.equal(value(exp, 'wharf_requests_total', { project: '_overflow' }), 47);
+  });
+});
