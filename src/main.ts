@@ -18,7 +18,7 @@ import type { Problem } from './model/problem.ts';
 import type { Endpoint, ProjectRoute, RouteTable } from './model/routes.ts';
 import type { ProjectRecord } from './model/snapshot.ts';
 import { CertificateStore, fileSource } from './proxy/certificates.ts';
-import { Forwarder } from './proxy/forward.ts';
+import { Forwarder, type ForwarderOptions } from './proxy/forward.ts';
 import { ClientLimits } from './proxy/limits.ts';
 import { RetryBudget } from './proxy/retry-budget.ts';
 import { createRedirectServer, FrontServer } from './proxy/server.ts';
@@ -37,6 +37,10 @@ export interface WharfOptions {
   readonly clock?: Clock;
   readonly onAccess?: (rec: AccessRecord) => void;
   readonly onEvent?: (e: WharfEvent) => void;
+  /** Per upstream attempt (metrics). */
+  readonly onAttempt?: ForwarderOptions['onAttempt'];
+  /** Per probe result (metrics); failed probes also go to onEvent as `probe` events. */
+  readonly onProbe?: (endpoint: Endpoint, ok: boolean, latencyMs: number) => void;
   readonly adminRoutes?: readonly AdminRoute[];
   /** Replaces the network prober of active health checks (benchmarks with synthetic endpoints). */
   readonly healthProber?: Prober;
@@ -130,6 +134,21 @@ export class Wharf {
       emit: (e) => opts.onEvent?.(e),
       log: this.log,
       ...(opts.healthProber ? { prober: opts.healthProber } : {}),
+      onProbe: (e, ok, reason, latencyMs) => {
+        opts.onProbe?.(e, ok, latencyMs);
+        if (!ok) {
+          opts.onEvent?.({
+            type: 'probe',
+            time: this.clock.now(),
+            project: e.project,
+            port: e.port,
+            instance: e.instance,
+            address: e.address,
+            reason,
+            latencyMs,
+          });
+        }
+      },
     });
     this.pools = new UpstreamPools({
       connections: c.upstream.connections,
@@ -170,6 +189,7 @@ export class Wharf {
       // In-cluster clients of the internal tier are trusted; the edge believes only listed proxies.
       trusted: c.tier === 'internal' ? () => true : trustedProxy,
       onAccess: opts.onAccess,
+      onAttempt: opts.onAttempt,
     });
     this.health.onEjected((id) => this.forwarder.rescue(id));
     this.front = new FrontServer(this.forwarder, {

@@ -1,10 +1,10 @@
 // The admin listener: separate port, loopback by default. Read-only views of the current state plus
 // whatever routes main.ts mounts (metrics, events, dashboard). Optional bearer token for all of it.
 
-import { timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { HealthView } from '../model/health.ts';
 import type { RouteTable } from '../model/routes.ts';
+import { checkAdminAuth } from '../observe/sse.ts';
 
 /** Returns true when it handled the request. */
 export type AdminRoute = (req: IncomingMessage, res: ServerResponse, url: URL) => boolean | Promise<boolean>;
@@ -32,13 +32,6 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
     'cache-control': 'no-store',
   });
   res.end(payload);
-}
-
-function authorized(req: IncomingMessage, token: string | undefined): boolean {
-  if (!token) return true;
-  const got = Buffer.from(req.headers.authorization ?? '');
-  const want = Buffer.from(`Bearer ${token}`);
-  return got.length === want.length && timingSafeEqual(got, want);
 }
 
 /** The `/api/projects` document: every project, port and instance with its state and why. */
@@ -90,7 +83,8 @@ export class AdminServer {
       const r = this.opts.readiness();
       return sendJson(res, r.ready ? 200 : 503, r);
     }
-    if (!authorized(req, this.opts.token)) {
+    // EventSource cannot send headers, so the dashboard's stream passes the token as ?token=.
+    if (!checkAdminAuth(req, this.opts.token)) {
       res.setHeader('www-authenticate', 'Bearer realm="wharf-admin"');
       return sendJson(res, 401, { error: 'unauthorized', reason: 'missing or wrong bearer token' });
     }

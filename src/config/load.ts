@@ -39,6 +39,14 @@ export interface Config {
   readonly tls?: TlsConfig;
   /** Edge tier: the project whose instances are the internal tier (Host is preserved). */
   readonly forwardTo?: string;
+  readonly logs: {
+    readonly dir?: string;
+    readonly access: boolean;
+    readonly health: boolean;
+    readonly probeFailures: boolean;
+    readonly bufferBytes?: number;
+    readonly level: 'debug' | 'info' | 'warn' | 'error';
+  };
   readonly upstream: {
     readonly connections: number;
     readonly retryBudget: number;
@@ -276,6 +284,14 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
     trustedProxies: Object.freeze([...file['trusted-proxies']]),
     tls: tls,
     forwardTo: file.edge['forward-to'],
+    logs: Object.freeze({
+      dir: file.logs.dir,
+      access: file.logs.access,
+      health: file.logs.health,
+      probeFailures: file.logs['probe-failures'],
+      bufferBytes: file.logs['buffer-bytes'],
+      level: file.logs.level,
+    }),
     upstream: Object.freeze({
       connections: file.upstream.connections,
       retryBudget: file.upstream['retry-budget'],

@@ -128,6 +128,17 @@ export const configSchema = z.strictObject({
     .default({ connections: 128, 'retry-budget': 0.2, 'retry-budget-min': 10 }),
   projects: z.record(z.string(), projectSchema.nullable()).default({}),
   kubernetes: kubernetesSchema.optional(),
+  logs: z
+    .strictObject({
+      /** Directory for access.log, health.log and wharf.log (the node log directory); default stdout. */
+      dir: z.string().min(1).optional(),
+      access: z.boolean().default(true),
+      health: z.boolean().default(true),
+      'probe-failures': z.boolean().default(false),
+      'buffer-bytes': z.number().int().min(65_536).optional(),
+      level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+    })
+    .default({ access: true, health: true, 'probe-failures': false, level: 'info' }),
 });
 
 export type ConfigFile = z.infer<typeof configSchema>;

@@ -23,6 +23,8 @@ export interface HealthServiceOptions {
   readonly prober?: Prober;
   readonly random?: () => number;
   readonly log?: Log;
+  /** Every probe result per endpoint (metrics, probe-failure log lines). */
+  readonly onProbe?: (endpoint: Endpoint, ok: boolean, reason: string, latencyMs: number) => void;
 }
 
 export type EjectListener = (id: EndpointId, reason: string) => void;
@@ -82,8 +84,10 @@ export class HealthService implements HealthView {
   private readonly domain: string;
   private readonly emit: (e: HealthTransitionEvent) => void;
   private readonly log: Log;
+  private readonly onProbe?: HealthServiceOptions['onProbe'];
 
   constructor(opts: HealthServiceOptions = {}) {
+    this.onProbe = opts.onProbe;
     this.domain = opts.domain ?? '';
     this.emit = opts.emit ?? (() => {});
     this.log = opts.log ?? (() => {});
@@ -243,6 +247,7 @@ export class HealthService implements HealthView {
     for (const m of loop.members) {
       const t = m.health.probe(r.ok, r.reason, now, fall, rise);
       if (t) this.publish(m, t, r.latencyMs);
+      this.onProbe?.(m.endpoint, r.ok, r.reason, r.latencyMs);
     }
   }
 

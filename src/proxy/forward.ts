@@ -51,6 +51,13 @@ export interface ForwarderOptions {
   /** Whether x-forwarded-* and x-wharf-* from this client may be believed (edge: trusted CIDRs only). */
   readonly trusted: (clientIp: string) => boolean;
   readonly onAccess?: (rec: AccessRecord) => void;
+  /** Once per upstream attempt: its status or error, and whether it was a retry (metrics). */
+  readonly onAttempt?: (
+    project: string,
+    port: string,
+    outcome: number | AttemptError,
+    retry: boolean,
+  ) => void;
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
@@ -660,6 +667,13 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   private report(status?: number, error?: AttemptError): void {
+    const ex = this.ex;
+    ex.fw.opts.onAttempt?.(
+      this.endpoint.project,
+      this.endpoint.port,
+      status ?? error ?? 'reset',
+      ex.attempts > 1,
+    );
     this.ex.fw.opts.health.report({
       endpoint: this.endpoint.id,
       status,

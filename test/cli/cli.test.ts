@@ -119,7 +119,7 @@ describe('wharf CLI', () => {
 
       writeFileSync(file, 'projects: [oops\n');
       await new Promise((r) => setTimeout(r, 400));
-      assert.match(w.stderr, /config reload rejected/);
+      assert.match(w.stdout, /config reload rejected/);
       assert.equal((await get(url, 'two.test.local')).status, 200, 'old config keeps serving');
 
       writeFileSync(file, cfg('three', b.address));

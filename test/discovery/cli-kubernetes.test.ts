@@ -49,7 +49,7 @@ describe('wharf serve with Kubernetes flags', () => {
       projects.projects.map((p) => `${p.name} ${p.origin}`),
       ['cli default/cli'],
     );
-    assert.match(child.stderr, /kubernetes: first sync complete/);
+    assert.match(child.stdout, /kubernetes: first sync complete/);
     child.proc.kill('SIGTERM');
     assert.equal(await child.exit(), 0);
   });

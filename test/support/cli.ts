@@ -27,13 +27,19 @@ export function runWharf(args: string[], env: NodeJS.ProcessEnv = {}): Child {
     started: () =>
       new Promise((resolve, reject) => {
         const check = () => {
-          const m = /"msg":"wharf started","listen":"[^"]*:(\d+)","admin":"[^"]*:(\d+)"/.exec(child.stderr);
+          // The application log goes to stdout (JSON lines) unless a log directory is configured.
+          const line = (child.stderr + child.stdout)
+            .split('\n')
+            .find((l) => l.includes('"msg":"wharf started"'));
+          const m = line && (JSON.parse(line) as { listen: string; admin: string });
           if (m) {
             proc.stderr?.off('data', check);
-            resolve({ port: Number(m[1]), admin: Number(m[2]) });
+            proc.stdout?.off('data', check);
+            resolve({ port: Number(m.listen.split(':').pop()), admin: Number(m.admin.split(':').pop()) });
           }
         };
         proc.stderr?.on('data', check);
+        proc.stdout?.on('data', check);
         proc.once('exit', (code) =>
           reject(new Error(`wharf exited with ${code} before starting:\n${child.stderr}`)),
         );
