@@ -88,14 +88,13 @@ const wharfVariants: WharfVariant[] = [
     scrapeMetrics: true,
     config: ({ runDir }) => ({
       ...baseWharfConfig(PORTS.wharfLogs),
-      logs: { dir: join(runDir, 'wharf-logs') },
+      logs: { dir: join(runDir, 'wharf-logs'), access: true },
     }),
   },
   {
     name: WHARF_HTTPS,
     port: PORTS.wharfHttps,
     https: true,
-    // Issue 7's shape is not settled yet: adjust here when the edge tier lands.
     config: ({ cert }) => ({
       ...baseWharfConfig(PORTS.wharfHttps),
       tier: 'edge',
