@@ -43,6 +43,23 @@ export function problemKey(p: Problem): string {
   return `${p.object}\u0000${p.code}\u0000${p.field ?? ''}`;
 }
 
+const str = JSON.stringify;
+
+/**
+ * One access-log line, built by hand: the same JSON pino would write for `accessLog.info(rec)`, at
+ * about half its cost (this runs once per request). Strings go through JSON.stringify for escaping.
+ */
+export function accessLine(r: AccessRecord): string {
+  let line = `{"level":"info","log":"access","time":${r.time},"requestId":${str(r.requestId)},"client":${str(r.client)},"host":${str(r.host)},"method":${str(r.method)},"path":${str(r.path)},"status":${r.status},"bytesIn":${r.bytesIn},"bytesOut":${r.bytesOut},"durationMs":${Math.round(r.durationMs * 1000) / 1000}`;
+  if (r.upstreamMs !== undefined) line += `,"upstreamMs":${Math.round(r.upstreamMs * 1000) / 1000}`;
+  if (r.project !== undefined) line += `,"project":${str(r.project)}`;
+  if (r.port !== undefined) line += `,"port":${str(r.port)}`;
+  if (r.instance !== undefined) line += `,"instance":${str(r.instance)}`;
+  line += `,"attempts":${r.attempts}`;
+  if (r.error !== undefined) line += `,"error":${str(r.error)}`;
+  return `${line}}\n`;
+}
+
 export function createLogs(opts: LogOptions): Logs {
   const sinks: BoundedSink[] = [];
   const onError = (err: Error): void => {
@@ -65,7 +82,6 @@ export function createLogs(opts: LogOptions): Logs {
 
   const formatters = { level: (label: string) => ({ level: label }) };
   // `log` names the stream so the three can be told apart when they share stdout.
-  const accessLog = pino({ base: { log: 'access' }, timestamp: false, formatters }, accessSink);
   const healthLog = pino({ base: { log: 'health' }, timestamp: false, formatters }, healthSink);
   const appLog: Logger = pino(
     {
@@ -112,7 +128,7 @@ export function createLogs(opts: LogOptions): Logs {
 
   return {
     access(rec) {
-      if (opts.access) accessLog.info(rec);
+      if (opts.access) accessSink.write(accessLine(rec));
     },
     event(e) {
       if (!opts.health) return;
