@@ -84,6 +84,8 @@ interface Inspected {
   requestId?: string;
   /** `x-wharf-via`: the Wharf tiers this request already passed (loop detection). */
   via?: string;
+  /** A trusted hop in front (the edge) received this request over https. */
+  httpsBefore?: boolean;
 }
 
 function inspect(raw: string[], trusted: boolean): Inspected {
@@ -110,9 +112,13 @@ function inspect(raw: string[], trusted: boolean): Inspected {
       case 16:
         if (k.toLowerCase() === 'x-wharf-instance') out.pin = raw[i + 1].trim().toLowerCase();
         break;
-      case 17:
-        if (k.toLowerCase() === 'transfer-encoding') out.chunked = true;
+      case 17: {
+        const name = k.toLowerCase();
+        if (name === 'transfer-encoding') out.chunked = true;
+        else if (trusted && name === 'x-forwarded-proto')
+          out.httpsBefore = raw[i + 1].trim().toLowerCase() === 'https';
         break;
+      }
     }
   }
   return out;
@@ -589,7 +595,9 @@ class Attempt implements Dispatcher.DispatchHandler {
     const hsts = ex.project?.settings.hstsMaxAge ?? 0;
     if (hsts > 0 && opts.proto === 'https') out['strict-transport-security'] = `max-age=${hsts}`;
     if (this.issueCookie) {
-      const cookie = affinityCookieHeader(ex.fw.cookie, this.endpoint.token, ex.fw.opts.proto === 'https');
+      // Secure when the client's side of the chain is https, even if this hop is plain HTTP.
+      const secure = opts.proto === 'https' || ex.h.httpsBefore === true;
+      const cookie = affinityCookieHeader(ex.fw.cookie, this.endpoint.token, secure);
       const prev = out['set-cookie'];
       out['set-cookie'] =
         prev === undefined ? cookie : Array.isArray(prev) ? [...prev, cookie] : [prev, cookie];

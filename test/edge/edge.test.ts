@@ -325,3 +325,67 @@ describe('two tiers: edge -> internal -> instance', () => {
     assert.equal(gone.status, 503);
   });
 });
+
+describe('two tiers with cookie affinity at both', () => {
+  let ups: TestUpstream[];
+  let internals: Started[];
+  let edge: Started;
+  let ca: TestCa;
+  before(async () => {
+    ups = await Promise.all(['shop-0', 'shop-1', 'shop-2', 'shop-3'].map((n) => startUpstream(n)));
+    const projects = {
+      shop: {
+        public: true,
+        affinity: 'cookie',
+        instances: Object.fromEntries(ups.map((u) => [u.name, { http: u.address }])),
+      },
+    };
+    internals = [
+      await startWharf({ domain: 'apps.example.com', projects }),
+      await startWharf({ domain: 'apps.example.com', projects }),
+    ];
+    ca = makeCa();
+    edge = await startWharf({
+      tier: 'edge',
+      domain: 'apps.example.com',
+      tls: { certificates: [ca.leaf('edge2', ['*.apps.example.com'])] },
+      edge: { 'forward-to': 'wharf-internal' },
+      projects: {
+        shop: { public: true, ports: ['http'] },
+        'wharf-internal': {
+          affinity: 'cookie',
+          'health-path': 'tcp',
+          instances: Object.fromEntries(
+            internals.map((w, i) => [`internal-${i}`, { http: `127.0.0.1:${w.port}` }]),
+          ),
+        },
+      },
+    });
+  });
+  after(async () => {
+    await edge.stop();
+    for (const w of internals) await w.stop();
+    for (const u of ups) await u.close();
+  });
+
+  it('each tier sets its own cookie; with both, every request lands on the same instance', async () => {
+    const first = await httpsGet(edge.port, 'shop.apps.example.com', ca.caPem);
+    assert.equal(first.status, 200);
+    const setCookies = ([] as string[]).concat(first.headers['set-cookie'] ?? []);
+    const names = setCookies.map((c) => c.split('=')[0]).sort();
+    assert.deepEqual(names, ['wharf_e', 'wharf_i'], 'one cookie per tier, neither overwrites the other');
+    for (const c of setCookies) assert.match(c, /HttpOnly; SameSite=Lax; Secure/);
+    const cookie = setCookies.map((c) => c.split(';')[0]).join('; ');
+    const instance = first.body.split(' ')[0];
+    for (let i = 0; i < 12; i++) {
+      const r = await httpsGet(edge.port, 'shop.apps.example.com', ca.caPem, { cookie });
+      assert.equal(r.body.split(' ')[0], instance, `request ${i} stayed on ${instance}`);
+      assert.equal(r.headers['set-cookie'], undefined, 'a valid pair of cookies is not reissued');
+    }
+    // Without cookies the requests spread over the instances.
+    const spread = new Set<string>();
+    for (let i = 0; i < 20; i++)
+      spread.add((await httpsGet(edge.port, 'shop.apps.example.com', ca.caPem)).body.split(' ')[0]);
+    assert.ok(spread.size > 1, [...spread].join(','));
+  });
+});
