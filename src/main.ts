@@ -230,18 +230,26 @@ export class Wharf {
       : undefined;
     w.frontAddress = await w.front.listen(c.listen.host, c.listen.port);
     w.certificates?.watch();
-    if (c.tls?.redirectHttp) {
-      const r = c.tls.redirectHttp;
-      w.redirect = createRedirectServer(w.frontAddress.port);
-      await new Promise<void>((resolve, reject) => {
-        w.redirect!.once('error', reject);
-        w.redirect!.listen(r.port, r.host, () => resolve());
-      });
-    }
     try {
+      if (c.tls?.redirectHttp) {
+        const r = c.tls.redirectHttp;
+        const redirect = createRedirectServer(w.frontAddress.port);
+        w.redirect = redirect;
+        await new Promise<void>((resolve, reject) => {
+          redirect.once('error', reject);
+          redirect.listen(r.port, r.host, () => resolve());
+        });
+      }
       w.adminAddress = await w.admin.listen(c.admin.host, c.admin.port);
     } catch (err) {
+      // Nothing starts half-way: a listener that could not bind stops the ones that did.
+      w.redirect?.close();
+      w.certificates?.close();
+      w.forwarder.close();
+      w.health.close();
+      w.limits.close();
       await w.front.drain(0);
+      await w.pools.destroy();
       throw err;
     }
     if (opts.configPath) w.watchConfig(opts.configPath);

@@ -67,3 +67,33 @@ describe('admin API', () => {
     assert.equal(((await r.json()) as any).error, 'not found');
   });
 });
+
+describe('startup failures', () => {
+  it('an admin port in use fails the start and releases the proxy listener', async () => {
+    const a = await startWharf({ projects: {} });
+    try {
+      const probe = await import('node:net');
+      const free = probe.createServer();
+      await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
+      const port = (free.address() as { port: number }).port;
+      await new Promise<void>((r) => free.close(() => r()));
+      await assert.rejects(
+        startWharf({
+          listen: `127.0.0.1:${port}`,
+          admin: `127.0.0.1:${a.wharf.adminAddress.port}`,
+          projects: {},
+        }),
+        /EADDRINUSE/,
+      );
+      // The proxy port it had bound is free again.
+      const again = probe.createServer();
+      await new Promise<void>((resolve, reject) => {
+        again.once('error', reject);
+        again.listen(port, '127.0.0.1', () => resolve());
+      });
+      await new Promise<void>((r) => again.close(() => r()));
+    } finally {
+      await a.stop();
+    }
+  });
+});
