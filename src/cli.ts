@@ -3,13 +3,9 @@
 
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { serveDashboard } from './admin/dashboard/serve.ts';
-import { dashboardState, SourceStates } from './admin/dashboard/state.ts';
 import { ConfigError, loadConfig, type Overrides, parseConfig } from './config/load.ts';
-import { Wharf } from './main.ts';
+import { startObserved } from './main.ts';
 import { reopenOnSignal } from './observe/log.ts';
-import { createObserve } from './observe/observe.ts';
-import { observeRoutes } from './observe/routes.ts';
 import { stderrLog } from './util/log.ts';
 
 const HELP = `wharf - a reverse proxy for Kubernetes microservices, with discovery by convention
@@ -99,51 +95,7 @@ async function serve(args: string[]): Promise<void> {
   const config = values.config
     ? loadConfig(values.config, overrides)
     : parseConfig('{}', '(command line)', overrides);
-  const obs = createObserve({
-    logs: {
-      dir: config.logs.dir,
-      access: config.logs.access,
-      health: config.logs.health,
-      probeFailures: config.logs.probeFailures,
-      bufferBytes: config.logs.bufferBytes,
-      level: config.logs.level,
-    },
-    metrics: { defaultMetrics: true },
-    sse: {
-      replay: () =>
-        wharf
-          ? dashboardState({
-              table: wharf.table(),
-              health: wharf.health,
-              domain: config.domain,
-              sources: sources.values(),
-            })
-          : { projects: [], problems: [] },
-    },
-  });
-  const sources = new SourceStates();
-  obs.bus.on((e) => sources.observe(e));
-  let wharf: Wharf | undefined;
-  try {
-    wharf = await Wharf.start({
-      config,
-      configPath: values.config,
-      overrides,
-      log: obs.logs.app,
-      onAccess: obs.access,
-      onEvent: (e) => obs.bus.emit(e),
-      onAttempt: (project, port, outcome, retry) => {
-        obs.metrics.attempt(project, port, outcome);
-        if (retry) obs.metrics.retry(project, port);
-      },
-      onProbe: (e, ok, latencyMs) => obs.metrics.probe(e.project, e.port, latencyMs / 1000, ok),
-      adminRoutes: [(req, res) => serveDashboard(req, res), ...observeRoutes(obs)],
-    });
-  } catch (err) {
-    await obs.close();
-    throw err;
-  }
-  const running = wharf;
+  const { wharf: running, obs } = await startObserved({ config, configPath: values.config, overrides });
   reopenOnSignal(obs.logs);
   process.on('SIGHUP', () => running.reload());
   let signalled = false;

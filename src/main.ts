@@ -7,6 +7,8 @@
 import { createHash } from 'node:crypto';
 import { type FSWatcher, readFileSync, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
+import { serveDashboard } from './admin/dashboard/serve.ts';
+import { dashboardState, SourceStates } from './admin/dashboard/state.ts';
 import { type AdminRoute, AdminServer, type Readiness } from './admin/server.ts';
 import { type Config, ConfigError, loadConfig, type Overrides } from './config/load.ts';
 import { type ApiServerTarget, resolveTargets } from './discovery/credentials.ts';
@@ -17,6 +19,9 @@ import type { WharfEvent } from './model/events.ts';
 import type { Problem } from './model/problem.ts';
 import type { Endpoint, ProjectRoute, RouteTable } from './model/routes.ts';
 import type { ProjectRecord } from './model/snapshot.ts';
+import type { LogOptions } from './observe/log.ts';
+import { createObserve, type Observe } from './observe/observe.ts';
+import { observeRoutes } from './observe/routes.ts';
 import { CertificateStore, fileSource } from './proxy/certificates.ts';
 import { Forwarder, type ForwarderOptions } from './proxy/forward.ts';
 import { ClientLimits } from './proxy/limits.ts';
@@ -461,4 +466,67 @@ export class Wharf {
     })();
     return this.stopping;
   }
+}
+
+export interface ObservedOptions
+  extends Omit<WharfOptions, 'log' | 'onAccess' | 'onEvent' | 'onAttempt' | 'onProbe'> {
+  /** Overrides of the config's `logs:` section (the demo writes to its own directory). */
+  readonly logs?: Partial<LogOptions>;
+}
+
+/**
+ * Wharf with its observability attached: logs, metrics, the event stream and the dashboard, all fed
+ * by the typed events and per-request records that flow out of the data plane. `serve` and `demo`
+ * both start through here.
+ */
+export async function startObserved(opts: ObservedOptions): Promise<{ wharf: Wharf; obs: Observe }> {
+  const c = opts.config;
+  const sources = new SourceStates();
+  let wharf: Wharf | undefined;
+  const obs = createObserve({
+    logs: {
+      dir: c.logs.dir,
+      access: c.logs.access,
+      health: c.logs.health,
+      probeFailures: c.logs.probeFailures,
+      bufferBytes: c.logs.bufferBytes,
+      level: c.logs.level,
+      ...opts.logs,
+    },
+    metrics: { defaultMetrics: true },
+    sse: {
+      replay: () =>
+        wharf
+          ? dashboardState({
+              table: wharf.table(),
+              health: wharf.health,
+              domain: c.domain,
+              sources: sources.values(),
+            })
+          : { projects: [], problems: [] },
+    },
+  });
+  obs.bus.on((e) => sources.observe(e));
+  try {
+    wharf = await Wharf.start({
+      ...opts,
+      log: obs.logs.app,
+      onAccess: obs.access,
+      onEvent: (e) => obs.bus.emit(e),
+      onAttempt: (project, port, outcome, retry) => {
+        obs.metrics.attempt(project, port, outcome);
+        if (retry) obs.metrics.retry(project, port);
+      },
+      onProbe: (e, ok, latencyMs) => obs.metrics.probe(e.project, e.port, latencyMs / 1000, ok),
+      adminRoutes: [
+        (req, res) => serveDashboard(req, res),
+        ...observeRoutes(obs),
+        ...(opts.adminRoutes ?? []),
+      ],
+    });
+  } catch (err) {
+    await obs.close();
+    throw err;
+  }
+  return { wharf, obs };
 }

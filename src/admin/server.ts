@@ -5,6 +5,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { HealthView } from '../model/health.ts';
 import type { RouteTable } from '../model/routes.ts';
 import { checkAdminAuth } from '../observe/sse.ts';
+import { listen } from '../util/listen.ts';
 
 /** Returns true when it handled the request. */
 export type AdminRoute = (req: IncomingMessage, res: ServerResponse, url: URL) => boolean | Promise<boolean>;
@@ -99,14 +100,7 @@ export class AdminServer {
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        const a = this.server.address();
-        resolve(typeof a === 'object' && a ? { host: a.address, port: a.port } : { host, port });
-      });
-    });
+    return listen(this.server, host, port);
   }
 
   close(): Promise<void> {

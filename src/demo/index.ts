@@ -7,13 +7,10 @@ import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { serveDashboard } from '../admin/dashboard/serve.ts';
-import { dashboardState, SourceStates } from '../admin/dashboard/state.ts';
 import { parseConfig } from '../config/load.ts';
 import { FakeApiServer } from '../fake-apiserver/index.ts';
-import { Wharf } from '../main.ts';
-import { createObserve, type Observe } from '../observe/observe.ts';
-import { observeRoutes } from '../observe/routes.ts';
+import { startObserved, type Wharf } from '../main.ts';
+import type { Observe } from '../observe/observe.ts';
 import { demoControl, demoView } from './control.ts';
 import { DemoError, Fleet } from './fleet.ts';
 import { DEMO_DOMAIN, DEMO_PROJECTS } from './scenario.ts';
@@ -50,7 +47,6 @@ export interface RunningDemo {
 export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
   let wharf: Wharf | undefined;
   let observe: Observe | undefined;
-  const sources = new SourceStates();
   let published = '';
   let apiserver: FakeApiServer | undefined;
   let kube: KubeSync | undefined;
@@ -79,23 +75,6 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
       kube = new KubeSync(apiserver);
     }
     await fleet.start(DEMO_PROJECTS);
-    const obs = createObserve({
-      logs: { dir: o.logDir, access: true, health: true },
-      metrics: { defaultMetrics: true },
-      sse: {
-        replay: () =>
-          wharf
-            ? dashboardState({
-                table: wharf.table(),
-                health: wharf.health,
-                domain: DEMO_DOMAIN,
-                sources: sources.values(),
-              })
-            : { projects: [], problems: [] },
-      },
-    });
-    observe = obs;
-    obs.bus.on((e) => sources.observe(e));
     const file = apiserver
       ? { domain: DEMO_DOMAIN, kubernetes: { apiservers: [apiserver.url], namespaces: ['demo'] } }
       : { domain: DEMO_DOMAIN };
@@ -103,14 +82,10 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
       listen: o.listen,
       admin: o.admin,
     });
-    wharf = await Wharf.start({
+    const started = await startObserved({
       config,
-      log: (level, msg, fields) => obs.logs.app(level, msg, fields),
-      onAccess: (rec) => obs.access(rec),
-      onEvent: (e) => obs.bus.emit(e),
+      logs: { dir: o.logDir, access: true, health: true },
       adminRoutes: [
-        (req, res) => serveDashboard(req, res),
-        ...observeRoutes(obs),
         demoControl(fleet, {
           state: apiserverState,
           async outage(down) {
@@ -123,11 +98,14 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
         }),
       ],
     });
+    const obs = started.obs;
+    observe = obs;
+    wharf = started.wharf;
     if (!apiserver) obs.bus.emit({ type: 'source', time: Date.now(), source: 'demo', state: 'synced' });
     publish();
     // In apiserver mode the routes arrive through discovery: hand over a demo that routes already.
     const until = Date.now() + 15_000;
-    const w = wharf;
+    const w = started.wharf;
     while (w.table().projects.size < DEMO_PROJECTS.length && Date.now() < until) {
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -138,8 +116,8 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
     await apiserver?.close();
     throw err;
   }
-  const w = wharf;
-  const obs = observe;
+  const w = wharf!;
+  const obs = observe!;
   const proxyUrl = `http://${w.frontAddress.host}:${w.frontAddress.port}`;
   const adminUrl = `http://${w.adminAddress.host}:${w.adminAddress.port}`;
   const traffic =

@@ -5,6 +5,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { listen } from '../util/listen.ts';
 import type { CertificateStore } from './certificates.ts';
 import { errorTitle, sendError } from './errors.ts';
 import { clientAddress, type Forwarder } from './forward.ts';
@@ -144,14 +145,7 @@ export class FrontServer {
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        const a = this.server.address();
-        resolve(typeof a === 'object' && a ? { host: a.address, port: a.port } : { host, port });
-      });
-    });
+    return listen(this.server, host, port);
   }
 
   /**
