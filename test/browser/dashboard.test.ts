@@ -12,6 +12,7 @@ import { serveDashboard } from '../../src/admin/dashboard/serve.ts';
 import type { WharfEvent } from '../../src/model/events.ts';
 import { EventBus, TrafficAggregator } from '../../src/observe/bus.ts';
 import { SseHub } from '../../src/observe/sse.ts';
+import { accessRecord } from '../support/records.ts';
 import { chromiumMissing, launch, OUTPUT, snap } from './browser.ts';
 
 const skip = chromiumMissing();
@@ -83,22 +84,16 @@ describe('dashboard (synthetic event stream)', { skip }, () => {
     for (let s = 0; s < 30; s++) {
       for (let i = 0; i < 3; i++) {
         for (let n = 0; n < 5 + i * 3; n++) {
-          traffic.record({
-            time: now,
-            requestId: 'r',
-            client: '127.0.0.1',
-            host: 'web.shop.apps.example.com',
-            method: 'GET',
-            path: '/',
-            status: n === 0 && i === 1 && s % 5 === 0 ? 502 : 200,
-            bytesIn: 0,
-            bytesOut: 10,
-            durationMs: 2 + i * 3 + (s % 7),
-            project: 'shop',
-            port: 'web',
-            instance: `shop-${i}`,
-            attempts: 1,
-          });
+          traffic.record(
+            accessRecord({
+              time: now,
+              host: 'web.shop.apps.example.com',
+              status: n === 0 && i === 1 && s % 5 === 0 ? 502 : 200,
+              bytesOut: 10,
+              durationMs: 2 + i * 3 + (s % 7),
+              instance: `shop-${i}`,
+            }),
+          );
         }
       }
       now += 1000;
@@ -155,22 +150,7 @@ describe('dashboard (synthetic event stream)', { skip }, () => {
 
     // Live traffic moves the numbers.
     for (let n = 0; n < 40; n++) {
-      traffic.record({
-        time: now,
-        requestId: 'r',
-        client: '127.0.0.1',
-        host: 'h',
-        method: 'GET',
-        path: '/',
-        status: 200,
-        bytesIn: 0,
-        bytesOut: 1,
-        durationMs: 3,
-        project: 'shop',
-        port: 'web',
-        instance: 'shop-0',
-        attempts: 1,
-      });
+      traffic.record(accessRecord({ time: now, bytesOut: 1, durationMs: 3 }));
     }
     now += 1000;
     traffic.tick();

@@ -1,25 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { AccessRecord } from '../../src/observe/access-log.ts';
 import { EventBus, TrafficAggregator, type TrafficSummaryEvent } from '../../src/observe/bus.ts';
+import { accessRecord } from '../support/records.ts';
 
-const rec = (over: Partial<AccessRecord>): AccessRecord => ({
-  time: 0,
-  requestId: 'r',
-  client: '127.0.0.1',
-  host: 'h',
-  method: 'GET',
-  path: '/',
-  status: 200,
-  bytesIn: 0,
-  bytesOut: 0,
-  durationMs: 1,
-  project: 'shop',
-  port: 'web',
-  instance: 'shop-0',
-  attempts: 1,
-  ...over,
-});
+const rec = accessRecord;
 
 describe('event bus', () => {
   test('delivers to every listener, survives a throwing one, unsubscribes', () => {

@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import type { WharfEvent } from '../../src/model/events.ts';
 import { EventBus, TrafficAggregator } from '../../src/observe/bus.ts';
 import { checkAdminAuth, denyAdmin, SseHub } from '../../src/observe/sse.ts';
+import { accessRecord } from '../support/records.ts';
 import { connectSse } from './sse-client.ts';
 
 const state = {
@@ -43,22 +44,7 @@ describe('SSE /events', () => {
 
   test('replays state on connect, then delivers a transition within a second', async () => {
     bus.emit({ type: 'routes', time: 1, version: 3, projects: 1, endpoints: 1, added: [], removed: [] });
-    traffic.record({
-      time: now,
-      requestId: 'r',
-      client: '127.0.0.1',
-      host: 'h',
-      method: 'GET',
-      path: '/',
-      status: 200,
-      bytesIn: 0,
-      bytesOut: 0,
-      durationMs: 1,
-      project: 'shop',
-      port: 'web',
-      instance: 'shop-0',
-      attempts: 1,
-    });
+    traffic.record(accessRecord({ time: now }));
     now += 1000;
     traffic.tick();
     const c = await connectSse(`${base}/events`);
