@@ -76,8 +76,17 @@ export interface TlsConfig {
     readonly key: string;
     readonly hosts?: readonly string[];
   }[];
+  /** `kubernetes.io/tls` Secrets (edge tier with Kubernetes discovery only), namespace resolved. */
+  readonly secrets: readonly TlsSecretConfig[];
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
   readonly redirectHttp?: HostPort;
+}
+
+export interface TlsSecretConfig {
+  readonly namespace: string;
+  readonly name: string;
+  /** Host patterns; default: the certificate's own DNS names. */
+  readonly hosts?: readonly string[];
 }
 
 export class ConfigError extends Error {
@@ -158,6 +167,66 @@ export function parseHostPort(value: string): HostPort {
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
+/**
+ * The `tls:` section. Secrets are read only by the edge tier and only through Kubernetes discovery;
+ * a Secret's namespace may be left out only when discovery watches exactly one namespace, so it is
+ * never a guess. Without any certificate source the listener would fail every handshake, except on
+ * an edge with discovery, where `wharf.io/tls-secret` annotations can bring the certificates.
+ */
+function resolveTls(
+  file: ConfigFile,
+  kubernetes: KubernetesConfig | undefined,
+  issues: string[],
+  at: <T>(field: string, fn: () => T) => T | undefined,
+): TlsConfig | undefined {
+  const t = file.tls;
+  const edge = file.tier === 'edge';
+  for (const [name, p] of Object.entries(file.projects)) {
+    const ref = p?.['tls-secret'];
+    if (ref === undefined) continue;
+    if (!edge) issues.push(`projects.${name}.tls-secret: only the edge tier reads Secrets (tier: edge)`);
+    else if (!String(ref).includes('/'))
+      issues.push(
+        `projects.${name}.tls-secret: a project of the config file names its Secret as <namespace>/<name>`,
+      );
+  }
+  if (file.defaults['tls-secret'] !== undefined)
+    issues.push('defaults.tls-secret: name a Secret per project, or list it under tls.secrets');
+  if (!t) return undefined;
+  const secrets: TlsSecretConfig[] = [];
+  t.secrets.forEach((s, i) => {
+    const where = `tls.secrets.${i}`;
+    let namespace = s.namespace;
+    if (namespace === undefined) {
+      if (kubernetes?.namespaces.length === 1) namespace = kubernetes.namespaces[0];
+      else {
+        issues.push(
+          `${where}.namespace: required (it may be left out only when kubernetes.namespaces lists one namespace)`,
+        );
+        return;
+      }
+    }
+    secrets.push(Object.freeze({ namespace, name: s.name, ...(s.hosts ? { hosts: s.hosts } : {}) }));
+  });
+  if (t.secrets.length > 0 && !edge)
+    issues.push('tls.secrets: only the edge tier reads Secrets (tier: edge)');
+  if (t.secrets.length > 0 && !kubernetes)
+    issues.push(
+      'tls.secrets: needs Kubernetes discovery (the kubernetes: section or a --kubeconfig/--in-cluster/--apiserver flag)',
+    );
+  if (t.certificates.length === 0 && t.secrets.length === 0 && !(edge && kubernetes))
+    issues.push(
+      'tls: at least one certificate (tls.certificates, or on the edge tier with Kubernetes discovery tls.secrets or wharf.io/tls-secret annotations)',
+    );
+  const redirect = t['redirect-http'];
+  return Object.freeze({
+    certificates: Object.freeze(t.certificates.map((c) => Object.freeze({ ...c }))),
+    secrets: Object.freeze(secrets),
+    minVersion: t['min-version'],
+    redirectHttp: redirect === undefined ? undefined : at('tls.redirect-http', () => parseHostPort(redirect)),
+  });
+}
+
 function settingsToStrings(p: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(p)) {
@@ -199,16 +268,6 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
   file['trusted-proxies'].forEach((cidr, i) => {
     at(`trusted-proxies.${i}`, () => parseCidr(cidr));
   });
-  let tls: TlsConfig | undefined;
-  if (file.tls) {
-    const redirect = file.tls['redirect-http'];
-    tls = Object.freeze({
-      certificates: Object.freeze(file.tls.certificates.map((c) => Object.freeze({ ...c }))),
-      minVersion: file.tls['min-version'],
-      redirectHttp:
-        redirect === undefined ? undefined : at('tls.redirect-http', () => parseHostPort(redirect)),
-    });
-  }
   const forwardTo = file.edge['forward-to'];
   if (forwardTo !== undefined) {
     if (file.tier !== 'edge') issues.push('edge.forward-to: only the edge tier forwards to another tier');
@@ -264,6 +323,7 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
     );
   }
   const kubernetes = resolveKubernetes(file, over, issues);
+  const tls = resolveTls(file, kubernetes, issues, at);
   if (issues.length > 0 || !listen || !admin) return undefined;
   return Object.freeze({
     listen,

@@ -2,7 +2,7 @@
 // their user-facing form here (durations as strings); load.ts turns them into the resolved Config.
 
 import { z } from 'zod';
-import { SETTING_KEYS } from '../routing/settings.ts';
+import { DNS_SUBDOMAIN, NAMESPACE_NAME, SETTING_KEYS } from '../routing/settings.ts';
 
 const settingValue = z.union([z.string(), z.number(), z.boolean()]);
 
@@ -107,7 +107,20 @@ export const configSchema = z.strictObject({
             hosts: z.array(z.string()).optional(),
           }),
         )
-        .min(1, 'at least one certificate'),
+        .default([]),
+      /**
+       * `kubernetes.io/tls` Secrets (edge tier with Kubernetes discovery), watched one by one by name.
+       * `namespace` may be left out only when `kubernetes.namespaces` names exactly one namespace.
+       */
+      secrets: z
+        .array(
+          z.strictObject({
+            namespace: z.string().regex(NAMESPACE_NAME, 'namespace names are DNS labels').optional(),
+            name: z.string().regex(DNS_SUBDOMAIN, "Secret names are lowercase letters, digits, '-' and '.'"),
+            hosts: z.array(z.string()).optional(),
+          }),
+        )
+        .default([]),
       'min-version': z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
       /** A plain-HTTP listener that answers every request with a redirect to https. */
       'redirect-http': hostPort.optional(),

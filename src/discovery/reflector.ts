@@ -24,14 +24,19 @@ export interface ReflectorOptions {
   /** Collection path, e.g. `/api/v1/services` or `/apis/discovery.k8s.io/v1/namespaces/x/endpointslices`. */
   path: string;
   labelSelector?: string;
+  /**
+   * Field selector, e.g. `metadata.name=<name>` to list/watch one named object: the apiserver treats
+   * that as a request for the object itself, so an RBAC rule with `resourceNames` authorizes it.
+   */
+  fieldSelector?: string;
   /** Called with each batch of real changes (an object whose resourceVersion did not change is not a change). */
   onChanges: (changes: ObjectChange[]) => void;
   /** Applied to every object before it is cached (keep only what is read: real objects carry managedFields). */
   transform?: (o: KubeObject) => KubeObject;
   /** Called after every complete list (the first one means: synced). */
   onListed?: () => void;
-  /** `null` when healthy, else why not. */
-  onHealth?: (problem: string | null) => void;
+  /** `null` when healthy, else why not (and the error, whose `code` tells a 403 from an outage). */
+  onHealth?: (problem: string | null, error?: ApiError) => void;
   log?: LogFn;
   clock?: Clock;
   random?: () => number;
@@ -89,11 +94,11 @@ export class Reflector {
     return this.stopper.signal.aborted;
   }
 
-  private health(problem: string | null): void {
+  private health(problem: string | null, error?: ApiError): void {
     const ok = problem === null;
     if (ok && this.healthy === true) return;
     this.healthy = ok;
-    this.o.onHealth?.(problem);
+    this.o.onHealth?.(problem, error);
   }
 
   private log(level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) {
@@ -127,7 +132,7 @@ export class Reflector {
           if (t) retryNow = this.o.client.fail(t);
         }
         const delay = retryNow ? 0 : this.backoff.next();
-        this.health(e.message);
+        this.health(e.message, e);
         this.log(e.serverFault ? 'warn' : 'error', 'apiserver request failed', {
           error: e.message,
           code: e.code,
@@ -142,6 +147,7 @@ export class Reflector {
   private query(extra: Record<string, string>): string {
     const q = new URLSearchParams();
     if (this.o.labelSelector) q.set('labelSelector', this.o.labelSelector);
+    if (this.o.fieldSelector) q.set('fieldSelector', this.o.fieldSelector);
     for (const [k, v] of Object.entries(extra)) q.set(k, v);
     return `${this.o.path}?${q}`;
   }

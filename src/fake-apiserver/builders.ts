@@ -1,11 +1,13 @@
 // Tiny typed builders for test and demo objects. They produce what a real cluster stores: a
-// Service labelled `wharf.io/project` and EndpointSlices labelled `kubernetes.io/service-name`.
+// Service labelled `wharf.io/project`, EndpointSlices labelled `kubernetes.io/service-name`, and
+// `kubernetes.io/tls` Secrets.
 
 import type {
   Endpoint,
   EndpointConditions,
   EndpointPort,
   EndpointSlice,
+  KubeObject,
   Service,
   ServicePort,
 } from '../discovery/k8s-types.ts';
@@ -107,5 +109,30 @@ export function endpointSlice(serviceName: string, o: SliceOptions): EndpointSli
       (o.endpoints.some((e) => (typeof e === 'string' ? e : e.ip).includes(':')) ? 'IPv6' : 'IPv4'),
     endpoints,
     ports,
+  };
+}
+
+export interface TlsSecretOptions {
+  namespace?: string;
+  /** PEM certificate chain and key; stored base64-encoded under `tls.crt` / `tls.key`. */
+  cert?: string;
+  key?: string;
+  /** Default `kubernetes.io/tls`. */
+  type?: string;
+  /** Other keys, already base64 (e.g. `ca.crt`). */
+  data?: Readonly<Record<string, string>>;
+}
+
+/** A Secret as `kubectl create secret tls` (or cert-manager) writes it. */
+export function tlsSecret(name: string, o: TlsSecretOptions = {}): KubeObject {
+  const data: Record<string, string> = { ...o.data };
+  if (o.cert !== undefined) data['tls.crt'] = Buffer.from(o.cert).toString('base64');
+  if (o.key !== undefined) data['tls.key'] = Buffer.from(o.key).toString('base64');
+  return {
+    kind: 'Secret',
+    apiVersion: 'v1',
+    metadata: { name, namespace: o.namespace ?? 'default' },
+    type: o.type ?? 'kubernetes.io/tls',
+    data,
   };
 }

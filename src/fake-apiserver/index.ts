@@ -4,6 +4,8 @@ export {
   type ServiceOptions,
   type SliceOptions,
   service,
+  type TlsSecretOptions,
+  tlsSecret,
 } from './builders.ts';
 export { FakeApiServer, type FakeApiServerOptions, type RequestRecord } from './server.ts';
 export { type Change, RESOURCES, Store, StoreError } from './store.ts';

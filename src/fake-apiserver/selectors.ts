@@ -69,21 +69,45 @@ export function parseLabelSelector(s: string | null | undefined): Matcher {
 export interface FieldSubject {
   readonly name: string;
   readonly namespace?: string;
+  /** Resource-specific field labels, e.g. `type` of a Secret. */
+  readonly fields?: Readonly<Record<string, string>>;
 }
 
 const FIELDS = new Set(['metadata.name', 'metadata.namespace']);
 
-/** Only `metadata.name` and `metadata.namespace` with `=`, `==`, `!=`; others are a 400 as on a real server. */
-export function parseFieldSelector(s: string | null | undefined): (o: FieldSubject) => boolean {
+/**
+ * `metadata.name` and `metadata.namespace` (every resource), plus the resource's own field labels
+ * (`extra`: a Secret's `type`), with `=`, `==`, `!=`; any other label is a 400 as on a real server.
+ */
+export function parseFieldSelector(
+  s: string | null | undefined,
+  extra: readonly string[] = [],
+): (o: FieldSubject) => boolean {
   if (!s) return () => true;
   const terms = splitTerms(s).map((term) => {
     const m = /^([^!=\s]+)\s*(==|=|!=)\s*(\S*)$/.exec(term);
     if (!m) throw new SelectorError(`invalid field selector "${term}"`);
-    if (!FIELDS.has(m[1])) throw new SelectorError(`field label not supported: ${m[1]}`);
+    const label = m[1];
+    if (!FIELDS.has(label) && !extra.includes(label))
+      throw new SelectorError(`field label not supported: ${label}`);
     const get =
-      m[1] === 'metadata.name' ? (o: FieldSubject) => o.name : (o: FieldSubject) => o.namespace ?? '';
+      label === 'metadata.name'
+        ? (o: FieldSubject) => o.name
+        : label === 'metadata.namespace'
+          ? (o: FieldSubject) => o.namespace ?? ''
+          : (o: FieldSubject) => o.fields?.[label] ?? '';
     const v = m[3];
     return m[2] === '!=' ? (o: FieldSubject) => get(o) !== v : (o: FieldSubject) => get(o) === v;
   });
   return (o) => terms.every((t) => t(o));
+}
+
+/** The name a selector pins with `metadata.name=<name>` (as RBAC's `resourceNames` check reads it). */
+export function selectedName(s: string | null | undefined): string | undefined {
+  if (!s) return undefined;
+  for (const term of splitTerms(s)) {
+    const m = /^metadata\.name\s*(==|=)\s*(\S+)$/.exec(term);
+    if (m) return m[2];
+  }
+  return undefined;
 }

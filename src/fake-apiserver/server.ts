@@ -11,12 +11,13 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { KubeObject, Status } from '../discovery/k8s-types.ts';
 import { objectKey } from '../discovery/k8s-types.ts';
-import { parseFieldSelector, parseLabelSelector, SelectorError } from './selectors.ts';
+import { parseFieldSelector, parseLabelSelector, SelectorError, selectedName } from './selectors.ts';
 import {
   apiVersionOf,
   BY_KIND,
   BY_PLURAL,
   type Change,
+  fieldsOf,
   RESOURCES,
   type ResourceDef,
   resourceOf,
@@ -104,6 +105,8 @@ export class FakeApiServer {
   private readonly held = new Set<http.ServerResponse>();
   private tokens: readonly string[] | null;
   private forbidden = new Set<string>();
+  /** RBAC `resourceNames` emulation: plural -> the `<namespace>/<name>` keys that may be read. */
+  private named = new Map<string, ReadonlySet<string>>();
   private failures: { count: number; code: number; message: string } | null = null;
   private stalled = false;
   private listening = false;
@@ -244,6 +247,16 @@ export class FakeApiServer {
   forbid(plural: string, on = true): void {
     if (on) this.forbidden.add(plural);
     else this.forbidden.delete(plural);
+  }
+
+  /**
+   * Emulates an RBAC rule with `resourceNames` for this resource: a GET of a listed object, or a
+   * list/watch in its namespace with `fieldSelector=metadata.name=<name>`, is allowed; any other
+   * read is 403. Keys are `<namespace>/<name>`; `null` lifts the restriction.
+   */
+  grantOnly(plural: string, keys: readonly string[] | null): void {
+    if (keys === null) this.named.delete(plural);
+    else this.named.set(plural, new Set(keys));
   }
 
   /** Sends a BOOKMARK now on every watch that allows them. */
@@ -449,6 +462,21 @@ export class FakeApiServer {
         { kind: r.plural, group: r.group },
       );
     }
+    const named = this.named.get(r.plural);
+    if (named) {
+      // Like the apiserver's RequestInfo: a list/watch with metadata.name=<n> is a request for <n>.
+      const target = name ?? selectedName(q.get('fieldSelector'));
+      const key = namespace ? `${namespace}/${target}` : target;
+      if (target === undefined || !named.has(key!)) {
+        const scope = namespace ? `in the namespace "${namespace}"` : 'at the cluster scope';
+        return this.fail(
+          res,
+          403,
+          `${r.plural}${target ? ` "${target}"` : ''} is forbidden: User "system:serviceaccount:wharf:wharf" cannot ${verb} resource "${r.plural}" in API group "${r.group}" ${scope}`,
+          { kind: r.plural, group: r.group, ...(target ? { name: target } : {}) },
+        );
+      }
+    }
     if (verb === 'get') {
       const key = namespace ? `${namespace}/${name}` : name!;
       const obj = this.store.get(r, key);
@@ -456,11 +484,11 @@ export class FakeApiServer {
       return this.send(res, 200, this.wire(r, obj, true));
     }
     const label = parseLabelSelector(q.get('labelSelector'));
-    const field = parseFieldSelector(q.get('fieldSelector'));
+    const field = parseFieldSelector(q.get('fieldSelector'), r.fields);
     const matches = (o: KubeObject) =>
       (namespace === undefined || o.metadata.namespace === namespace) &&
       label(o.metadata.labels) &&
-      field({ name: o.metadata.name ?? '', namespace: o.metadata.namespace });
+      field({ name: o.metadata.name ?? '', namespace: o.metadata.namespace, fields: fieldsOf(r, o) });
     if (verb === 'list') return this.list(r, q, matches, res);
     return this.watch(r, namespace, q, matches, res);
   }

@@ -12,6 +12,8 @@ export interface ResourceDef {
   readonly version: string;
   readonly namespaced: boolean;
   readonly shortNames: readonly string[];
+  /** Field labels beyond `metadata.name`/`metadata.namespace` that selectors may use (top-level fields). */
+  readonly fields?: readonly string[];
 }
 
 export const RESOURCES: readonly ResourceDef[] = [
@@ -41,6 +43,17 @@ export const RESOURCES: readonly ResourceDef[] = [
     version: 'v1',
     namespaced: false,
     shortNames: ['ns'],
+  },
+  {
+    // Only the edge tier reads Secrets, and only named ones (src/discovery/secrets.ts).
+    plural: 'secrets',
+    singular: 'secret',
+    kind: 'Secret',
+    group: '',
+    version: 'v1',
+    namespaced: true,
+    shortNames: [],
+    fields: ['type'],
   },
   {
     plural: 'endpointslices',
@@ -88,10 +101,32 @@ export function resourceOf(obj: KubeObject): ResourceDef {
     return r;
   }
   if ('addressType' in obj || 'endpoints' in obj) return BY_PLURAL.get('endpointslices')!;
+  if ('data' in obj || 'stringData' in obj) return BY_PLURAL.get('secrets')!;
   const spec = obj.spec as Record<string, unknown> | undefined;
   if (spec && 'ports' in spec) return BY_PLURAL.get('services')!;
   if (spec && 'containers' in spec) return BY_PLURAL.get('pods')!;
   throw new StoreError(400, 'BadRequest', 'cannot tell the kind of this object; set kind');
+}
+
+/**
+ * What the real apiserver does on a Secret write: `stringData` is merged into `data` (base64) and
+ * never stored; `type` defaults to Opaque.
+ */
+function normalizeSecret(obj: KubeObject): void {
+  const data = { ...((obj.data as Record<string, string> | undefined) ?? {}) };
+  for (const [k, v] of Object.entries((obj.stringData as Record<string, string> | undefined) ?? {}))
+    data[k] = Buffer.from(v, 'utf8').toString('base64');
+  delete obj.stringData;
+  obj.data = data;
+  obj.type ??= 'Opaque';
+}
+
+/** The values of a resource's extra field labels on one object (`{type: 'kubernetes.io/tls'}`). */
+export function fieldsOf(r: ResourceDef, obj: KubeObject): Record<string, string> | undefined {
+  if (!r.fields) return undefined;
+  const out: Record<string, string> = {};
+  for (const f of r.fields) out[f] = String(obj[f] ?? '');
+  return out;
 }
 
 export class Store {
@@ -138,6 +173,7 @@ export class Store {
     if (resource.namespaced) meta.namespace ??= 'default';
     else delete meta.namespace;
     if (resource.namespaced) this.ensureNamespace(meta.namespace!);
+    if (resource.plural === 'secrets') normalizeSecret(obj);
     const key = objectKey(obj);
     const map = this.objects.get(resource.plural)!;
     const prev = map.get(key);

@@ -25,6 +25,13 @@ export interface HealthCheckSettings {
   readonly expect: readonly StatusRange[];
 }
 
+/** A Secret named by `wharf.io/tls-secret: <name>` or `<namespace>/<name>`. */
+export interface SecretRef {
+  /** `null`: the namespace of the Service that names it. */
+  readonly namespace: string | null;
+  readonly name: string;
+}
+
 export interface ProjectSettings {
   readonly health: HealthCheckSettings;
   readonly affinity: Affinity;
@@ -39,4 +46,6 @@ export interface ProjectSettings {
   readonly allowPinHeader: boolean;
   /** Edge tier only: `Strict-Transport-Security` max-age in seconds, 0 for none. */
   readonly hstsMaxAge: number;
+  /** Edge tier with TLS only: the `kubernetes.io/tls` Secret serving this project's hostnames. */
+  readonly tlsSecret: SecretRef | null;
 }

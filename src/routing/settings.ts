@@ -2,7 +2,13 @@
 // annotations (a bad value falls back to the default and becomes a Problem) and the config file
 // (a bad value is a validation error), so the two can never disagree on what a value means.
 
-import type { Affinity, HealthCheckSettings, ProjectSettings, StatusRange } from '../model/settings.ts';
+import type {
+  Affinity,
+  HealthCheckSettings,
+  ProjectSettings,
+  SecretRef,
+  StatusRange,
+} from '../model/settings.ts';
 
 export const DEFAULT_SETTINGS: ProjectSettings = Object.freeze({
   health: Object.freeze({
@@ -21,6 +27,7 @@ export const DEFAULT_SETTINGS: ProjectSettings = Object.freeze({
   balancer: 'p2c',
   allowPinHeader: false,
   hstsMaxAge: 0,
+  tlsSecret: null,
 }) as ProjectSettings;
 
 /** The setting keys, as written in the config file and (with the `wharf.io/` prefix) as annotations. */
@@ -39,6 +46,7 @@ export const SETTING_KEYS = [
   'balancer',
   'allow-pin-header',
   'hsts-max-age',
+  'tls-secret',
 ] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
 
@@ -102,6 +110,23 @@ export function parseAffinity(value: string): Affinity {
 
 const PATH = /^\/[\x21-\x7e]*$/;
 const PORT_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** Kubernetes object names (RFC 1123 subdomains), e.g. Secret names. */
+export const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/** Namespace names (RFC 1123 labels). */
+export const NAMESPACE_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** `name` (in the Service's own namespace) or `namespace/name`. */
+export function parseSecretRef(value: string): SecretRef {
+  const parts = value.trim().split('/');
+  if (parts.length > 2) throw new Error('expected <name> or <namespace>/<name>');
+  const [namespace, name] = parts.length === 2 ? parts : [null, parts[0]];
+  if (namespace !== null && !NAMESPACE_NAME.test(namespace))
+    throw new Error(`"${namespace}" is not a namespace name (a DNS label)`);
+  if (!DNS_SUBDOMAIN.test(name))
+    throw new Error(`"${name}" is not a Secret name (lowercase letters, digits, '-' and '.')`);
+  return Object.freeze({ namespace, name });
+}
 
 function parseBool(value: string): boolean {
   if (value === 'true') return true;
@@ -177,6 +202,9 @@ export function parseSettings(
           break;
         case 'hsts-max-age':
           s.hstsMaxAge = parseCount(value, 0, 63_072_000);
+          break;
+        case 'tls-secret':
+          s.tlsSecret = parseSecretRef(value);
           break;
         default:
           throw new Error(`unknown setting; known: ${SETTING_KEYS.join(', ')}`);

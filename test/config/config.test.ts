@@ -80,4 +80,69 @@ projects:
     assert.deepEqual(parseHostPort('[fd00::1]:443'), { host: 'fd00::1', port: 443 });
     assert.throws(() => parseHostPort('h:70000'), /out of range/);
   });
+
+  describe('tls.secrets and tls-secret', () => {
+    const k8s = 'kubernetes: { apiservers: [http://127.0.0.1:1] }';
+    it('reads Secrets on the edge tier with discovery; one watched namespace is the default', () => {
+      const c = parseConfig(`
+tier: edge
+kubernetes: { apiservers: [http://127.0.0.1:1], namespaces: [certs] }
+tls:
+  secrets:
+    - { name: wild }
+    - { namespace: other, name: api.example.org, hosts: [api.example.org] }
+projects:
+  shop: { tls-secret: certs/shop-tls, public: true }
+`);
+      assert.deepEqual(c.tls?.certificates, []);
+      assert.deepEqual(c.tls?.secrets, [
+        { namespace: 'certs', name: 'wild' },
+        { namespace: 'other', name: 'api.example.org', hosts: ['api.example.org'] },
+      ]);
+      assert.equal(c.projects[0].settings['tls-secret'], 'certs/shop-tls');
+    });
+
+    it('an edge with discovery may start with no certificate: annotations can bring them', () => {
+      assert.deepEqual(parseConfig(`tier: edge\n${k8s}\ntls: {}`).tls?.secrets, []);
+    });
+
+    it('refuses what would read Secrets where it must not, or guess a namespace', () => {
+      assert.deepEqual(issues(`${k8s}\ntls: { secrets: [{ namespace: a, name: b }] }`), [
+        'tls.secrets: only the edge tier reads Secrets (tier: edge)',
+      ]);
+      assert.match(
+        issues('tier: edge\ntls: { secrets: [{ namespace: a, name: b }] }').join(),
+        /tls\.secrets: needs Kubernetes discovery/,
+      );
+      assert.match(
+        issues(`tier: edge\n${k8s}\ntls: { secrets: [{ name: b }] }`).join(),
+        /^tls\.secrets\.0\.namespace: required/,
+      );
+      assert.match(issues('tier: edge\ntls: {}').join(), /^tls: at least one certificate/);
+      assert.match(
+        issues(`tier: edge\n${k8s}\ntls: { secrets: [{ namespace: a, name: Bad_Name }] }`).join(),
+        /^tls\.secrets\.0\.name: Secret names are/,
+      );
+      assert.match(
+        issues(`tier: edge\n${k8s}\ntls: { secrets: [{ namespace: a, name: b, extra: 1 }] }`).join(),
+        /^tls\.secrets\.0: unknown key\(s\) "extra"/,
+      );
+    });
+
+    it('tls-secret in the config file: per project, with a namespace, on the edge tier', () => {
+      assert.deepEqual(issues('projects: { shop: { tls-secret: a/b } }'), [
+        'projects.shop.tls-secret: only the edge tier reads Secrets (tier: edge)',
+      ]);
+      assert.deepEqual(issues(`tier: edge\n${k8s}\nprojects: { shop: { tls-secret: b } }`), [
+        'projects.shop.tls-secret: a project of the config file names its Secret as <namespace>/<name>',
+      ]);
+      assert.deepEqual(issues(`tier: edge\n${k8s}\ndefaults: { tls-secret: a/b }`), [
+        'defaults.tls-secret: name a Secret per project, or list it under tls.secrets',
+      ]);
+      assert.match(
+        issues(`tier: edge\n${k8s}\nprojects: { shop: { tls-secret: "a/b/c" } }`).join(),
+        /projects\.shop\.tls-secret: "a\/b\/c": expected <name> or <namespace>\/<name>/,
+      );
+    });
+  });
 });

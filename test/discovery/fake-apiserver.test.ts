@@ -22,7 +22,12 @@ describe('fake apiserver over HTTP', () => {
     const groups = (await get(`${api.url}/apis`)).json();
     assert.equal(groups.groups[0].preferredVersion.groupVersion, 'discovery.k8s.io/v1');
     const core = (await get(`${api.url}/api/v1`)).json();
-    assert.deepEqual(core.resources.map((r: any) => r.name).sort(), ['namespaces', 'pods', 'services']);
+    assert.deepEqual(core.resources.map((r: any) => r.name).sort(), [
+      'namespaces',
+      'pods',
+      'secrets',
+      'services',
+    ]);
     assert.deepEqual(core.resources.find((r: any) => r.name === 'services').shortNames, ['svc']);
     const disc = (await get(`${api.url}${ES}`)).json();
     assert.equal(disc.resources[0].kind, 'EndpointSlice');

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import {
   DEFAULT_SETTINGS,
   parseDuration,
+  parseSecretRef,
   parseSettings,
   parseStatusRanges,
 } from '../../src/routing/settings.ts';
@@ -71,5 +72,26 @@ describe('settings parser', () => {
       ['health-interval', 'wat', 'affinity'],
     );
     assert.match(errors[1].reason, /unknown setting/);
+  });
+
+  it('tls-secret: a Secret name, or namespace/name; anything else falls back to none', () => {
+    assert.deepEqual(parseSecretRef('shop-tls'), { namespace: null, name: 'shop-tls' });
+    assert.deepEqual(parseSecretRef(' certs/shop.example.com '), {
+      namespace: 'certs',
+      name: 'shop.example.com',
+    });
+    assert.throws(() => parseSecretRef('a/b/c'), /<namespace>\/<name>/);
+    assert.throws(() => parseSecretRef('Shop_TLS'), /not a Secret name/);
+    assert.throws(() => parseSecretRef('ns.with.dots/x'), /not a namespace name/);
+    assert.throws(() => parseSecretRef('/x'), /not a namespace name/);
+    assert.throws(() => parseSecretRef('ns/'), /not a Secret name/);
+    assert.throws(() => parseSecretRef(`${'a'.repeat(254)}`), /not a Secret name/);
+    assert.equal(DEFAULT_SETTINGS.tlsSecret, null);
+    const good = parseSettings({ 'tls-secret': 'shop/shop-tls' });
+    assert.deepEqual(good.errors, []);
+    assert.deepEqual(good.settings.tlsSecret, { namespace: 'shop', name: 'shop-tls' });
+    const bad = parseSettings({ 'tls-secret': 'no way' });
+    assert.equal(bad.settings.tlsSecret, null);
+    assert.equal(bad.errors[0].key, 'tls-secret');
   });
 });
