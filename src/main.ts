@@ -12,6 +12,7 @@ import { dashboardState, SourceStates } from './admin/dashboard/state.ts';
 import { type AdminRoute, AdminServer, type Readiness } from './admin/server.ts';
 import { type Config, ConfigError, loadConfig, type Overrides } from './config/load.ts';
 import { type ApiServerTarget, resolveTargets } from './discovery/credentials.ts';
+import { SecretWatcher } from './discovery/secrets.ts';
 import { KubernetesSource, type KubernetesSourceOptions } from './discovery/source.ts';
 import { HealthService, type Prober } from './health/index.ts';
 import type { AccessRecord } from './model/access.ts';
@@ -26,6 +27,7 @@ import { CertificateStore, fileSource } from './proxy/certificates.ts';
 import { Forwarder, type ForwarderOptions } from './proxy/forward.ts';
 import { ClientLimits } from './proxy/limits.ts';
 import { RetryBudget } from './proxy/retry-budget.ts';
+import { SecretCertificates } from './proxy/secret-certs.ts';
 import { createRedirectServer, FrontServer } from './proxy/server.ts';
 import { UpstreamPools } from './proxy/upstreams.ts';
 import { buildRouteTable, type Conventions } from './routing/build.ts';
@@ -124,6 +126,9 @@ export class Wharf {
   private stopping?: Promise<void>;
   /** Kubernetes discovery, when configured. */
   kubernetes?: KubernetesSource;
+  /** Edge tier with TLS and discovery: the `kubernetes.io/tls` Secrets it serves certificates from. */
+  secretWatcher?: SecretWatcher;
+  private secretCerts?: SecretCertificates;
   frontAddress = { host: '', port: 0 };
   adminAddress = { host: '', port: 0 };
 
@@ -292,6 +297,15 @@ export class Wharf {
         status: 'starting',
         reasons: [`kubernetes: waiting for the first complete sync${k.reason ? ` (${k.reason})` : ''}`],
       };
+    const secrets = this.secretCerts?.pending() ?? [];
+    if (secrets.length > 0)
+      return {
+        ready: false,
+        status: 'starting',
+        reasons: [`tls: waiting for Secrets ${secrets.join(', ')}`],
+      };
+    if (this.certificates && this.certificates.size === 0)
+      return { ready: false, status: 'starting', reasons: ['tls: no certificate to serve yet'] };
     if (k?.state === 'degraded')
       return {
         ready: true,
@@ -322,10 +336,35 @@ export class Wharf {
     );
     src.onSnapshot((projects, problems) => this.setSource('kubernetes', projects, problems));
     src.start();
+    this.startTlsSecrets(servers);
     this.log('info', 'kubernetes discovery started', {
       apiservers: servers.map((s) => s.url),
       namespaces: k.namespaces.length ? k.namespaces : 'all',
     });
+  }
+
+  /** Only an edge with TLS reads Secrets; the internal tier never does (and has no RBAC for them). */
+  private startTlsSecrets(servers: readonly ApiServerTarget[]): void {
+    const c = this.config;
+    if (c.tier !== 'edge' || !c.tls || !this.certificates) return;
+    const d = this.opts.discovery ?? {};
+    this.secretWatcher = new SecretWatcher({
+      servers,
+      log: (level, msg, fields) => this.log(level, msg, fields),
+      random: d.random,
+      silenceMs: d.silenceMs,
+      watchTimeoutSeconds: d.watchTimeoutSeconds,
+      backoffInitialMs: d.backoffInitialMs,
+      backoffMaxMs: d.backoffMaxMs,
+    });
+    this.secretCerts = new SecretCertificates({
+      watcher: this.secretWatcher,
+      store: this.certificates,
+      secrets: c.tls.secrets,
+      domain: c.domain,
+      onProblems: (problems) => this.setSource('tls-secrets', [], problems),
+    });
+    this.secretCerts.tableChanged(this.current);
   }
 
   /** A source (config file, Kubernetes) publishes its whole current view; the table is rebuilt at once. */
@@ -374,6 +413,7 @@ export class Wharf {
     if (next.problems.length > 0 || prev.problems.length > 0) {
       this.opts.onEvent?.({ type: 'problems', time: this.clock.now(), problems: next.problems });
     }
+    this.secretCerts?.tableChanged(next);
   }
 
   /** Re-reads the config file; a bad file is rejected with a logged reason and the old config keeps serving. */
@@ -458,6 +498,8 @@ export class Wharf {
       this.log('info', 'draining', { drainMs });
       await this.front.drain(drainMs);
       await this.kubernetes?.stop();
+      this.secretCerts?.close();
+      await this.secretWatcher?.stop();
       this.forwarder.close();
       this.health.close();
       await this.admin.close();

@@ -1,6 +1,7 @@
 // Certificates for the TLS listener, chosen by SNI and reloaded without a restart. A certificate that
 // fails to load on reload is a Problem and the previous one keeps serving; new connections pick up a
-// good replacement at once, established ones keep theirs.
+// good replacement at once, established ones keep theirs. Sources are files from the config (fixed)
+// and Kubernetes Secrets (dynamic: they come and go with the config and the Services that name them).
 
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { type FSWatcher, readFileSync, statSync, watch } from 'node:fs';
@@ -10,13 +11,39 @@ import type { Problem } from '../model/problem.ts';
 import type { Clock } from '../util/clock.ts';
 
 export interface CertSource {
-  /** Where it came from, for Problems: a file path pair or `secret <ns>/<name>`. */
+  /** Unique among the sources; names it in Problems: a file path pair or `secret <ns>/<name> (...)`. */
   readonly name: string;
+  /** Problems are about this object and field (default `certificate <name>`, `tls.certificates`). */
+  readonly object?: string;
+  readonly field?: string;
   readonly hosts?: readonly string[];
-  /** Loads the PEM pair; throws when it cannot be read. */
+  /**
+   * Serve only names at or below this one (a project's `<project>.<domain>`). A Service annotation
+   * names a certificate for its own project: whatever else the certificate covers, it must not take
+   * over another project's hostnames. A wildcard SAN that covers the name itself serves that name.
+   */
+  readonly scope?: string;
+  /** May serve clients whose SNI matches no certificate (or who send none). Default true. */
+  readonly fallback?: boolean;
+  /**
+   * When set and equal to the loaded certificate's, a reload reuses it without reading: a Secret's
+   * resourceVersion, so unrelated changes do not rebuild every TLS context.
+   */
+  readonly version?: string;
+  /** Loads the PEM pair; throws when it cannot be read (a CertSourceError says which Problem code). */
   read(): { cert: string; key: string };
   /** Files to watch for changes, if any. */
   readonly files?: readonly string[];
+}
+
+/** A load failure with its own Problem code (`secret-not-found`, ...); others are `bad-certificate`. */
+export class CertSourceError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
 }
 
 interface Loaded {
@@ -36,6 +63,22 @@ export function fileSource(cert: string, key: string, hosts?: readonly string[])
   };
 }
 
+/**
+ * The hosts of `names` that lie within `scope`: names equal to it or below it (`*.shop.D` too), and
+ * `scope` itself when a one-label wildcard covers it (`*.D` covers `shop.D`). Pure.
+ */
+export function scopeHosts(names: readonly string[], scope: string): string[] {
+  const s = scope.toLowerCase().replace(/\.$/, '');
+  const parent = s.slice(s.indexOf('.') + 1);
+  const out = new Set<string>();
+  for (const raw of names) {
+    const n = raw.toLowerCase();
+    if (n === s || n.endsWith(`.${s}`)) out.add(n);
+    else if (n.startsWith('*.') && s.includes('.') && n.slice(2) === parent) out.add(s);
+  }
+  return [...out];
+}
+
 /** DNS names of a certificate: its subjectAltName DNS entries, else its CN. */
 function certificateHosts(x509: X509Certificate): string[] {
   const san = x509.subjectAltName;
@@ -53,6 +96,9 @@ function certificateHosts(x509: X509Certificate): string[] {
 
 export class CertificateStore {
   private loaded: Loaded[] = [];
+  private fallbackContext?: SecureContext;
+  /** The sources given at construction (config files); `setDynamicSources` adds to these. */
+  private readonly base: readonly CertSource[];
   private exact = new Map<string, SecureContext>();
   private wildcard = new Map<string, SecureContext>();
   private problems: Problem[] = [];
@@ -68,7 +114,9 @@ export class CertificateStore {
       readonly clock: Clock;
       readonly onChange?: (problems: readonly Problem[], loaded: number) => void;
     },
-  ) {}
+  ) {
+    this.base = sources;
+  }
 
   /** First load: every certificate must be good, or the listener does not start. */
   loadOrThrow(): void {
@@ -85,7 +133,15 @@ export class CertificateStore {
     if (notAfter.getTime() < this.opts.clock.now())
       throw new Error(`the certificate expired on ${x509.validTo}`);
     const context = tls.createSecureContext({ cert, key, minVersion: this.opts.minVersion });
-    const hosts = (source.hosts ?? certificateHosts(x509)).map((h) => h.toLowerCase());
+    let hosts = (source.hosts ?? certificateHosts(x509)).map((h) => h.toLowerCase());
+    if (source.scope !== undefined) {
+      hosts = scopeHosts(hosts, source.scope);
+      if (hosts.length === 0)
+        throw new CertSourceError(
+          `the certificate names none of ${source.scope} and the names below it`,
+          'certificate-hosts',
+        );
+    }
     return { source, context, hosts, fingerprint: x509.fingerprint256, notAfter };
   }
 
@@ -95,16 +151,20 @@ export class CertificateStore {
     const next: Loaded[] = [];
     const problems: Problem[] = [];
     for (const source of this.sources) {
+      const old = previous.get(source.name);
+      if (old && source.version !== undefined && old.source.version === source.version) {
+        next.push(old);
+        continue;
+      }
       try {
         next.push(this.build(source));
       } catch (err) {
-        const old = previous.get(source.name);
         if (old) next.push(old);
         problems.push({
-          object: `certificate ${source.name}`,
-          field: 'tls.certificates',
+          object: source.object ?? `certificate ${source.name}`,
+          field: source.field ?? 'tls.certificates',
           severity: 'error',
-          code: 'bad-certificate',
+          code: err instanceof CertSourceError ? err.code : 'bad-certificate',
           message: `cannot load ${source.name}: ${(err as Error).message}${old ? '; the previous certificate keeps serving' : ''}`,
         });
       }
@@ -126,6 +186,16 @@ export class CertificateStore {
     return this.reload();
   }
 
+  /** The construction-time sources (config files) followed by `dynamic` (Secrets), reloaded. */
+  setDynamicSources(dynamic: readonly CertSource[]): readonly Problem[] {
+    return this.setSources([...this.base, ...dynamic]);
+  }
+
+  /** How many certificates are serving. */
+  get size(): number {
+    return this.loaded.length;
+  }
+
   private index(): void {
     const exact = new Map<string, SecureContext>();
     const wildcard = new Map<string, SecureContext>();
@@ -139,9 +209,13 @@ export class CertificateStore {
     }
     this.exact = exact;
     this.wildcard = wildcard;
+    this.fallbackContext = this.loaded.find((l) => l.source.fallback !== false)?.context;
   }
 
-  /** The context for an SNI name: exact, then one-label wildcard, then the first certificate. */
+  /**
+   * The context for an SNI name: exact, then one-label wildcard, then the first certificate that may
+   * be a fallback (a project's own certificate never is: it would tell strangers the project exists).
+   */
   contextFor(servername: string | undefined): SecureContext | undefined {
     if (servername) {
       const name = servername.toLowerCase().replace(/\.$/, '');
@@ -153,7 +227,7 @@ export class CertificateStore {
         if (wild) return wild;
       }
     }
-    return this.loaded[0]?.context;
+    return this.fallbackContext;
   }
 
   readonly sniCallback = (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void): void => {
