@@ -12,3 +12,12 @@ export const KUBERNETES_API_USES: readonly ApiUse[] = [
   { group: '', resource: 'services', verbs: ['list', 'watch'] },
   { group: 'discovery.k8s.io', resource: 'endpointslices', verbs: ['list', 'watch'] },
 ];
+
+/**
+ * The edge tier with TLS only, on top of the above: list/watch of single named Secrets
+ * (`fieldSelector=metadata.name=<name>`, src/discovery/secrets.ts), so a Role with `resourceNames`
+ * suffices. The internal tier never reads Secrets. deploy/edge/rbac.yaml is checked against this.
+ */
+export const EDGE_TLS_API_USES: readonly ApiUse[] = [
+  { group: '', resource: 'secrets', verbs: ['list', 'watch'] },
+];

@@ -93,7 +93,7 @@ describe('Wharf pods (internal, edge, webhook)', () => {
       assert.equal(config.listen, `0.0.0.0:${port(config.tls ? 'https' : 'http')}`);
       if (config.tls) {
         assert.equal(config.tls['redirect-http'], `0.0.0.0:${port('http')}`);
-        for (const { cert, key } of config.tls.certificates) {
+        for (const { cert, key } of config.tls.certificates ?? []) {
           const dir = cert.slice(0, cert.lastIndexOf('/'));
           assert.equal(key.slice(0, key.lastIndexOf('/')), dir);
           const mount = c.volumeMounts.find((m: Obj) => m.mountPath === dir);
@@ -105,6 +105,19 @@ describe('Wharf pods (internal, edge, webhook)', () => {
             `a Certificate writes ${secret}`,
           );
         }
+        // Secrets read through the apiserver: each is written by a Certificate in its namespace.
+        for (const { namespace, name } of config.tls.secrets ?? []) {
+          assert.ok(
+            docs.some(
+              (d) =>
+                d.obj.kind === 'Certificate' &&
+                d.obj.metadata.namespace === namespace &&
+                d.obj.spec.secretName === name,
+            ),
+            `a Certificate writes ${namespace}/${name}`,
+          );
+        }
+        assert.ok((config.tls.certificates ?? []).length + (config.tls.secrets ?? []).length > 0);
       }
       assert.equal(config.admin, `0.0.0.0:${port('admin')}`);
       assert.deepEqual([c.livenessProbe.httpGet.path, c.livenessProbe.httpGet.port], ['/healthz', 'admin']);

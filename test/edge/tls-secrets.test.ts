@@ -334,3 +334,38 @@ describe('who reads Secrets', () => {
     });
   }
 });
+
+describe('edge readiness with Secrets', () => {
+  it('is not ready while it has no certificate to serve, and ready once the Secret exists', async () => {
+    const ca = makeCa();
+    const wild = pem(ca, 'w', [`*.${D}`]);
+    const api = await new FakeApiServer({ bookmarkIntervalMs: 500 }).start();
+    const edge = await startWharf(
+      {
+        tier: 'edge',
+        domain: D,
+        tls: { secrets: [{ namespace: 'edge-certs', name: 'wild' }] },
+        kubernetes: { apiservers: [api.url] },
+      },
+      { discovery: FAST },
+    );
+    try {
+      const readyz = async () => {
+        const r = await fetch(`${edge.admin}/readyz`);
+        return { status: r.status, body: await r.text() };
+      };
+      // Synced, the Secret listed and absent: a Problem, and nothing to serve.
+      await until(async () => (await problems(edge)).some((p) => p.code === 'secret-not-found'));
+      const before = await readyz();
+      assert.equal(before.status, 503);
+      assert.match(before.body, /tls: no certificate to serve yet/);
+      api.apply(tlsSecret('wild', { namespace: 'edge-certs', cert: wild.cert, key: wild.key }));
+      await until(async () => (await readyz()).status === 200, 5000, 'ready');
+      assert.equal(await presented(edge.port, `x.${D}`, ca.caPem), wild.fingerprint);
+      assert.deepEqual(await problems(edge), []);
+    } finally {
+      await edge.stop();
+      await api.close();
+    }
+  });
+});
