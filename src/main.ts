@@ -129,6 +129,7 @@ export class Wharf {
   /** Edge tier with TLS and discovery: the `kubernetes.io/tls` Secrets it serves certificates from. */
   secretWatcher?: SecretWatcher;
   private secretCerts?: SecretCertificates;
+  private secretsSettled = false;
   frontAddress = { host: '', port: 0 };
   adminAddress = { host: '', port: 0 };
 
@@ -297,13 +298,17 @@ export class Wharf {
         status: 'starting',
         reasons: [`kubernetes: waiting for the first complete sync${k.reason ? ` (${k.reason})` : ''}`],
       };
-    const secrets = this.secretCerts?.pending() ?? [];
+    // Only a starting replica waits for its Secrets, so it never serves fewer certificates than the
+    // others; later, a newly named Secret that the apiserver is slow to give must not take every
+    // replica out of the Service at once.
+    const secrets = this.secretsSettled ? [] : (this.secretCerts?.pending() ?? []);
     if (secrets.length > 0)
       return {
         ready: false,
         status: 'starting',
         reasons: [`tls: waiting for Secrets ${secrets.join(', ')}`],
       };
+    if (this.secretCerts) this.secretsSettled = true;
     if (this.certificates && this.certificates.size === 0)
       return { ready: false, status: 'starting', reasons: ['tls: no certificate to serve yet'] };
     if (k?.state === 'degraded')
@@ -452,10 +457,21 @@ export class Wharf {
       needsRestart.push('kubernetes' as never);
     if (JSON.stringify(prev.upstream) !== JSON.stringify(next.upstream))
       needsRestart.push('upstream' as never);
+    // tls.secrets apply live (Secret watches start and stop); the rest of `tls` needs a restart.
+    const tlsSecrets = this.secretCerts && next.tls ? next.tls.secrets : prev.tls?.secrets;
+    const tlsRest = (t: Config['tls']) => JSON.stringify(t ? { ...t, secrets: undefined } : null);
+    const applied = JSON.stringify(tlsSecrets ?? []) === JSON.stringify(next.tls?.secrets ?? []);
+    if (tlsRest(prev.tls) !== tlsRest(next.tls) || !applied) needsRestart.push('tls' as never);
     if (needsRestart.length > 0) {
       this.log('warn', 'config changes that need a restart were not applied', { fields: needsRestart });
     }
-    this.config = { ...prev, defaults: next.defaults, projects: next.projects };
+    this.config = {
+      ...prev,
+      defaults: next.defaults,
+      projects: next.projects,
+      ...(prev.tls && tlsSecrets ? { tls: { ...prev.tls, secrets: tlsSecrets } } : {}),
+    };
+    if (tlsSecrets && tlsSecrets !== prev.tls?.secrets) this.secretCerts?.setConfigured(tlsSecrets);
     this.conventions = this.conventionsFor({ ...prev, defaults: next.defaults });
     this.setSource('config', next.projects, []);
     this.log('info', 'config reloaded', {

@@ -170,6 +170,8 @@ export class SecretCertificates {
   private refsKey = '';
   private queued = false;
   private lastProblems = '[]';
+  private table?: RouteTable;
+  private secrets: readonly TlsSecretConfig[];
   private readonly unsubscribe: () => void;
 
   constructor(
@@ -182,11 +184,19 @@ export class SecretCertificates {
       readonly onProblems: (problems: readonly Problem[]) => void;
     },
   ) {
+    this.secrets = o.secrets;
     this.unsubscribe = o.watcher.onChange(() => this.schedule());
   }
 
+  /** The config's `tls.secrets` after a reload. */
+  setConfigured(secrets: readonly TlsSecretConfig[]): void {
+    this.secrets = secrets;
+    if (this.table) this.tableChanged(this.table);
+  }
+
   tableChanged(table: RouteTable): void {
-    const refs = tlsSecretRefs(this.o.secrets, table, this.o.domain);
+    this.table = table;
+    const refs = tlsSecretRefs(this.secrets, table, this.o.domain);
     const key = JSON.stringify(refs);
     if (key === this.refsKey) return;
     this.refs = refs;

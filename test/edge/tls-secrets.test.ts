@@ -3,8 +3,10 @@
 // SecretWatcher -> CertificateStore -> a real TLS listener, checked with node:tls and node:https.
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import tls, { type TLSSocket } from 'node:tls';
 import type { KubeObject } from '../../src/discovery/k8s-types.ts';
@@ -366,6 +368,117 @@ describe('edge readiness with Secrets', () => {
     } finally {
       await edge.stop();
       await api.close();
+    }
+  });
+});
+
+describe('edge readiness once serving', () => {
+  it('a Secret named later that the apiserver does not answer for does not make the edge unready', async () => {
+    const ca = makeCa();
+    const wild = pem(ca, 'w', [`*.${D}`]);
+    const late = pem(ca, 'late', [`late.${D}`]);
+    const api = await new FakeApiServer({ bookmarkIntervalMs: 500 }).start();
+    const app = await startUpstream('app');
+    api.apply(tlsSecret('wild', { namespace: 'edge-certs', cert: wild.cert, key: wild.key }));
+    api.apply(tlsSecret('late-tls', { namespace: 'late', cert: late.cert, key: late.key }));
+    const edge = await startWharf(
+      {
+        tier: 'edge',
+        domain: D,
+        tls: { secrets: [{ namespace: 'edge-certs', name: 'wild' }] },
+        kubernetes: { apiservers: [api.url] },
+      },
+      { discovery: FAST },
+    );
+    try {
+      await until(async () => (await fetch(`${edge.admin}/readyz`)).status === 200, 5000, 'ready');
+      // The apiserver hangs from the moment the edge asks for the new Secret.
+      let held = false;
+      api.onRequest = (r) => {
+        if (r.path.includes('late-tls')) {
+          held = true;
+          api.stall();
+        }
+      };
+      api.apply(
+        service('late', { namespace: 'late', settings: { public: 'true', 'tls-secret': 'late-tls' } }),
+      );
+      await until(() => held, 5000, 'the Secret request held');
+      const r = await fetch(`${edge.admin}/readyz`);
+      assert.equal(r.status, 200, await r.text());
+      assert.equal(await presented(edge.port, `late.${D}`, ca.caPem, true), wild.fingerprint);
+      api.onRequest = null;
+      api.unstall();
+      api.crash(); // the held requests are dropped; the watcher retries
+      await until(
+        async () => (await presented(edge.port, `late.${D}`, ca.caPem)) === late.fingerprint,
+        10_000,
+        'the late certificate once the apiserver answers',
+      );
+    } finally {
+      api.onRequest = null;
+      await edge.stop();
+      await app.close();
+      await api.close();
+    }
+  });
+});
+
+describe('edge config reload and tls.secrets', () => {
+  it('a Secret added to tls.secrets is watched and served after a reload; removed, it goes', async () => {
+    const ca = makeCa();
+    const a = pem(ca, 'a', [`*.${D}`]);
+    const b = pem(ca, 'b', ['api.other.example.org']);
+    const api = await new FakeApiServer({ bookmarkIntervalMs: 500 }).start();
+    api.apply(tlsSecret('a', { namespace: 'certs', cert: a.cert, key: a.key }));
+    api.apply(tlsSecret('b', { namespace: 'certs', cert: b.cert, key: b.key }));
+    const dir = mkdtempSync(join(tmpdir(), 'wharf-tls-reload-'));
+    const file = join(dir, 'config.yaml');
+    const config = (secrets: string[]) => ({
+      listen: '127.0.0.1:0',
+      admin: '127.0.0.1:0',
+      tier: 'edge',
+      domain: D,
+      tls: { secrets: secrets.map((name) => ({ namespace: 'certs', name })) },
+      kubernetes: { apiservers: [api.url] },
+    });
+    writeFileSync(file, JSON.stringify(config(['a'])));
+    const edge = await startWharf(config(['a']), { discovery: FAST, configPath: file });
+    try {
+      await until(async () => (await fetch(`${edge.admin}/readyz`)).status === 200, 5000, 'ready');
+      assert.deepEqual(edge.wharf.secretWatcher?.keys, ['certs/a']);
+      writeFileSync(file, JSON.stringify(config(['a', 'b'])));
+      assert.equal(edge.wharf.reload(), true);
+      assert.deepEqual(edge.wharf.secretWatcher?.keys, ['certs/a', 'certs/b']);
+      await until(
+        async () => (await presented(edge.port, 'api.other.example.org', ca.caPem, true)) === b.fingerprint,
+        5000,
+        'b served',
+      );
+      assert.ok(
+        !edge.logs.some((l) => l.msg.startsWith('config changes that need a restart')),
+        JSON.stringify(edge.logs.filter((l) => l.level === 'warn')),
+      );
+      writeFileSync(file, JSON.stringify(config(['a'])));
+      assert.equal(edge.wharf.reload(), true);
+      assert.deepEqual(edge.wharf.secretWatcher?.keys, ['certs/a']);
+      await until(
+        async () => (await presented(edge.port, 'api.other.example.org', ca.caPem, true)) === a.fingerprint,
+        5000,
+        'b gone: the fallback answers',
+      );
+      // Other tls changes are reported, not applied.
+      writeFileSync(
+        file,
+        JSON.stringify({ ...config(['a']), tls: { ...config(['a']).tls, 'min-version': 'TLSv1.3' } }),
+      );
+      assert.equal(edge.wharf.reload(), true);
+      const warn = edge.logs.find((l) => l.msg.startsWith('config changes that need a restart'));
+      assert.deepEqual(warn?.fields?.fields, ['tls']);
+    } finally {
+      await edge.stop();
+      await api.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
