@@ -52,6 +52,8 @@ interface Loaded {
   readonly hosts: readonly string[];
   readonly fingerprint: string;
   readonly notAfter: Date;
+  /** Kept for the listener's default context (clients that send no SNI never reach sniCallback). */
+  readonly pem: { readonly cert: string; readonly key: string };
 }
 
 export function fileSource(cert: string, key: string, hosts?: readonly string[]): CertSource {
@@ -97,6 +99,8 @@ function certificateHosts(x509: X509Certificate): string[] {
 export class CertificateStore {
   private loaded: Loaded[] = [];
   private fallbackContext?: SecureContext;
+  private fallbackFingerprint?: string;
+  private fallbackListeners: ((pem: { cert: string; key: string }) => void)[] = [];
   /** The sources given at construction (config files); `setDynamicSources` adds to these. */
   private readonly base: readonly CertSource[];
   private exact = new Map<string, SecureContext>();
@@ -142,7 +146,7 @@ export class CertificateStore {
           'certificate-hosts',
         );
     }
-    return { source, context, hosts, fingerprint: x509.fingerprint256, notAfter };
+    return { source, context, hosts, fingerprint: x509.fingerprint256, notAfter, pem: { cert, key } };
   }
 
   /** Reloads every source; a source that fails keeps its previous certificate. */
@@ -209,7 +213,23 @@ export class CertificateStore {
     }
     this.exact = exact;
     this.wildcard = wildcard;
-    this.fallbackContext = this.loaded.find((l) => l.source.fallback !== false)?.context;
+    const fallback = this.loaded.find((l) => l.source.fallback !== false);
+    this.fallbackContext = fallback?.context;
+    if (fallback && fallback.fingerprint !== this.fallbackFingerprint) {
+      this.fallbackFingerprint = fallback.fingerprint;
+      for (const f of this.fallbackListeners) f(fallback.pem);
+    }
+  }
+
+  /**
+   * Calls `f` now and whenever the fallback certificate changes. A client that sends no server name
+   * (an IP address, an old client) never reaches `sniCallback`: node answers it with the listener's
+   * default context, which the front server keeps equal to the fallback through this.
+   */
+  onFallback(f: (pem: { cert: string; key: string }) => void): void {
+    this.fallbackListeners.push(f);
+    const fallback = this.loaded.find((l) => l.source.fallback !== false);
+    if (fallback) f(fallback.pem);
   }
 
   /**

@@ -66,16 +66,17 @@ export class FrontServer {
       joinDuplicateHeaders: false,
     };
     const t = opts.tls;
+    const contextOptions = t ? { minVersion: t.minVersion, ciphers: CIPHERS, honorCipherOrder: true } : {};
     const server = t
       ? https.createServer({
           ...httpOptions,
+          ...contextOptions,
           SNICallback: t.store.sniCallback,
-          minVersion: t.minVersion,
-          ciphers: CIPHERS,
-          honorCipherOrder: true,
           ALPNProtocols: ['http/1.1'],
         })
       : http.createServer(httpOptions);
+    // Clients without SNI get the listener's default context: keep it the store's fallback.
+    if (t) t.store.onFallback((pem) => (server as https.Server).setSecureContext({ ...contextOptions, ...pem }));
     if (t) server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
     // node keeps at most this many fields; one more than the limit is enough to see the excess and
     // answer 431 below, instead of node's silent truncation.

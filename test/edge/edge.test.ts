@@ -95,6 +95,19 @@ describe('edge tier', () => {
     assert.match(b.san, /api\.other\.example\.org/);
   });
 
+  it('a client that sends no server name gets the fallback certificate, not a failed handshake', async () => {
+    // node sends no SNI for an IP address; without a default context the handshake would fail.
+    const san = await new Promise<string>((resolve, reject) => {
+      const s = tls.connect({ port: edge.port, host: '127.0.0.1', rejectUnauthorized: false }, () => {
+        const c = s.getPeerCertificate();
+        s.end();
+        resolve(c.subjectaltname ?? '');
+      });
+      s.on('error', reject);
+    });
+    assert.match(san, /\*\.apps\.example\.com/);
+  });
+
   it('offers TLS 1.2+ only', async () => {
     await assert.rejects(
       new Promise((resolve, reject) => {
