@@ -76,7 +76,8 @@ export class FrontServer {
         })
       : http.createServer(httpOptions);
     // Clients without SNI get the listener's default context: keep it the store's fallback.
-    if (t) t.store.onFallback((pem) => (server as https.Server).setSecureContext({ ...contextOptions, ...pem }));
+    if (t)
+      t.store.onFallback((pem) => (server as https.Server).setSecureContext({ ...contextOptions, ...pem }));
     if (t) server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
     // node keeps at most this many fields; one more than the limit is enough to see the excess and
     // answer 431 below, instead of node's silent truncation.
