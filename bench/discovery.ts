@@ -20,11 +20,10 @@ import { NO_CREDENTIALS } from '../src/discovery/credentials.ts';
 import { KubernetesSource } from '../src/discovery/source.ts';
 import { endpointSlice, FakeApiServer, service } from '../src/fake-apiserver/index.ts';
 import { netProber, type Prober } from '../src/health/index.ts';
-import { Wharf } from '../src/main.ts';
-import type { Problem } from '../src/model/problem.ts';
+import { type SourceState, Wharf } from '../src/main.ts';
 import type { RouteTable } from '../src/model/routes.ts';
-import type { ProjectRecord } from '../src/model/snapshot.ts';
-import { buildRouteTable, DEFAULT_CONVENTIONS } from '../src/routing/build.ts';
+import type { ProjectChange } from '../src/model/snapshot.ts';
+import { DEFAULT_CONVENTIONS, RouteTableBuilder } from '../src/routing/build.ts';
 
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 10_000);
 const ENDPOINTS_PER_SERVICE = 5;
@@ -88,31 +87,28 @@ async function apiserverRole(): Promise<void> {
 /** What the bench needs of Wharf; `RoutingOnly` provides it with discovery and routing alone. */
 interface Target {
   table(): RouteTable;
-  setSource(name: string, projects: readonly ProjectRecord[], problems: readonly Problem[]): void;
+  updateSource(name: string, state: SourceState, change?: ProjectChange): void;
   stop(ms?: number): Promise<void>;
   readonly frontAddress: { port: number };
 }
 
 class RoutingOnly implements Target {
-  private current = buildRouteTable({ version: 0, projects: [], problems: [] }, DEFAULT_CONVENTIONS, 0);
+  private readonly builder = new RouteTableBuilder(DEFAULT_CONVENTIONS);
+  private current = this.builder.apply({ removed: [], added: [] }, [], 0, 0).table;
   private version = 0;
   readonly frontAddress = { port: 0 };
   private readonly src: KubernetesSource;
   constructor(url: string, log: (level: string, msg: string) => void) {
     this.src = new KubernetesSource({ servers: [{ url, credentials: NO_CREDENTIALS }], log });
-    this.src.onSnapshot((p, pr) => this.setSource('kubernetes', p, pr));
+    this.src.onSnapshot((u) => this.updateSource('kubernetes', u, u.change));
     this.src.start();
   }
   table(): RouteTable {
     return this.current;
   }
-  setSource(_name: string, projects: readonly ProjectRecord[], problems: readonly Problem[]): void {
+  updateSource(_name: string, state: SourceState, change?: ProjectChange): void {
     this.version++;
-    this.current = buildRouteTable(
-      { version: this.version, projects, problems },
-      DEFAULT_CONVENTIONS,
-      this.version,
-    );
+    this.current = this.builder.apply(change!, state.problems, this.version, this.version).table;
   }
   stop(): Promise<void> {
     return this.src.stop();
@@ -212,18 +208,18 @@ async function main(): Promise<void> {
 
   // Rebuild cost as main.ts sees it (the source's publish -> routing -> swap).
   const rebuilds: number[] = [];
-  const orig = wharf.setSource.bind(wharf);
+  const orig = wharf.updateSource.bind(wharf);
   const published: number[] = [];
-  wharf.setSource = (n, projects, problems) => {
+  wharf.updateSource = (n, state, change) => {
     const t = performance.now();
-    if (waiting.size) {
+    if (waiting.size && change) {
       // Discovery's own share: write -> the published snapshot holds the new pod.
       const bySvc = new Map<string, string[]>();
       for (const key of waiting.keys()) {
         const [svc, pod] = key.split('|');
         bySvc.set(svc, [...(bySvc.get(svc) ?? []), pod]);
       }
-      for (const p of projects) {
+      for (const p of change.added) {
         const pods = bySvc.get(p.name);
         if (!pods) continue;
         for (const pod of pods) {
@@ -235,7 +231,7 @@ async function main(): Promise<void> {
         }
       }
     }
-    orig(n, projects, problems);
+    orig(n, state, change);
     rebuilds.push(performance.now() - t);
     afterSwap();
   };

@@ -126,47 +126,48 @@ export class HealthService implements HealthView {
    * gone from the table are pruned with their timers. Call it when the table is published (just
    * before or just after: ids it has not seen yet read as `pending` meanwhile).
    */
-  reconcile(table: RouteTable): void {
+  reconcile(table: RouteTable, changed?: Iterable<string>): void {
     if (this.closed) return;
     const fresh = new Set<SharedLoop>();
     const joined = new Set<SharedLoop>();
-    const units = new Set<string>();
     // Work grows with what changed: routing reuses the ProjectRoute object of an unchanged project,
-    // so an identical object means identical endpoints and settings, and is skipped.
-    const adopt = (key: string, obj: object, host: string, routes: Iterable<PortRoute>) => {
-      units.add(key);
+    // so an identical object means identical endpoints and settings, and is skipped. With
+    // `changed` (the project names whose route changed since the last reconcile, as
+    // RouteTableBuilder reports them) the other projects are not even looked at.
+    const adopt = (key: string, obj: object | undefined, host: string, routes: () => Iterable<PortRoute>) => {
       if (this.lastUnits.get(key) === obj) return;
       const ids = new Set<EndpointId>();
-      for (const route of routes) this.adoptRoute(route, host, ids, fresh, joined);
+      if (obj) for (const route of routes()) this.adoptRoute(route, host, ids, fresh, joined);
       for (const id of this.unitIds.get(key) ?? []) if (!ids.has(id)) this.prune(id);
-      this.unitIds.set(key, ids);
-      this.lastUnits.set(key, obj);
+      if (obj) {
+        this.unitIds.set(key, ids);
+        this.lastUnits.set(key, obj);
+      } else {
+        this.unitIds.delete(key);
+        this.lastUnits.delete(key);
+      }
     };
-    for (const project of table.projects.values()) {
-      adopt(
-        project.name,
-        project,
-        this.domain ? `${project.name}.${this.domain}` : project.name,
-        project.ports.values(),
-      );
+    const names = changed ?? new Set([...this.lastUnits.keys(), ...table.projects.keys()]);
+    for (const name of names) {
+      if (name.startsWith('\0')) continue;
+      const project = table.projects.get(name);
+      adopt(name, project, this.domain ? `${name}.${this.domain}` : name, () => project!.ports.values());
     }
     // The edge's upstream (the internal tier) is probed like any project.
     const fwd = table.forward;
-    if (fwd)
-      adopt(`\0forward/${fwd.project}`, fwd, this.domain ? `${fwd.project}.${this.domain}` : fwd.project, [
-        fwd,
-      ]);
-    for (const key of [...this.lastUnits.keys()]) {
-      if (units.has(key)) continue;
-      for (const id of this.unitIds.get(key) ?? []) this.prune(id);
-      this.unitIds.delete(key);
-      this.lastUnits.delete(key);
-    }
+    const fwdKey = fwd ? `\0forward/${fwd.project}` : undefined;
+    if (this.forwardKey !== undefined && this.forwardKey !== fwdKey)
+      adopt(this.forwardKey, undefined, '', () => []);
+    this.forwardKey = fwdKey;
+    if (fwd && fwdKey)
+      adopt(fwdKey, fwd, this.domain ? `${fwd.project}.${this.domain}` : fwd.project, () => [fwd]);
     this.version++;
     // Start probes only once the whole table is adopted, so shared loops see all their members.
     for (const l of fresh) l.loop.start();
     for (const l of joined) if (!fresh.has(l)) l.loop.kick();
   }
+
+  private forwardKey: string | undefined;
 
   /** Last adopted object per unit (a project, or the edge's forward route), and the ids it holds. */
   private readonly lastUnits = new Map<string, object>();
