@@ -153,6 +153,7 @@ export class Wharf {
     const c = this.config;
     this.health = new HealthService({
       domain: c.domain,
+      maxInFlight: c.health.concurrency,
       emit: (e) => opts.onEvent?.(e),
       log: this.log,
       ...(opts.healthProber ? { prober: opts.healthProber } : {}),
@@ -467,6 +468,7 @@ export class Wharf {
       needsRestart.push('kubernetes' as never);
     if (JSON.stringify(prev.upstream) !== JSON.stringify(next.upstream))
       needsRestart.push('upstream' as never);
+    if (prev.health.concurrency !== next.health.concurrency) needsRestart.push('health' as never);
     if (needsRestart.length > 0) {
       this.log('warn', 'config changes that need a restart were not applied', { fields: needsRestart });
     }

@@ -19,6 +19,7 @@
 
 import type { HealthCheckSettings } from '../model/settings.ts';
 import type { Prober, ProbeTarget } from './prober.ts';
+import { ProbeScheduler, type Schedulable } from './scheduler.ts';
 import type { Clock, TimerHandle, Timers } from './time.ts';
 
 export const JITTER = 0.1;
@@ -45,6 +46,8 @@ export interface LoopDeps {
   readonly timers: Timers;
   readonly prober: Prober;
   readonly random: () => number;
+  /** Slots and schedules shared by every loop of a HealthService (one of its own when absent). */
+  readonly scheduler?: ProbeScheduler;
 }
 
 interface Outstanding {
@@ -56,30 +59,64 @@ interface Outstanding {
   done: boolean;
 }
 
-export class ProbeLoop {
-  private readonly inflight: Outstanding[] = [];
+const NONE: readonly Outstanding[] = Object.freeze([]);
+
+/** Why the loop waits for a slot: its schedule, a new member or hint (`now`), or an early probe. */
+enum Want {
+  Scheduled = 0,
+  Now = 1,
+  Early = 2,
+}
+
+/** Aborting with a plain reason: the default DOMException captures a stack, thousands a second. */
+const ABORT_REASON = Object.freeze(new Error('probe aborted'));
+
+export class ProbeLoop implements Schedulable {
+  private inflight: Outstanding[] = NONE as Outstanding[];
   private seq = 0;
   private applied = 0;
   private lastStart = 0;
   /** When the last good answer came, and how long that probe took. */
   private answeredAt = Number.NEGATIVE_INFINITY;
   private okLatency = 0;
-  private next: TimerHandle | undefined;
   private stopped = false;
+  private want = Want.Scheduled;
+  private readonly scheduler: ProbeScheduler;
+  // Schedulable: owned by the scheduler.
+  dueAt = Number.POSITIVE_INFINITY;
+  heapIndex = -1;
+  queued: 0 | 1 | 2 = 0;
+  dueUrgent = false;
 
   constructor(
     readonly target: ProbeTarget,
     readonly settings: HealthCheckSettings,
     private readonly deps: LoopDeps,
     private readonly owner: LoopOwner,
-  ) {}
+  ) {
+    this.scheduler = deps.scheduler ?? new ProbeScheduler(deps.clock, deps.timers);
+  }
+
+  /** First probe at once (as soon as a slot is free, ahead of periodic probes). */
+  start(): void {
+    this.kick();
+  }
+
+  /**
+   * First probe at a random point within one interval: for a batch of new targets larger than the
+   * probe slots (an initial sync), so they do not all probe in the same instant, then forever in step.
+   */
+  startSpread(): void {
+    if (this.stopped) return;
+    this.want = Want.Scheduled;
+    this.scheduler.at(this, this.deps.clock.now() + this.deps.random() * this.settings.intervalMs);
+  }
 
   /** Probe now unless one is already on its way (a new member joining an existing loop). */
   kick(): void {
     if (this.stopped || this.inflight.length > 0) return;
-    if (this.next !== undefined) this.deps.timers.clearTimeout(this.next);
-    this.next = undefined;
-    this.launch();
+    this.want = Want.Now;
+    this.scheduler.now(this, true);
   }
 
   /**
@@ -95,14 +132,28 @@ export class ProbeLoop {
 
   stop(): void {
     this.stopped = true;
-    if (this.next !== undefined) this.deps.timers.clearTimeout(this.next);
-    this.next = undefined;
-    for (const p of this.inflight.splice(0)) this.retire(p);
+    this.scheduler.cancel(this);
+    const all = this.inflight;
+    this.inflight = NONE as Outstanding[];
+    for (const p of all) this.retire(p);
   }
 
   /** Outstanding probes (tests and the admin API). */
   get outstanding(): number {
     return this.inflight.length;
+  }
+
+  /** @internal The scheduler has a slot for this loop. */
+  onSlot(): boolean {
+    if (this.stopped) return false;
+    if (this.want === Want.Early) {
+      // Still worth it? The probe it backs up may have answered while this one waited.
+      const last = this.inflight[this.inflight.length - 1];
+      if (!last || last.seq !== this.seq || this.answeredAt > last.start) return false;
+      if (this.inflight.length >= this.settings.fall || !this.owner.serving()) return false;
+    } else if (this.inflight.length > 0) return false;
+    this.launch();
+    return true;
   }
 
   private launch(): void {
@@ -117,10 +168,11 @@ export class ProbeLoop {
       done: false,
     };
     this.lastStart = start;
+    if (this.inflight === NONE) this.inflight = [];
     this.inflight.push(p);
     const timeout = this.settings.timeoutMs;
     p.deadline = timers.setTimeout(
-      () => this.finish(p, { ok: false, reason: `timeout after ${timeout}ms` }),
+      () => this.finish(p, { ok: false, reason: `timeout after ${timeout}ms` }, true),
       timeout,
     );
     // A target that is slow even when fine (a health check that pings a database) gets a later
@@ -147,25 +199,30 @@ export class ProbeLoop {
     // proves the target alive.
     if (this.stopped || p.done || p.seq !== this.seq || this.answeredAt > p.start) return;
     if (this.inflight.length >= this.settings.fall || !this.owner.serving()) return;
-    this.launch();
+    this.want = Want.Early;
+    this.scheduler.now(this, true);
   }
 
-  private retire(p: Outstanding): void {
+  /** Ends an outstanding probe: its timers, its socket (if it still runs) and its slot. */
+  private retire(p: Outstanding, answered = false): void {
     p.done = true;
     this.deps.timers.clearTimeout(p.deadline);
     if (p.early !== undefined) this.deps.timers.clearTimeout(p.early);
-    p.ac.abort();
+    if (!answered) p.ac.abort(ABORT_REASON);
+    this.scheduler.release();
   }
 
-  private finish(p: Outstanding, r: { ok: boolean; reason: string; status?: number }): void {
+  /** `running`: the prober has not answered (a timeout), so its socket must be aborted. */
+  private finish(p: Outstanding, r: { ok: boolean; reason: string; status?: number }, running = false): void {
     if (p.done || this.stopped) return;
-    this.retire(p);
+    this.retire(p, !running);
     const i = this.inflight.indexOf(p);
     if (i >= 0) this.inflight.splice(i, 1);
     if (p.seq < this.applied) {
       // Cannot happen today (applying a result retires every older probe); kept so a stale answer
       // can never leave the loop without a next probe.
-      if (this.inflight.length === 0 && this.next === undefined) this.schedule(this.deps.clock.now());
+      if (this.inflight.length === 0 && this.dueAt === Number.POSITIVE_INFINITY && this.queued === 0)
+        this.schedule(this.deps.clock.now());
       return;
     }
     this.applied = p.seq;
@@ -184,17 +241,12 @@ export class ProbeLoop {
 
   private schedule(now: number): void {
     const interval = this.settings.intervalMs;
-    const gap = this.owner.falling()
+    const falling = this.owner.falling();
+    const gap = falling
       ? Math.min(interval, FAST_RECHECK_MS)
       : interval * (1 + JITTER * (2 * this.deps.random() - 1));
-    const delay = Math.max(0, this.lastStart + gap - now);
-    this.next = this.deps.timers.setTimeout(() => {
-      this.next = undefined;
-      if (!this.stopped) this.launch();
-    }, delay);
-  }
-
-  start(): void {
-    this.launch();
+    this.want = Want.Scheduled;
+    // A fast re-check of a failing target waits for a slot ahead of the periodic probes.
+    this.scheduler.at(this, Math.max(now, this.lastStart + gap), falling);
   }
 }

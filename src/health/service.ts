@@ -8,8 +8,9 @@ import type { AttemptOutcome } from '../model/outcome.ts';
 import type { Endpoint, EndpointId, PortRoute, RouteTable } from '../model/routes.ts';
 import type { HealthCheckSettings } from '../model/settings.ts';
 import type { Log } from '../util/log.ts';
-import { type LoopOwner, ProbeLoop, type ProbeReport } from './loop.ts';
+import { type LoopDeps, type LoopOwner, ProbeLoop, type ProbeReport } from './loop.ts';
 import { netProber, type Prober } from './prober.ts';
+import { DEFAULT_MAX_IN_FLIGHT, ProbeScheduler } from './scheduler.ts';
 import { EndpointHealth, type Transition } from './state.ts';
 import { type Clock, systemClock, systemTimers, type Timers } from './time.ts';
 
@@ -25,6 +26,11 @@ export interface HealthServiceOptions {
   readonly log?: Log;
   /** Every probe result per endpoint (metrics, probe-failure log lines). */
   readonly onProbe?: (endpoint: Endpoint, ok: boolean, reason: string, latencyMs: number) => void;
+  /**
+   * At most this many probes in flight at once, across every project (config `health.concurrency`,
+   * default 256). More wait for a slot, new instances first; a probe's timeout starts with its slot.
+   */
+  readonly maxInFlight?: number;
 }
 
 export type EjectListener = (id: EndpointId, reason: string) => void;
@@ -38,15 +44,22 @@ interface Member {
 }
 
 class SharedLoop implements LoopOwner {
-  readonly members = new Set<Member>();
+  /** Usually one; two ports of an instance probed on the same health port share a loop. */
+  members: Member[] = [];
   readonly loop: ProbeLoop;
+  /** Another loop probing the same address with other settings (rare), chained off the map entry. */
+  sibling: SharedLoop | undefined;
 
   constructor(
-    readonly key: string,
     private readonly svc: HealthService,
     make: (owner: LoopOwner) => ProbeLoop,
   ) {
     this.loop = make(this);
+  }
+
+  /** Probes `address` with these settings and Host header. */
+  matches(host: string, h: HealthCheckSettings): boolean {
+    return this.loop.target.host === host && sameProbe(this.loop.settings, h);
   }
 
   onProbe(report: ProbeReport): void {
@@ -64,14 +77,29 @@ class SharedLoop implements LoopOwner {
   }
 }
 
-function probeKey(e: Endpoint, h: HealthCheckSettings, host: string): string {
-  const expect = h.expect.map((r) => `${r.from}-${r.to}`).join(',');
-  return `${e.probeAddress}\u0000${h.path ?? 'tcp'}\u0000${host}\u0000${h.intervalMs}/${h.timeoutMs}/${h.fall}/${h.rise}/${expect}`;
+/** Settings that make two probes of one address the same probe (the health port is in the address). */
+function sameProbe(a: HealthCheckSettings, b: HealthCheckSettings): boolean {
+  if (a === b) return true;
+  if (
+    a.path !== b.path ||
+    a.intervalMs !== b.intervalMs ||
+    a.timeoutMs !== b.timeoutMs ||
+    a.fall !== b.fall ||
+    a.rise !== b.rise ||
+    a.expect.length !== b.expect.length
+  )
+    return false;
+  for (let i = 0; i < a.expect.length; i++)
+    if (a.expect[i].from !== b.expect[i].from || a.expect[i].to !== b.expect[i].to) return false;
+  return true;
 }
 
 export class HealthService implements HealthView {
   private readonly members = new Map<EndpointId, Member>();
+  /** Probe address -> its loop (others for the same address chained by `sibling`). */
   private readonly loops = new Map<string, SharedLoop>();
+  private readonly scheduler: ProbeScheduler;
+  private readonly deps: LoopDeps;
   private readonly listeners = new Set<EjectListener>();
   private readonly clock: Clock;
   private readonly timers: Timers;
@@ -95,6 +123,20 @@ export class HealthService implements HealthView {
     this.timers = opts.timers ?? systemTimers;
     this.prober = opts.prober ?? netProber;
     this.random = opts.random ?? Math.random;
+    this.scheduler = new ProbeScheduler(this.clock, this.timers, opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT);
+    this.deps = {
+      clock: this.clock,
+      timers: this.timers,
+      prober: this.prober,
+      random: this.random,
+      scheduler: this.scheduler,
+    };
+  }
+
+  /** Probes running now, and the most that ever ran at once (tests, metrics). */
+  get probesInFlight(): { readonly now: number; readonly peak: number; readonly max: number } {
+    const s = this.scheduler;
+    return { now: s.inFlight, peak: s.peakInFlight, max: s.maxInFlight };
   }
 
   // ---- HealthView (hot path) -------------------------------------------------------------------
@@ -140,7 +182,7 @@ export class HealthService implements HealthView {
       if (obj) for (const route of routes()) this.adoptRoute(route, host, ids, fresh, joined);
       for (const id of this.unitIds.get(key) ?? []) if (!ids.has(id)) this.prune(id);
       if (obj) {
-        this.unitIds.set(key, ids);
+        this.unitIds.set(key, [...ids]);
         this.lastUnits.set(key, obj);
       } else {
         this.unitIds.delete(key);
@@ -163,7 +205,14 @@ export class HealthService implements HealthView {
       adopt(fwdKey, fwd, this.domain ? `${fwd.project}.${this.domain}` : fwd.project, () => [fwd]);
     this.version++;
     // Start probes only once the whole table is adopted, so shared loops see all their members.
-    for (const l of fresh) l.loop.start();
+    // New targets are probed at once, ahead of periodic probes; a batch larger than the probe slots
+    // (an initial sync, a relist after an outage) is spread over one interval instead, so a pod
+    // that arrives meanwhile still gets its first probe at once.
+    const spread = fresh.size > this.scheduler.maxInFlight;
+    for (const l of fresh) {
+      if (spread) l.loop.startSpread();
+      else l.loop.start();
+    }
     for (const l of joined) if (!fresh.has(l)) l.loop.kick();
   }
 
@@ -171,7 +220,7 @@ export class HealthService implements HealthView {
 
   /** Last adopted object per unit (a project, or the edge's forward route), and the ids it holds. */
   private readonly lastUnits = new Map<string, object>();
-  private readonly unitIds = new Map<string, Set<EndpointId>>();
+  private readonly unitIds = new Map<string, readonly EndpointId[]>();
 
   private adoptRoute(
     route: PortRoute,
@@ -181,24 +230,24 @@ export class HealthService implements HealthView {
     joined: Set<SharedLoop>,
   ): void {
     const peers: Member[] = [];
+    const h = route.settings.health;
     for (const e of route.endpoints) {
       if (ids.has(e.id)) continue;
       ids.add(e.id);
-      const key = probeKey(e, route.settings.health, host);
       let m = this.members.get(e.id);
       if (!m) {
-        const loop = this.loopFor(key, e, route.settings.health, host, fresh);
+        const loop = this.loopFor(e, h, host, fresh);
         m = { endpoint: e, health: new EndpointHealth(this.clock.now()), loop, peers };
         this.members.set(e.id, m);
-        loop.members.add(m);
+        loop.members.push(m);
         joined.add(loop);
       } else {
         m.endpoint = e;
         m.peers = peers;
-        if (m.loop.key !== key) {
+        if (m.loop.loop.target.address !== e.probeAddress || !m.loop.matches(host, h)) {
           this.leave(m);
-          m.loop = this.loopFor(key, e, route.settings.health, host, fresh);
-          m.loop.members.add(m);
+          m.loop = this.loopFor(e, h, host, fresh);
+          m.loop.members.push(m);
           joined.add(m.loop);
         }
       }
@@ -234,7 +283,8 @@ export class HealthService implements HealthView {
 
   close(): void {
     this.closed = true;
-    for (const l of this.loops.values()) l.loop.stop();
+    for (let l of this.loops.values()) for (; l; l = l.sibling!) l.loop.stop();
+    this.scheduler.close();
     this.loops.clear();
     this.members.clear();
     this.listeners.clear();
@@ -255,29 +305,39 @@ export class HealthService implements HealthView {
   // ---- internals -------------------------------------------------------------------------------
 
   private loopFor(
-    key: string,
     e: Endpoint,
     settings: HealthCheckSettings,
     host: string,
     fresh: Set<SharedLoop>,
   ): SharedLoop {
-    let l = this.loops.get(key);
-    if (!l) {
-      const target = { address: e.probeAddress, path: settings.path, host, expect: settings.expect };
-      const deps = { clock: this.clock, timers: this.timers, prober: this.prober, random: this.random };
-      l = new SharedLoop(key, this, (owner) => new ProbeLoop(target, settings, deps, owner));
-      this.loops.set(key, l);
-      fresh.add(l);
-    }
+    const head = this.loops.get(e.probeAddress);
+    for (let l = head; l; l = l.sibling) if (l.matches(host, settings)) return l;
+    const target = { address: e.probeAddress, path: settings.path, host, expect: settings.expect };
+    const l = new SharedLoop(this, (owner) => new ProbeLoop(target, settings, this.deps, owner));
+    l.sibling = head;
+    this.loops.set(e.probeAddress, l);
+    fresh.add(l);
     return l;
   }
 
   private leave(m: Member): void {
     const l = m.loop;
-    l.members.delete(m);
-    if (l.members.size === 0) {
-      l.loop.stop();
-      this.loops.delete(l.key);
+    const i = l.members.indexOf(m);
+    if (i >= 0) l.members.splice(i, 1);
+    if (l.members.length > 0) return;
+    l.loop.stop();
+    const address = l.loop.target.address;
+    const head = this.loops.get(address);
+    if (head === l) {
+      if (l.sibling) this.loops.set(address, l.sibling);
+      else this.loops.delete(address);
+      return;
+    }
+    for (let p = head; p; p = p.sibling) {
+      if (p.sibling === l) {
+        p.sibling = l.sibling;
+        return;
+      }
     }
   }
 
