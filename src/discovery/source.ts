@@ -93,6 +93,8 @@ export class KubernetesSource {
   private readonly snapshotListeners = new Set<SnapshotListener>();
   private readonly stateListeners = new Set<(s: SourceState) => void>();
   private flushTimer: Timer | null = null;
+  /** Problems changed in a flush before the first sync (published with it). */
+  private problemsDirty = false;
   private synced = false;
   private current: SourceState = { state: 'syncing' };
   private lastProjects: readonly ProjectRecord[] | undefined = Object.freeze([]);
@@ -238,6 +240,8 @@ export class KubernetesSource {
         services: this.services.size,
         slices: this.sliceOwner.size,
       });
+      this.flushTimer?.cancel();
+      this.flushTimer = null;
       this.flush();
     }
     this.updateState();
@@ -263,9 +267,13 @@ export class KubernetesSource {
   }
 
   private schedule(): void {
-    if (!this.synced || this.flushTimer || this.dirty.size === 0) return;
+    if (this.flushTimer || this.dirty.size === 0) return;
     const now = this.clock.now();
-    const delay = Math.max(this.coalesceMs, this.lastPublishEnd + this.lastPublishCost - now);
+    // Before the first sync a flush only translates (nothing is published): the pages of the first
+    // list are translated as they arrive, while the next ones are on their way.
+    const delay = this.synced
+      ? Math.max(this.coalesceMs, this.lastPublishEnd + this.lastPublishCost - now)
+      : this.coalesceMs;
     this.flushTimer = this.clock.setTimeout(() => {
       this.flushTimer = null;
       this.flush();
@@ -313,10 +321,11 @@ export class KubernetesSource {
     this.logged = now;
   }
 
-  /** Re-translates the dirty Services and publishes what really changed. */
+  /** Re-translates the dirty Services and, once synced, publishes what really changed. */
   private flush(): void {
     const first = !this.published;
-    let problemsChanged = first;
+    let problemsChanged = first || this.problemsDirty;
+    this.problemsDirty = false;
     const touched = new Set<string>();
     for (const key of this.dirty) {
       const svc = this.services.get(key);
@@ -365,6 +374,16 @@ export class KubernetesSource {
         added.push(winner);
         this.winners.set(name, winner);
       } else this.winners.delete(name);
+    }
+    if (!this.synced) {
+      // Translated ahead of the first sync; the first publish adds every winner.
+      this.problemsDirty ||= problemsChanged;
+      return;
+    }
+    if (first) {
+      removed.length = 0;
+      added.length = 0;
+      for (const r of this.winners.values()) added.push(r);
     }
     if (!first && !problemsChanged && removed.length === 0 && added.length === 0) return;
     if (problemsChanged) {

@@ -82,6 +82,7 @@ export class ProbeLoop implements Schedulable {
   private stopped = false;
   private want = Want.Scheduled;
   private readonly scheduler: ProbeScheduler;
+  private readonly owner: LoopOwner;
   // Schedulable: owned by the scheduler.
   dueAt = Number.POSITIVE_INFINITY;
   heapIndex = -1;
@@ -92,9 +93,11 @@ export class ProbeLoop implements Schedulable {
     readonly target: ProbeTarget,
     readonly settings: HealthCheckSettings,
     private readonly deps: LoopDeps,
-    private readonly owner: LoopOwner,
+    /** Who gets the results; a subclass that implements LoopOwner may leave it out to be its own. */
+    owner?: LoopOwner,
   ) {
     this.scheduler = deps.scheduler ?? new ProbeScheduler(deps.clock, deps.timers);
+    this.owner = owner ?? (this as unknown as LoopOwner);
   }
 
   /** First probe at once (as soon as a slot is free, ahead of periodic probes). */

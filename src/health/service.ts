@@ -9,10 +9,11 @@ import type { Endpoint, EndpointId, PortRoute, RouteTable } from '../model/route
 import type { HealthCheckSettings } from '../model/settings.ts';
 import type { Log } from '../util/log.ts';
 import { type LoopDeps, type LoopOwner, ProbeLoop, type ProbeReport } from './loop.ts';
+import type { ProbeTarget } from './prober.ts';
 import { netProber, type Prober } from './prober.ts';
 import { DEFAULT_MAX_IN_FLIGHT, ProbeScheduler } from './scheduler.ts';
 import { EndpointHealth, type Transition } from './state.ts';
-import { type Clock, systemClock, systemTimers, type Timers } from './time.ts';
+import { type Clock, systemClock, systemTimers, type TimerHandle, type Timers } from './time.ts';
 
 export interface HealthServiceOptions {
   /** The tier's domain: HTTP probes send `Host: <project>.<domain>` (just `<project>` when empty). */
@@ -33,33 +34,45 @@ export interface HealthServiceOptions {
   readonly maxInFlight?: number;
 }
 
+/** Projects adopted per tick when a change is too big to adopt at once (about 5 ms of work per 100). */
+export const RECONCILE_CHUNK = 500;
+
 export type EjectListener = (id: EndpointId, reason: string) => void;
 
-interface Member {
-  endpoint: Endpoint;
-  readonly health: EndpointHealth;
-  loop: SharedLoop;
-  /** Every member of the same port route, for the 5xx ejection guard. */
-  peers: readonly Member[];
+/** One endpoint: its health state machine, where it is probed, and its route's members. */
+class Member extends EndpointHealth {
+  constructor(
+    public endpoint: Endpoint,
+    now: number,
+    public loop: SharedLoop,
+    /** Every member of the same port route, for the 5xx ejection guard. */
+    public peers: readonly Member[],
+  ) {
+    super(now);
+  }
 }
 
-class SharedLoop implements LoopOwner {
+/** The probe loop of one target (an address, a Host header and probe settings) and its members. */
+class SharedLoop extends ProbeLoop implements LoopOwner {
   /** Usually one; two ports of an instance probed on the same health port share a loop. */
   members: Member[] = [];
-  readonly loop: ProbeLoop;
   /** Another loop probing the same address with other settings (rare), chained off the map entry. */
   sibling: SharedLoop | undefined;
+  /** The reconcile pass that last listed it (dedupes without a Set). */
+  mark = 0;
 
   constructor(
     private readonly svc: HealthService,
-    make: (owner: LoopOwner) => ProbeLoop,
+    target: ProbeTarget,
+    settings: HealthCheckSettings,
+    deps: LoopDeps,
   ) {
-    this.loop = make(this);
+    super(target, settings, deps);
   }
 
-  /** Probes `address` with these settings and Host header. */
+  /** Probes with these settings and Host header (the address is the map key). */
   matches(host: string, h: HealthCheckSettings): boolean {
-    return this.loop.target.host === host && sameProbe(this.loop.settings, h);
+    return this.target.host === host && sameProbe(this.settings, h);
   }
 
   onProbe(report: ProbeReport): void {
@@ -67,12 +80,12 @@ class SharedLoop implements LoopOwner {
   }
 
   falling(): boolean {
-    for (const m of this.members) if (m.health.falling()) return true;
+    for (const m of this.members) if (m.falling()) return true;
     return false;
   }
 
   serving(): boolean {
-    for (const m of this.members) if (m.health.state !== 'unhealthy') return true;
+    for (const m of this.members) if (m.state !== 'unhealthy') return true;
     return false;
   }
 }
@@ -143,15 +156,15 @@ export class HealthService implements HealthView {
 
   /** Unknown ids read as `pending`: a table the service has not seen yet is usable as a fallback. */
   state(id: EndpointId): HealthState {
-    return this.members.get(id)?.health.state ?? 'pending';
+    return this.members.get(id)?.state ?? 'pending';
   }
 
   status(id: EndpointId): HealthStatus | undefined {
-    return this.members.get(id)?.health.status();
+    return this.members.get(id)?.status();
   }
 
   list(): Array<{ id: EndpointId; status: HealthStatus; endpoint: Endpoint }> {
-    return [...this.members].map(([id, m]) => ({ id, status: m.health.status(), endpoint: m.endpoint }));
+    return [...this.members].map(([id, m]) => ({ id, status: m.status(), endpoint: m.endpoint }));
   }
 
   /** Called on every transition into `unhealthy` (probe or passive). Returns an unsubscribe. */
@@ -167,53 +180,118 @@ export class HealthService implements HealthView {
    * their state, changed probe settings restart that endpoint's loop (state kept), and endpoints
    * gone from the table are pruned with their timers. Call it when the table is published (just
    * before or just after: ids it has not seen yet read as `pending` meanwhile).
+   *
+   * Work grows with what changed: `changed` names the projects whose route object changed since the
+   * last reconcile (RouteTableBuilder reports them); without it every project is compared, and an
+   * identical route object is skipped. A change of more than RECONCILE_CHUNK projects (a first sync
+   * of a big cluster) is adopted in chunks across timer ticks, so it never holds the event loop for
+   * long: requests are served meanwhile, the new endpoints reading as `pending` until adopted.
    */
   reconcile(table: RouteTable, changed?: Iterable<string>): void {
     if (this.closed) return;
-    const fresh = new Set<SharedLoop>();
-    const joined = new Set<SharedLoop>();
-    // Work grows with what changed: routing reuses the ProjectRoute object of an unchanged project,
-    // so an identical object means identical endpoints and settings, and is skipped. With
-    // `changed` (the project names whose route changed since the last reconcile, as
-    // RouteTableBuilder reports them) the other projects are not even looked at.
-    const adopt = (key: string, obj: object | undefined, host: string, routes: () => Iterable<PortRoute>) => {
-      if (this.lastUnits.get(key) === obj) return;
-      const ids = new Set<EndpointId>();
-      if (obj) for (const route of routes()) this.adoptRoute(route, host, ids, fresh, joined);
-      for (const id of this.unitIds.get(key) ?? []) if (!ids.has(id)) this.prune(id);
-      if (obj) {
-        this.unitIds.set(key, [...ids]);
-        this.lastUnits.set(key, obj);
-      } else {
-        this.unitIds.delete(key);
-        this.lastUnits.delete(key);
+    this.table = table;
+    const names = changed ? [...changed] : [...new Set([...this.lastUnits.keys(), ...table.projects.keys()])];
+    const pass = this.newPass();
+    if (names.length <= RECONCILE_CHUNK) {
+      for (const name of names) {
+        this.pending.delete(name);
+        this.adoptProject(name, pass);
       }
-    };
-    const names = changed ?? new Set([...this.lastUnits.keys(), ...table.projects.keys()]);
-    for (const name of names) {
-      if (name.startsWith('\0')) continue;
-      const project = table.projects.get(name);
-      adopt(name, project, this.domain ? `${name}.${this.domain}` : name, () => project!.ports.values());
+    } else {
+      for (const name of names) this.pending.add(name);
+      this.scheduleChunk();
     }
-    // The edge's upstream (the internal tier) is probed like any project.
-    const fwd = table.forward;
-    const fwdKey = fwd ? `\0forward/${fwd.project}` : undefined;
-    if (this.forwardKey !== undefined && this.forwardKey !== fwdKey)
-      adopt(this.forwardKey, undefined, '', () => []);
-    this.forwardKey = fwdKey;
-    if (fwd && fwdKey)
-      adopt(fwdKey, fwd, this.domain ? `${fwd.project}.${this.domain}` : fwd.project, () => [fwd]);
+    this.adoptForward(pass);
+    this.finishPass(pass, false);
+  }
+
+  /** Adoption work in progress: loops created and loops joined by new members. */
+  private newPass(): { fresh: SharedLoop[]; joined: SharedLoop[]; mark: number } {
+    return { fresh: [], joined: [], mark: ++this.passes };
+  }
+
+  private passes = 0;
+  /** The latest table, and project names still to adopt from it (a big change, in chunks). */
+  private table: RouteTable | undefined;
+  private readonly pending = new Set<string>();
+  private chunkTimer: TimerHandle | undefined;
+
+  private scheduleChunk(): void {
+    if (this.chunkTimer !== undefined || this.pending.size === 0) return;
+    this.chunkTimer = this.timers.setTimeout(() => {
+      this.chunkTimer = undefined;
+      if (this.closed) return;
+      const pass = this.newPass();
+      let n = 0;
+      for (const name of this.pending) {
+        this.pending.delete(name);
+        this.adoptProject(name, pass);
+        if (++n >= RECONCILE_CHUNK) break;
+      }
+      this.finishPass(pass, true);
+      this.scheduleChunk();
+    }, 0);
+  }
+
+  /** True while a big change is still being adopted (tests). */
+  get adopting(): boolean {
+    return this.pending.size > 0;
+  }
+
+  private adoptProject(name: string, pass: ReturnType<HealthService['newPass']>): void {
+    const project = this.table?.projects.get(name);
+    this.adopt(name, project, this.domain ? `${name}.${this.domain}` : name, project?.ports.values(), pass);
+  }
+
+  /** The edge's upstream (the internal tier) is probed like any project. */
+  private adoptForward(pass: ReturnType<HealthService['newPass']>): void {
+    const fwd = this.table?.forward;
+    const key = fwd ? `\0forward/${fwd.project}` : undefined;
+    if (this.forwardKey !== undefined && this.forwardKey !== key)
+      this.adopt(this.forwardKey, undefined, '', undefined, pass);
+    this.forwardKey = key;
+    if (fwd && key)
+      this.adopt(key, fwd, this.domain ? `${fwd.project}.${this.domain}` : fwd.project, [fwd], pass);
+  }
+
+  /**
+   * Start probes only once the pass is adopted, so shared loops see all their members. New targets
+   * are probed at once, ahead of periodic probes; a batch larger than the probe slots (an initial
+   * sync, a relist after an outage, any chunked change) gets its first probes spread over one
+   * interval instead, so a pod that arrives meanwhile still gets its first probe at once.
+   */
+  private finishPass(pass: ReturnType<HealthService['newPass']>, big: boolean): void {
     this.version++;
-    // Start probes only once the whole table is adopted, so shared loops see all their members.
-    // New targets are probed at once, ahead of periodic probes; a batch larger than the probe slots
-    // (an initial sync, a relist after an outage) is spread over one interval instead, so a pod
-    // that arrives meanwhile still gets its first probe at once.
-    const spread = fresh.size > this.scheduler.maxInFlight;
-    for (const l of fresh) {
-      if (spread) l.loop.startSpread();
-      else l.loop.start();
+    const spread = big || pass.fresh.length > this.scheduler.maxInFlight;
+    for (const l of pass.fresh) {
+      if (spread) l.startSpread();
+      else l.start();
     }
-    for (const l of joined) if (!fresh.has(l)) l.loop.kick();
+    for (const l of pass.joined) if (l.mark !== -pass.mark) l.kick();
+  }
+
+  private adopt(
+    key: string,
+    obj: object | undefined,
+    host: string,
+    routes: Iterable<PortRoute> | undefined,
+    pass: ReturnType<HealthService['newPass']>,
+  ): void {
+    if (this.lastUnits.get(key) === obj) return;
+    const ids: EndpointId[] = [];
+    if (obj && routes) for (const route of routes) this.adoptRoute(route, host, ids, pass);
+    const old = this.unitIds.get(key);
+    if (old && old.length > 0) {
+      const keep = new Set(ids);
+      for (const id of old) if (!keep.has(id)) this.prune(id);
+    }
+    if (obj) {
+      this.unitIds.set(key, ids);
+      this.lastUnits.set(key, obj);
+    } else {
+      this.unitIds.delete(key);
+      this.lastUnits.delete(key);
+    }
   }
 
   private forwardKey: string | undefined;
@@ -225,34 +303,41 @@ export class HealthService implements HealthView {
   private adoptRoute(
     route: PortRoute,
     host: string,
-    ids: Set<EndpointId>,
-    fresh: Set<SharedLoop>,
-    joined: Set<SharedLoop>,
+    ids: EndpointId[],
+    pass: ReturnType<HealthService['newPass']>,
   ): void {
     const peers: Member[] = [];
     const h = route.settings.health;
+    const now = this.clock.now();
     for (const e of route.endpoints) {
-      if (ids.has(e.id)) continue;
-      ids.add(e.id);
+      // Endpoint ids are unique within a project (port and instance are part of them).
+      ids.push(e.id);
       let m = this.members.get(e.id);
       if (!m) {
-        const loop = this.loopFor(e, h, host, fresh);
-        m = { endpoint: e, health: new EndpointHealth(this.clock.now()), loop, peers };
+        const loop = this.loopFor(e, h, host, pass);
+        m = new Member(e, now, loop, peers);
         this.members.set(e.id, m);
         loop.members.push(m);
-        joined.add(loop);
+        this.joined(loop, pass);
       } else {
         m.endpoint = e;
         m.peers = peers;
-        if (m.loop.loop.target.address !== e.probeAddress || !m.loop.matches(host, h)) {
+        if (m.loop.target.address !== e.probeAddress || !m.loop.matches(host, h)) {
           this.leave(m);
-          m.loop = this.loopFor(e, h, host, fresh);
+          m.loop = this.loopFor(e, h, host, pass);
           m.loop.members.push(m);
-          joined.add(m.loop);
+          this.joined(m.loop, pass);
         }
       }
       peers.push(m);
     }
+  }
+
+  /** Lists a loop that got a member in this pass (once; fresh loops are marked so they are not kicked). */
+  private joined(l: SharedLoop, pass: ReturnType<HealthService['newPass']>): void {
+    if (l.mark === pass.mark || l.mark === -pass.mark) return;
+    l.mark = pass.mark;
+    pass.joined.push(l);
   }
 
   private prune(id: EndpointId): void {
@@ -266,7 +351,7 @@ export class HealthService implements HealthView {
   report(outcome: AttemptOutcome): void {
     const m = this.members.get(outcome.endpoint);
     if (!m) return;
-    const t = m.health.passive(outcome, this.clock.now(), () => this.may5xxEject(m));
+    const t = m.passive(outcome, this.clock.now(), () => this.may5xxEject(m));
     if (t) this.publish(m, t, undefined);
   }
 
@@ -278,12 +363,15 @@ export class HealthService implements HealthView {
    */
   suspect(id: EndpointId): void {
     const m = this.members.get(id);
-    if (m && m.health.state !== 'unhealthy') m.loop.loop.suspect();
+    if (m && m.state !== 'unhealthy') m.loop.suspect();
   }
 
   close(): void {
     this.closed = true;
-    for (let l of this.loops.values()) for (; l; l = l.sibling!) l.loop.stop();
+    if (this.chunkTimer !== undefined) this.timers.clearTimeout(this.chunkTimer);
+    this.chunkTimer = undefined;
+    this.pending.clear();
+    for (let l of this.loops.values()) for (; l; l = l.sibling!) l.stop();
     this.scheduler.close();
     this.loops.clear();
     this.members.clear();
@@ -294,9 +382,9 @@ export class HealthService implements HealthView {
   /** @internal Called by a shared loop with each applied probe result. */
   applyProbe(loop: SharedLoop, r: ProbeReport): void {
     const now = this.clock.now();
-    const { fall, rise } = loop.loop.settings;
+    const { fall, rise } = loop.settings;
     for (const m of loop.members) {
-      const t = m.health.probe(r.ok, r.reason, now, fall, rise);
+      const t = m.probe(r.ok, r.reason, now, fall, rise);
       if (t) this.publish(m, t, r.latencyMs);
       this.onProbe?.(m.endpoint, r.ok, r.reason, r.latencyMs);
     }
@@ -308,15 +396,17 @@ export class HealthService implements HealthView {
     e: Endpoint,
     settings: HealthCheckSettings,
     host: string,
-    fresh: Set<SharedLoop>,
+    pass: ReturnType<HealthService['newPass']>,
   ): SharedLoop {
     const head = this.loops.get(e.probeAddress);
     for (let l = head; l; l = l.sibling) if (l.matches(host, settings)) return l;
     const target = { address: e.probeAddress, path: settings.path, host, expect: settings.expect };
-    const l = new SharedLoop(this, (owner) => new ProbeLoop(target, settings, this.deps, owner));
+    const l = new SharedLoop(this, target, settings, this.deps);
     l.sibling = head;
+    // Fresh loops start in finishPass, not kicked as joined ones.
+    l.mark = -pass.mark;
     this.loops.set(e.probeAddress, l);
-    fresh.add(l);
+    pass.fresh.push(l);
     return l;
   }
 
@@ -325,8 +415,8 @@ export class HealthService implements HealthView {
     const i = l.members.indexOf(m);
     if (i >= 0) l.members.splice(i, 1);
     if (l.members.length > 0) return;
-    l.loop.stop();
-    const address = l.loop.target.address;
+    l.stop();
+    const address = l.target.address;
     const head = this.loops.get(address);
     if (head === l) {
       if (l.sibling) this.loops.set(address, l.sibling);
@@ -349,7 +439,7 @@ export class HealthService implements HealthView {
    */
   private may5xxEject(m: Member): boolean {
     let out = 0;
-    for (const p of m.peers) if (p.health.state === 'unhealthy') out++;
+    for (const p of m.peers) if (p.state === 'unhealthy') out++;
     return (out + 1) * 2 <= m.peers.length;
   }
 

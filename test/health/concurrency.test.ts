@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ProbeScheduler, type Schedulable } from '../../src/health/scheduler.ts';
-import { HealthService } from '../../src/health/service.ts';
+import { HealthService, RECONCILE_CHUNK } from '../../src/health/service.ts';
 import { collect, FakeProber, FakeTime, OK, portRoute, settingsWith, T0, table } from './fakes.ts';
 
 const addr = (i: number) => `10.0.${i >> 8}.${i & 255}:8080`;
@@ -95,6 +95,40 @@ describe('probe concurrency cap', () => {
       'one first probe per tenth of the interval',
     );
     svc.close();
+  });
+});
+
+describe('big changes are adopted in chunks', () => {
+  test('a first sync of many projects never holds the event loop; a pod added meanwhile is probed at once', async () => {
+    const { time, prober, svc } = setup(256);
+    const s = settingsWith({ intervalMs: 1000 });
+    const n = RECONCILE_CHUNK * 2 + 10;
+    const routes = Array.from({ length: n }, (_, i) => portRoute(`p${i}`, 'http', instances(i, 1), s));
+    const big = table(...routes);
+    svc.reconcile(big, [...big.projects.keys()]);
+    assert.equal(svc.list().length, 0, 'nothing adopted inside reconcile()');
+    assert.ok(svc.adopting);
+    while (svc.list().length === 0) assert.ok(await time.runOne(), 'a chunk is scheduled');
+    assert.equal(svc.list().length, RECONCILE_CHUNK, 'one chunk per tick');
+    // A new pod while the big change is still being adopted: adopted and probed at once.
+    const fresh = portRoute('fresh', 'http', [{ name: 'new', address: addr(5000) }], s);
+    const next = table(...routes, fresh);
+    svc.reconcile(next, ['fresh']);
+    assert.equal(prober.callsTo(addr(5000)).length, 1, 'probed at once');
+    await time.advance(0);
+    await time.advance(0);
+    assert.equal(svc.adopting, false);
+    assert.equal(svc.list().length, n + 1);
+    // The chunked ones were spread over the interval, not probed in one burst.
+    assert.ok(prober.calls.length < 100, `${prober.calls.length} probes before the interval passed`);
+    await time.advance(1000);
+    assert.equal(
+      new Set(prober.calls.map((c) => c.target.address)).size,
+      n + 1,
+      'all probed within one interval',
+    );
+    svc.close();
+    assert.equal(time.pendingTimers, 0);
   });
 });
 

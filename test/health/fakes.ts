@@ -56,6 +56,20 @@ export class FakeTime implements Clock, Timers {
     this.t = end;
   }
 
+  /** Runs the one earliest timer that is due now (not those it schedules), if any. */
+  async runOne(): Promise<boolean> {
+    await settle();
+    let next: Pending | undefined;
+    for (const p of this.queue)
+      if (p.at <= this.t && (!next || p.at < next.at || (p.at === next.at && p.id < next.id))) next = p;
+    if (!next) return false;
+    const run = next;
+    this.queue = this.queue.filter((p) => p !== run);
+    run.fn();
+    await settle();
+    return true;
+  }
+
   /** Advances until `cond()` holds, in `step` ms steps, at most `limit` ms. Returns the time taken. */
   async until(cond: () => boolean, limit: number, step = 1): Promise<number> {
     const start = this.t;
