@@ -2,6 +2,8 @@
 // core/v1 and discovery/v1). Only the fields Wharf uses; everything is optional or nullable because
 // the wire allows it (`endpoints: null`, `ports: null`, missing conditions).
 
+import { flat } from '../util/strings.ts';
+
 export interface ObjectMeta {
   name?: string;
   namespace?: string;
@@ -97,28 +99,34 @@ export const PROJECT_LABEL = 'wharf.io/project';
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 export const ANNOTATION_PREFIX = 'wharf.io/';
 
-/** `<namespace>/<name>`, or `<name>` for cluster-scoped objects. */
+/** `<namespace>/<name>`, or `<name>` for cluster-scoped objects. Flat: caches keep it as a key. */
 export function objectKey(o: { metadata: ObjectMeta }): string {
   const ns = o.metadata.namespace;
-  return ns ? `${ns}/${o.metadata.name ?? ''}` : (o.metadata.name ?? '');
+  return ns ? flat(`${ns}/${o.metadata.name ?? ''}`) : (o.metadata.name ?? '');
 }
 
 function trimMeta(m: ObjectMeta, annotations: boolean): ObjectMeta {
-  const out: ObjectMeta = { name: m.name, namespace: m.namespace, resourceVersion: m.resourceVersion };
-  if (m.uid) out.uid = m.uid;
-  if (m.creationTimestamp) out.creationTimestamp = m.creationTimestamp;
+  let labels: Record<string, string> | undefined;
   if (m.labels) {
-    const l: Record<string, string> = {};
-    if (m.labels[PROJECT_LABEL] !== undefined) l[PROJECT_LABEL] = m.labels[PROJECT_LABEL];
-    if (m.labels[SERVICE_NAME_LABEL] !== undefined) l[SERVICE_NAME_LABEL] = m.labels[SERVICE_NAME_LABEL];
-    out.labels = l;
+    labels = {};
+    if (m.labels[PROJECT_LABEL] !== undefined) labels[PROJECT_LABEL] = m.labels[PROJECT_LABEL];
+    if (m.labels[SERVICE_NAME_LABEL] !== undefined) labels[SERVICE_NAME_LABEL] = m.labels[SERVICE_NAME_LABEL];
   }
+  let kept: Record<string, string> | undefined;
   if (annotations && m.annotations) {
-    const a: Record<string, string> = {};
-    for (const [k, v] of Object.entries(m.annotations)) if (k.startsWith(ANNOTATION_PREFIX)) a[k] = v;
-    out.annotations = a;
+    kept = {};
+    for (const [k, v] of Object.entries(m.annotations)) if (k.startsWith(ANNOTATION_PREFIX)) kept[k] = v;
   }
-  return out;
+  // One literal with every field (unset ones undefined): see trimSlice.
+  return {
+    name: m.name,
+    namespace: m.namespace,
+    resourceVersion: m.resourceVersion,
+    uid: m.uid || undefined,
+    creationTimestamp: m.creationTimestamp || undefined,
+    labels,
+    annotations: kept,
+  };
 }
 
 /** What discovery keeps of a Service: real objects carry managedFields and last-applied copies. */
@@ -127,14 +135,56 @@ export function trimService(o: KubeObject): KubeObject {
   return { metadata: trimMeta(s.metadata ?? {}, true), spec: { ports: s.spec?.ports ?? null } };
 }
 
-/** What discovery keeps of an EndpointSlice. */
+// The combinations of endpoint conditions, one shared object each (50,000 endpoints, a handful of
+// distinct values). null and absent mean the same to translation (the defaults apply).
+const conditionSets = new Map<string, EndpointConditions>();
+
+function sharedConditions(c: EndpointConditions | null | undefined): EndpointConditions {
+  const r = c?.ready ?? undefined;
+  const sv = c?.serving ?? undefined;
+  const t = c?.terminating ?? undefined;
+  const key = `${r}/${sv}/${t}`;
+  let shared = conditionSets.get(key);
+  if (!shared) {
+    const o: EndpointConditions = {};
+    if (r !== undefined) o.ready = r;
+    if (sv !== undefined) o.serving = sv;
+    if (t !== undefined) o.terminating = t;
+    shared = Object.freeze(o);
+    conditionSets.set(key, shared);
+  }
+  return shared;
+}
+
+/**
+ * What discovery keeps of an EndpointSlice: per endpoint only what translation reads (the first
+ * address, conditions, the Pod's name and UID, node and zone), the port names and numbers.
+ */
 export function trimSlice(o: KubeObject): KubeObject {
   const s = o as EndpointSlice;
-  const out: EndpointSlice = {
-    metadata: trimMeta(s.metadata ?? {}, false),
-    endpoints: s.endpoints ?? null,
-    ports: s.ports ?? null,
-  };
+  let endpoints: Endpoint[] | null = null;
+  if (Array.isArray(s.endpoints)) {
+    endpoints = [];
+    for (const ep of s.endpoints) {
+      if (!ep) continue;
+      const a = ep.addresses;
+      const ref = ep.targetRef;
+      // One literal with every field: objects grown field by field get a second allocation.
+      endpoints.push({
+        addresses: Array.isArray(a) ? (a.length <= 1 ? a : [a[0]]) : [],
+        conditions: sharedConditions(ep.conditions),
+        targetRef: ref ? { name: ref.name, uid: ref.uid } : undefined,
+        nodeName: ep.nodeName || undefined,
+        zone: ep.zone || undefined,
+      });
+    }
+  }
+  let ports: EndpointPort[] | null = null;
+  if (Array.isArray(s.ports)) {
+    ports = [];
+    for (const p of s.ports) if (p) ports.push({ name: p.name ?? null, port: p.port ?? null });
+  }
+  const out: EndpointSlice = { metadata: trimMeta(s.metadata ?? {}, false), endpoints, ports };
   if (s.addressType) out.addressType = s.addressType;
   return out;
 }

@@ -14,7 +14,14 @@ import { ApiClient } from './apiclient.ts';
 import { type Clock, systemClock, type Timer } from './clock.ts';
 import type { ApiServerTarget } from './credentials.ts';
 import type { EndpointSlice, Service } from './k8s-types.ts';
-import { type KubeObject, PROJECT_LABEL, SERVICE_NAME_LABEL, trimService, trimSlice } from './k8s-types.ts';
+import {
+  type KubeObject,
+  objectKey,
+  PROJECT_LABEL,
+  SERVICE_NAME_LABEL,
+  trimService,
+  trimSlice,
+} from './k8s-types.ts';
 import { type LogFn, type ObjectChange, Reflector } from './reflector.ts';
 import { resolveConflicts, type ServiceTranslation, translateService } from './translate.ts';
 
@@ -78,7 +85,8 @@ export class KubernetesSource {
   private readonly listed = new Set<Reflector>();
   private readonly health = new Map<Reflector, string | null>();
   private readonly services = new Map<string, Service>();
-  private readonly slices = new Map<string, Map<string, EndpointSlice>>();
+  /** Service key -> its EndpointSlices (usually one; a list is smaller than a Map per Service). */
+  private readonly slices = new Map<string, EndpointSlice[]>();
   private readonly sliceOwner = new Map<string, string>();
   private readonly translations = new Map<string, ServiceTranslation>();
   /** Project name -> Services claiming it; conflicts are re-resolved only for names that changed. */
@@ -210,21 +218,22 @@ export class KubernetesSource {
     for (const c of changes) {
       const prevOwner = this.sliceOwner.get(c.key);
       if (prevOwner !== undefined) {
-        this.slices.get(prevOwner)?.delete(c.key);
-        if (this.slices.get(prevOwner)?.size === 0) this.slices.delete(prevOwner);
+        const list = this.slices.get(prevOwner);
+        const i = list ? list.findIndex((x) => objectKey(x) === c.key) : -1;
+        if (i >= 0) list!.splice(i, 1);
+        if (list?.length === 0) this.slices.delete(prevOwner);
         this.sliceOwner.delete(c.key);
         this.dirty.add(prevOwner);
       }
       if (c.type === 'upsert') {
         const svc = c.obj.metadata.labels?.[SERVICE_NAME_LABEL];
         if (!svc) continue;
-        const owner = `${c.obj.metadata.namespace ?? 'default'}/${svc}`;
-        let m = this.slices.get(owner);
-        if (!m) {
-          m = new Map();
-          this.slices.set(owner, m);
-        }
-        m.set(c.key, c.obj as EndpointSlice);
+        const owner = objectKey({
+          metadata: { namespace: c.obj.metadata.namespace ?? 'default', name: svc },
+        });
+        const list = this.slices.get(owner);
+        if (list) list.push(c.obj as EndpointSlice);
+        else this.slices.set(owner, [c.obj as EndpointSlice]);
         this.sliceOwner.set(c.key, owner);
         this.dirty.add(owner);
       }
@@ -332,7 +341,7 @@ export class KubernetesSource {
       const prev = this.translations.get(key);
       let next: ServiceTranslation | undefined;
       if (svc) {
-        const t = translateService(svc, this.slices.get(key)?.values() ?? []);
+        const t = translateService(svc, this.slices.get(key) ?? []);
         const sameRec = prev !== undefined && sameRecord(prev.record, t.record);
         const sameProbs = prev !== undefined && sameProblems(prev.problems, t.problems);
         if (sameRec && sameProbs) continue;

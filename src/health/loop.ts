@@ -89,14 +89,20 @@ export class ProbeLoop implements Schedulable {
   queued: 0 | 1 | 2 = 0;
   dueUrgent = false;
 
+  readonly target: ProbeTarget;
+
+  /**
+   * `target` and `owner` may be left out by a subclass that is its own target (implements
+   * ProbeTarget) and owner (implements LoopOwner): one object per probe target instead of three.
+   */
   constructor(
-    readonly target: ProbeTarget,
+    target: ProbeTarget | undefined,
     readonly settings: HealthCheckSettings,
     private readonly deps: LoopDeps,
-    /** Who gets the results; a subclass that implements LoopOwner may leave it out to be its own. */
     owner?: LoopOwner,
   ) {
     this.scheduler = deps.scheduler ?? new ProbeScheduler(deps.clock, deps.timers);
+    this.target = target ?? (this as unknown as ProbeTarget);
     this.owner = owner ?? (this as unknown as LoopOwner);
   }
 
@@ -221,6 +227,7 @@ export class ProbeLoop implements Schedulable {
     this.retire(p, !running);
     const i = this.inflight.indexOf(p);
     if (i >= 0) this.inflight.splice(i, 1);
+    if (this.inflight.length === 0) this.inflight = NONE as Outstanding[];
     if (p.seq < this.applied) {
       // Cannot happen today (applying a result retires every older probe); kept so a stale answer
       // can never leave the loop without a next probe.
@@ -233,6 +240,8 @@ export class ProbeLoop implements Schedulable {
     for (let j = this.inflight.length - 1; j >= 0; j--) {
       if (this.inflight[j].seq < p.seq) this.retire(this.inflight.splice(j, 1)[0]);
     }
+    // Idle loops (nearly all of them) share one empty array.
+    if (this.inflight.length === 0) this.inflight = NONE as Outstanding[];
     const now = this.deps.clock.now();
     if (r.ok) {
       this.answeredAt = now;

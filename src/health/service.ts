@@ -6,8 +6,9 @@ import type { HealthTransitionEvent } from '../model/events.ts';
 import type { HealthState, HealthStatus, HealthView } from '../model/health.ts';
 import type { AttemptOutcome } from '../model/outcome.ts';
 import type { Endpoint, EndpointId, PortRoute, RouteTable } from '../model/routes.ts';
-import type { HealthCheckSettings } from '../model/settings.ts';
+import type { HealthCheckSettings, StatusRange } from '../model/settings.ts';
 import type { Log } from '../util/log.ts';
+import { flat } from '../util/strings.ts';
 import { type LoopDeps, type LoopOwner, ProbeLoop, type ProbeReport } from './loop.ts';
 import type { ProbeTarget } from './prober.ts';
 import { netProber, type Prober } from './prober.ts';
@@ -53,7 +54,7 @@ class Member extends EndpointHealth {
 }
 
 /** The probe loop of one target (an address, a Host header and probe settings) and its members. */
-class SharedLoop extends ProbeLoop implements LoopOwner {
+class SharedLoop extends ProbeLoop implements LoopOwner, ProbeTarget {
   /** Usually one; two ports of an instance probed on the same health port share a loop. */
   members: Member[] = [];
   /** Another loop probing the same address with other settings (rare), chained off the map entry. */
@@ -63,16 +64,26 @@ class SharedLoop extends ProbeLoop implements LoopOwner {
 
   constructor(
     private readonly svc: HealthService,
-    target: ProbeTarget,
+    readonly address: string,
+    readonly host: string,
     settings: HealthCheckSettings,
     deps: LoopDeps,
   ) {
-    super(target, settings, deps);
+    // Its own probe target and owner: 50,000 targets are 50,000 objects, not 150,000.
+    super(undefined, settings, deps);
+  }
+
+  get path(): string | null {
+    return this.settings.path;
+  }
+
+  get expect(): readonly StatusRange[] {
+    return this.settings.expect;
   }
 
   /** Probes with these settings and Host header (the address is the map key). */
   matches(host: string, h: HealthCheckSettings): boolean {
-    return this.target.host === host && sameProbe(this.settings, h);
+    return this.host === host && sameProbe(this.settings, h);
   }
 
   onProbe(report: ProbeReport): void {
@@ -240,7 +251,13 @@ export class HealthService implements HealthView {
 
   private adoptProject(name: string, pass: ReturnType<HealthService['newPass']>): void {
     const project = this.table?.projects.get(name);
-    this.adopt(name, project, this.domain ? `${name}.${this.domain}` : name, project?.ports.values(), pass);
+    this.adopt(
+      name,
+      project,
+      this.domain ? flat(`${name}.${this.domain}`) : name,
+      project?.ports.values(),
+      pass,
+    );
   }
 
   /** The edge's upstream (the internal tier) is probed like any project. */
@@ -400,8 +417,7 @@ export class HealthService implements HealthView {
   ): SharedLoop {
     const head = this.loops.get(e.probeAddress);
     for (let l = head; l; l = l.sibling) if (l.matches(host, settings)) return l;
-    const target = { address: e.probeAddress, path: settings.path, host, expect: settings.expect };
-    const l = new SharedLoop(this, target, settings, this.deps);
+    const l = new SharedLoop(this, e.probeAddress, host, settings, this.deps);
     l.sibling = head;
     // Fresh loops start in finishPass, not kicked as joined ones.
     l.mark = -pass.mark;

@@ -69,6 +69,59 @@ class RouteEndpoint implements Endpoint {
   }
 }
 
+/**
+ * `byInstance` of a port route: a binary search over its endpoints (sorted by instance name), so
+ * 10,000 routes do not each carry a hash table for a handful of instances.
+ */
+class InstanceIndex implements ReadonlyMap<string, Endpoint> {
+  constructor(private readonly sorted: readonly Endpoint[]) {}
+
+  get size(): number {
+    return this.sorted.length;
+  }
+
+  get(instance: string): Endpoint | undefined {
+    const a = this.sorted;
+    let lo = 0;
+    let hi = a.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const name = a[mid].instance;
+      if (name === instance) return a[mid];
+      if (name < instance) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return undefined;
+  }
+
+  has(instance: string): boolean {
+    return this.get(instance) !== undefined;
+  }
+
+  *entries(): MapIterator<[string, Endpoint]> {
+    for (const e of this.sorted) yield [e.instance, e];
+  }
+
+  *keys(): MapIterator<string> {
+    for (const e of this.sorted) yield e.instance;
+  }
+
+  *values(): MapIterator<Endpoint> {
+    yield* this.sorted;
+  }
+
+  [Symbol.iterator](): MapIterator<[string, Endpoint]> {
+    return this.entries();
+  }
+
+  forEach(
+    fn: (value: Endpoint, key: string, map: ReadonlyMap<string, Endpoint>) => void,
+    thisArg?: unknown,
+  ): void {
+    for (const e of this.sorted) fn.call(thisArg, e, e.instance, this);
+  }
+}
+
 function buildPortRoute(
   project: ProjectRecord,
   port: string,
@@ -107,7 +160,7 @@ function buildPortRoute(
     project: project.name,
     port,
     endpoints: Object.freeze(endpoints),
-    byInstance: new Map(endpoints.map((e) => [e.instance, e])),
+    byInstance: new InstanceIndex(endpoints),
     settings,
   });
 }

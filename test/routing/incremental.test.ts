@@ -124,7 +124,14 @@ function canonProject(p: ProjectRoute) {
 
 function canon(t: RouteTable) {
   const entries = [...t.projects].sort(([a], [b]) => (a < b ? -1 : 1));
-  for (const [k, v] of entries) assert.equal(t.projects.get(k), v, `get(${k}) agrees with iteration`);
+  for (const [k, v] of entries) {
+    assert.equal(t.projects.get(k), v, `get(${k}) agrees with iteration`);
+    for (const r of v.ports.values()) {
+      for (const e of r.endpoints) assert.equal(r.byInstance.get(e.instance), e, 'byInstance finds each');
+      assert.equal(r.byInstance.get('no-such'), undefined);
+      assert.equal(r.byInstance.size, r.endpoints.length);
+    }
+  }
   assert.equal(t.projects.size, entries.length, 'size agrees with iteration');
   return {
     projects: entries.map(([k, p]) => [k, canonProject(p)]),
