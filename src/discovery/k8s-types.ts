@@ -2,7 +2,7 @@
 // core/v1 and discovery/v1). Only the fields Wharf uses; everything is optional or nullable because
 // the wire allows it (`endpoints: null`, `ports: null`, missing conditions).
 
-import { flat } from '../util/strings.ts';
+import { exact, flat } from '../util/strings.ts';
 
 export interface ObjectMeta {
   name?: string;
@@ -184,7 +184,11 @@ export function trimSlice(o: KubeObject): KubeObject {
     ports = [];
     for (const p of s.ports) if (p) ports.push({ name: p.name ?? null, port: p.port ?? null });
   }
-  const out: EndpointSlice = { metadata: trimMeta(s.metadata ?? {}, false), endpoints, ports };
+  const out: EndpointSlice = {
+    metadata: trimMeta(s.metadata ?? {}, false),
+    endpoints: endpoints && exact(endpoints),
+    ports: ports && exact(ports),
+  };
   if (s.addressType) out.addressType = s.addressType;
   return out;
 }

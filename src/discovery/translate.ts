@@ -4,7 +4,7 @@
 
 import type { Problem } from '../model/problem.ts';
 import type { HostPort, InstanceRecord, ProjectRecord } from '../model/snapshot.ts';
-import { flat } from '../util/strings.ts';
+import { exact, flat } from '../util/strings.ts';
 import {
   ANNOTATION_PREFIX,
   type EndpointSlice,
@@ -186,7 +186,7 @@ export function translateService(svc: Service, slices: Iterable<EndpointSlice>):
       source: 'kubernetes',
       origin,
       created: meta.creationTimestamp ?? '',
-      ports,
+      ports: exact(ports),
       settings,
       instances,
     },

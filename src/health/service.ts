@@ -8,7 +8,7 @@ import type { AttemptOutcome } from '../model/outcome.ts';
 import type { Endpoint, EndpointId, PortRoute, RouteTable } from '../model/routes.ts';
 import type { HealthCheckSettings, StatusRange } from '../model/settings.ts';
 import type { Log } from '../util/log.ts';
-import { flat } from '../util/strings.ts';
+import { exact, flat } from '../util/strings.ts';
 import { type LoopDeps, type LoopOwner, ProbeLoop, type ProbeReport } from './loop.ts';
 import type { ProbeTarget } from './prober.ts';
 import { netProber, type Prober } from './prober.ts';
@@ -79,6 +79,12 @@ class SharedLoop extends ProbeLoop implements LoopOwner, ProbeTarget {
 
   get expect(): readonly StatusRange[] {
     return this.settings.expect;
+  }
+
+  join(m: Member): void {
+    // Nearly always the only member: a one-element literal, not a push-grown array.
+    if (this.members.length === 0) this.members = [m];
+    else this.members.push(m);
   }
 
   /** Probes with these settings and Host header (the address is the map key). */
@@ -303,7 +309,7 @@ export class HealthService implements HealthView {
       for (const id of old) if (!keep.has(id)) this.prune(id);
     }
     if (obj) {
-      this.unitIds.set(key, ids);
+      this.unitIds.set(key, exact(ids));
       this.lastUnits.set(key, obj);
     } else {
       this.unitIds.delete(key);
@@ -334,20 +340,21 @@ export class HealthService implements HealthView {
         const loop = this.loopFor(e, h, host, pass);
         m = new Member(e, now, loop, peers);
         this.members.set(e.id, m);
-        loop.members.push(m);
+        loop.join(m);
         this.joined(loop, pass);
       } else {
         m.endpoint = e;
-        m.peers = peers;
         if (m.loop.target.address !== e.probeAddress || !m.loop.matches(host, h)) {
           this.leave(m);
           m.loop = this.loopFor(e, h, host, pass);
-          m.loop.members.push(m);
+          m.loop.join(m);
           this.joined(m.loop, pass);
         }
       }
       peers.push(m);
     }
+    const kept = exact(peers);
+    for (const m of kept) m.peers = kept;
   }
 
   /** Lists a loop that got a member in this pass (once; fresh loops are marked so they are not kicked). */

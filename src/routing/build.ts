@@ -7,7 +7,7 @@ import type { Endpoint, PortRoute, ProjectRoute, RouteTable } from '../model/rou
 import type { ProjectSettings } from '../model/settings.ts';
 import type { ClusterSnapshot, InstanceRecord, ProjectChange, ProjectRecord } from '../model/snapshot.ts';
 import { LayeredMap } from '../util/layered-map.ts';
-import { flat } from '../util/strings.ts';
+import { exact, flat } from '../util/strings.ts';
 import { DEFAULT_SETTINGS, parseSettings } from './settings.ts';
 
 export type { ProjectChange };
@@ -156,11 +156,12 @@ function buildPortRoute(
     );
   }
   endpoints.sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : 0));
+  const sorted = Object.freeze(exact(endpoints));
   return Object.freeze({
     project: project.name,
     port,
-    endpoints: Object.freeze(endpoints),
-    byInstance: new InstanceIndex(endpoints),
+    endpoints: sorted,
+    byInstance: new InstanceIndex(sorted),
     settings,
   });
 }

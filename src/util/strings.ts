@@ -1,4 +1,5 @@
-// Strings kept for a long time (endpoint ids, addresses) are built once and read for hours.
+// Strings and arrays kept for a long time (endpoint ids, addresses, endpoint lists) are built once
+// and read for hours: keep them compact.
 
 /**
  * Returns `s` flattened. V8 keeps a string made by `+` or a template literal as a tree of pieces
@@ -10,4 +11,12 @@
 export function flat(s: string): string {
   s.charCodeAt(0);
   return s;
+}
+
+/**
+ * `a` without spare room. An array grown by push() from empty reserves room for 17 elements (152
+ * bytes) however few it holds; 100,000 lists of one to five items waste over 10 MB that way.
+ */
+export function exact<T>(a: T[]): T[] {
+  return a.length === 0 ? [] : a.slice();
 }
