@@ -245,8 +245,10 @@ async function wharfRole(): Promise<void> {
   let failures = 0;
   let peakRss = process.memoryUsage().rss;
   let peakHeap = process.memoryUsage().heapUsed;
+  let atPeak = process.memoryUsage();
   const memTimer = setInterval(() => {
     const m = process.memoryUsage();
+    if (m.rss > peakRss) atPeak = m;
     peakRss = Math.max(peakRss, m.rss);
     peakHeap = Math.max(peakHeap, m.heapUsed);
   }, 100);
@@ -324,10 +326,30 @@ async function wharfRole(): Promise<void> {
   failures = 0;
   superseded = 0;
   const loadBefore = loadavg()[0];
+  // BENCH_ALLOC_PROF=file: where the churn phase allocates (collected objects included).
+  const allocProf = process.env.BENCH_ALLOC_PROF;
+  const inspector = allocProf ? new (await import('node:inspector/promises')).Session() : undefined;
+  if (inspector) {
+    inspector.connect();
+    await inspector.post('HeapProfiler.startSampling', {
+      samplingInterval: 32768,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    });
+  }
   const churnStart = performance.now();
   await runPhase(CHURN_PER_S * CHURN_SECONDS);
   const churnMs = performance.now() - churnStart;
   clearInterval(memTimer);
+  if (inspector && allocProf) {
+    const { profile } = await inspector.post('HeapProfiler.stopSampling');
+    (await import('node:fs')).writeFileSync(allocProf, JSON.stringify(profile));
+    inspector.disconnect();
+  }
+  if (process.env.BENCH_DEBUG)
+    console.log(
+      `at peak RSS: heap used ${mib(atPeak.heapUsed)} / total ${mib(atPeak.heapTotal)} MiB, external ${mib(atPeak.external)} MiB, array buffers ${mib(atPeak.arrayBuffers)} MiB`,
+    );
   if (process.env.BENCH_HEAPSNAP)
     console.log('heap snapshot', (await import('node:v8')).writeHeapSnapshot(process.env.BENCH_HEAPSNAP));
   send({
@@ -387,7 +409,8 @@ async function main(): Promise<void> {
   for (let trial = 0; trial < SYNC_TRIALS; trial++) {
     const last = trial === SYNC_TRIALS - 1;
     const child = fork(self, ['--role=wharf'], {
-      execArgv: ['--import', 'tsx'],
+      // BENCH_NODE_ARGS: extra node flags for the measured process (--cpu-prof, --heap-prof, ...).
+      execArgv: ['--import', 'tsx', ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
       stdio: 'inherit',
       env: {
         ...process.env,

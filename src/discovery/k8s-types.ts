@@ -2,7 +2,7 @@
 // core/v1 and discovery/v1). Only the fields Wharf uses; everything is optional or nullable because
 // the wire allows it (`endpoints: null`, `ports: null`, missing conditions).
 
-import { exact, flat } from '../util/strings.ts';
+import { flat } from '../util/strings.ts';
 
 export interface ObjectMeta {
   name?: string;
@@ -105,7 +105,8 @@ export function objectKey(o: { metadata: ObjectMeta }): string {
   return ns ? flat(`${ns}/${o.metadata.name ?? ''}`) : (o.metadata.name ?? '');
 }
 
-function trimMeta(m: ObjectMeta, annotations: boolean): ObjectMeta {
+/** The metadata discovery reads: keys, the resourceVersion, the two labels, `wharf.io/` annotations. */
+export function trimMeta(m: ObjectMeta, service: boolean): ObjectMeta {
   let labels: Record<string, string> | undefined;
   if (m.labels) {
     labels = {};
@@ -113,17 +114,18 @@ function trimMeta(m: ObjectMeta, annotations: boolean): ObjectMeta {
     if (m.labels[SERVICE_NAME_LABEL] !== undefined) labels[SERVICE_NAME_LABEL] = m.labels[SERVICE_NAME_LABEL];
   }
   let kept: Record<string, string> | undefined;
-  if (annotations && m.annotations) {
+  if (service && m.annotations) {
     kept = {};
     for (const [k, v] of Object.entries(m.annotations)) if (k.startsWith(ANNOTATION_PREFIX)) kept[k] = v;
   }
-  // One literal with every field (unset ones undefined): see trimSlice.
+  // One literal with every field (unset ones undefined): an object grown field by field past its
+  // literal's size gets a second allocation for the extra fields.
   return {
     name: m.name,
     namespace: m.namespace,
     resourceVersion: m.resourceVersion,
-    uid: m.uid || undefined,
-    creationTimestamp: m.creationTimestamp || undefined,
+    // The creation time decides name conflicts between Services; a slice's is never read.
+    creationTimestamp: (service && m.creationTimestamp) || undefined,
     labels,
     annotations: kept,
   };
@@ -133,62 +135,4 @@ function trimMeta(m: ObjectMeta, annotations: boolean): ObjectMeta {
 export function trimService(o: KubeObject): KubeObject {
   const s = o as Service;
   return { metadata: trimMeta(s.metadata ?? {}, true), spec: { ports: s.spec?.ports ?? null } };
-}
-
-// The combinations of endpoint conditions, one shared object each (50,000 endpoints, a handful of
-// distinct values). null and absent mean the same to translation (the defaults apply).
-const conditionSets = new Map<string, EndpointConditions>();
-
-function sharedConditions(c: EndpointConditions | null | undefined): EndpointConditions {
-  const r = c?.ready ?? undefined;
-  const sv = c?.serving ?? undefined;
-  const t = c?.terminating ?? undefined;
-  const key = `${r}/${sv}/${t}`;
-  let shared = conditionSets.get(key);
-  if (!shared) {
-    const o: EndpointConditions = {};
-    if (r !== undefined) o.ready = r;
-    if (sv !== undefined) o.serving = sv;
-    if (t !== undefined) o.terminating = t;
-    shared = Object.freeze(o);
-    conditionSets.set(key, shared);
-  }
-  return shared;
-}
-
-/**
- * What discovery keeps of an EndpointSlice: per endpoint only what translation reads (the first
- * address, conditions, the Pod's name and UID, node and zone), the port names and numbers.
- */
-export function trimSlice(o: KubeObject): KubeObject {
-  const s = o as EndpointSlice;
-  let endpoints: Endpoint[] | null = null;
-  if (Array.isArray(s.endpoints)) {
-    endpoints = [];
-    for (const ep of s.endpoints) {
-      if (!ep) continue;
-      const a = ep.addresses;
-      const ref = ep.targetRef;
-      // One literal with every field: objects grown field by field get a second allocation.
-      endpoints.push({
-        addresses: Array.isArray(a) ? (a.length <= 1 ? a : [a[0]]) : [],
-        conditions: sharedConditions(ep.conditions),
-        targetRef: ref ? { name: ref.name, uid: ref.uid } : undefined,
-        nodeName: ep.nodeName || undefined,
-        zone: ep.zone || undefined,
-      });
-    }
-  }
-  let ports: EndpointPort[] | null = null;
-  if (Array.isArray(s.ports)) {
-    ports = [];
-    for (const p of s.ports) if (p) ports.push({ name: p.name ?? null, port: p.port ?? null });
-  }
-  const out: EndpointSlice = {
-    metadata: trimMeta(s.metadata ?? {}, false),
-    endpoints: endpoints && exact(endpoints),
-    ports: ports && exact(ports),
-  };
-  if (s.addressType) out.addressType = s.addressType;
-  return out;
 }

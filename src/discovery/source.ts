@@ -13,17 +13,16 @@ import type { ProjectChange, ProjectRecord } from '../model/snapshot.ts';
 import { ApiClient } from './apiclient.ts';
 import { type Clock, systemClock, type Timer } from './clock.ts';
 import type { ApiServerTarget } from './credentials.ts';
-import type { EndpointSlice, Service } from './k8s-types.ts';
-import {
-  type KubeObject,
-  objectKey,
-  PROJECT_LABEL,
-  SERVICE_NAME_LABEL,
-  trimService,
-  trimSlice,
-} from './k8s-types.ts';
+import type { Service } from './k8s-types.ts';
+import { type KubeObject, objectKey, PROJECT_LABEL, SERVICE_NAME_LABEL, trimService } from './k8s-types.ts';
 import { type LogFn, type ObjectChange, Reflector } from './reflector.ts';
-import { resolveConflicts, type ServiceTranslation, translateService } from './translate.ts';
+import {
+  resolveConflicts,
+  type ServiceTranslation,
+  type TrimmedSlice,
+  translateService,
+  trimSlice,
+} from './translate.ts';
 
 export type SourceStateName = 'syncing' | 'synced' | 'degraded';
 
@@ -86,7 +85,7 @@ export class KubernetesSource {
   private readonly health = new Map<Reflector, string | null>();
   private readonly services = new Map<string, Service>();
   /** Service key -> its EndpointSlices (usually one; a list is smaller than a Map per Service). */
-  private readonly slices = new Map<string, EndpointSlice[]>();
+  private readonly slices = new Map<string, TrimmedSlice[]>();
   private readonly sliceOwner = new Map<string, string>();
   private readonly translations = new Map<string, ServiceTranslation>();
   /** Project name -> Services claiming it; conflicts are re-resolved only for names that changed. */
@@ -232,8 +231,8 @@ export class KubernetesSource {
           metadata: { namespace: c.obj.metadata.namespace ?? 'default', name: svc },
         });
         const list = this.slices.get(owner);
-        if (list) list.push(c.obj as EndpointSlice);
-        else this.slices.set(owner, [c.obj as EndpointSlice]);
+        if (list) list.push(c.obj as TrimmedSlice);
+        else this.slices.set(owner, [c.obj as TrimmedSlice]);
         this.sliceOwner.set(c.key, owner);
         this.dirty.add(owner);
       }

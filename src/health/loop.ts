@@ -17,9 +17,9 @@
 // Results apply in probe start order: a newer answer makes every older outstanding probe stale (it
 // is aborted), and an older answer arriving after a newer one is ignored.
 
-import type { HealthCheckSettings } from '../model/settings.ts';
+import type { HealthCheckSettings, StatusRange } from '../model/settings.ts';
 import type { Prober, ProbeTarget } from './prober.ts';
-import { ProbeScheduler, type Schedulable } from './scheduler.ts';
+import type { ProbeScheduler, Schedulable } from './scheduler.ts';
 import type { Clock, TimerHandle, Timers } from './time.ts';
 
 export const JITTER = 0.1;
@@ -42,12 +42,16 @@ export interface LoopOwner {
 }
 
 export interface LoopDeps {
+  /**
+   * Time for schedules. HealthService gives its loops milliseconds since it started rather than
+   * epoch milliseconds: small integers stay unboxed in 50,000 loops (epoch times are heap numbers).
+   */
   readonly clock: Clock;
   readonly timers: Timers;
   readonly prober: Prober;
   readonly random: () => number;
-  /** Slots and schedules shared by every loop of a HealthService (one of its own when absent). */
-  readonly scheduler?: ProbeScheduler;
+  /** Slots and schedules shared by every loop of a HealthService. */
+  readonly scheduler: ProbeScheduler;
 }
 
 interface Outstanding {
@@ -71,39 +75,51 @@ enum Want {
 /** Aborting with a plain reason: the default DOMException captures a stack, thousands a second. */
 const ABORT_REASON = Object.freeze(new Error('probe aborted'));
 
-export class ProbeLoop implements Schedulable {
+/** "Never" for a time in loop milliseconds: a small integer, so the field stays unboxed. */
+const NEVER = -(2 ** 30);
+
+/**
+ * A probe target with its schedule. Subclasses are their own target (address, Host header, path,
+ * expected statuses) and say what the results mean (LoopOwner): one object per target.
+ */
+export abstract class ProbeLoop implements Schedulable, ProbeTarget, LoopOwner {
   private inflight: Outstanding[] = NONE as Outstanding[];
   private seq = 0;
   private applied = 0;
-  private lastStart = 0;
+  private lastStart = NEVER;
   /** When the last good answer came, and how long that probe took. */
-  private answeredAt = Number.NEGATIVE_INFINITY;
+  private answeredAt = NEVER;
   private okLatency = 0;
   private stopped = false;
   private want = Want.Scheduled;
-  private readonly scheduler: ProbeScheduler;
-  private readonly owner: LoopOwner;
   // Schedulable: owned by the scheduler.
-  dueAt = Number.POSITIVE_INFINITY;
+  dueAt = -1;
   heapIndex = -1;
   queued: 0 | 1 | 2 = 0;
   dueUrgent = false;
 
-  readonly target: ProbeTarget;
+  abstract readonly address: string;
+  abstract readonly host: string;
+  abstract onProbe(report: ProbeReport): void;
+  abstract falling(): boolean;
+  abstract serving(): boolean;
 
-  /**
-   * `target` and `owner` may be left out by a subclass that is its own target (implements
-   * ProbeTarget) and owner (implements LoopOwner): one object per probe target instead of three.
-   */
   constructor(
-    target: ProbeTarget | undefined,
     readonly settings: HealthCheckSettings,
     private readonly deps: LoopDeps,
-    owner?: LoopOwner,
-  ) {
-    this.scheduler = deps.scheduler ?? new ProbeScheduler(deps.clock, deps.timers);
-    this.target = target ?? (this as unknown as ProbeTarget);
-    this.owner = owner ?? (this as unknown as LoopOwner);
+  ) {}
+
+  get path(): string | null {
+    return this.settings.path;
+  }
+
+  get expect(): readonly StatusRange[] {
+    return this.settings.expect;
+  }
+
+  /** The loop itself (it is its own probe target). */
+  get target(): ProbeTarget {
+    return this;
   }
 
   /** First probe at once (as soon as a slot is free, ahead of periodic probes). */
@@ -118,14 +134,17 @@ export class ProbeLoop implements Schedulable {
   startSpread(): void {
     if (this.stopped) return;
     this.want = Want.Scheduled;
-    this.scheduler.at(this, this.deps.clock.now() + this.deps.random() * this.settings.intervalMs);
+    this.deps.scheduler.at(
+      this,
+      Math.round(this.deps.clock.now() + this.deps.random() * this.settings.intervalMs),
+    );
   }
 
   /** Probe now unless one is already on its way (a new member joining an existing loop). */
   kick(): void {
     if (this.stopped || this.inflight.length > 0) return;
     this.want = Want.Now;
-    this.scheduler.now(this, true);
+    this.deps.scheduler.now(this, true);
   }
 
   /**
@@ -141,7 +160,7 @@ export class ProbeLoop implements Schedulable {
 
   stop(): void {
     this.stopped = true;
-    this.scheduler.cancel(this);
+    this.deps.scheduler.cancel(this);
     const all = this.inflight;
     this.inflight = NONE as Outstanding[];
     for (const p of all) this.retire(p);
@@ -159,7 +178,7 @@ export class ProbeLoop implements Schedulable {
       // Still worth it? The probe it backs up may have answered while this one waited.
       const last = this.inflight[this.inflight.length - 1];
       if (!last || last.seq !== this.seq || this.answeredAt > last.start) return false;
-      if (this.inflight.length >= this.settings.fall || !this.owner.serving()) return false;
+      if (this.inflight.length >= this.settings.fall || !this.serving()) return false;
     } else if (this.inflight.length > 0) return false;
     this.launch();
     return true;
@@ -191,7 +210,7 @@ export class ProbeLoop implements Schedulable {
     if (this.settings.fall > 1) p.early = timers.setTimeout(() => this.early(p), earlyAfter);
     let pending: Promise<{ ok: boolean; reason: string; status?: number }>;
     try {
-      pending = prober.probe(this.target, p.ac.signal);
+      pending = prober.probe(this, p.ac.signal);
     } catch (err) {
       // A prober that throws instead of rejecting must not break reconcile() or the schedule.
       pending = Promise.reject(err);
@@ -207,9 +226,9 @@ export class ProbeLoop implements Schedulable {
     // Only the newest probe spawns, and only if no good answer came since it started: that answer
     // proves the target alive.
     if (this.stopped || p.done || p.seq !== this.seq || this.answeredAt > p.start) return;
-    if (this.inflight.length >= this.settings.fall || !this.owner.serving()) return;
+    if (this.inflight.length >= this.settings.fall || !this.serving()) return;
     this.want = Want.Early;
-    this.scheduler.now(this, true);
+    this.deps.scheduler.now(this, true);
   }
 
   /** Ends an outstanding probe: its timers, its socket (if it still runs) and its slot. */
@@ -218,7 +237,7 @@ export class ProbeLoop implements Schedulable {
     this.deps.timers.clearTimeout(p.deadline);
     if (p.early !== undefined) this.deps.timers.clearTimeout(p.early);
     if (!answered) p.ac.abort(ABORT_REASON);
-    this.scheduler.release();
+    this.deps.scheduler.release();
   }
 
   /** `running`: the prober has not answered (a timeout), so its socket must be aborted. */
@@ -231,7 +250,7 @@ export class ProbeLoop implements Schedulable {
     if (p.seq < this.applied) {
       // Cannot happen today (applying a result retires every older probe); kept so a stale answer
       // can never leave the loop without a next probe.
-      if (this.inflight.length === 0 && this.dueAt === Number.POSITIVE_INFINITY && this.queued === 0)
+      if (this.inflight.length === 0 && this.heapIndex < 0 && this.queued === 0)
         this.schedule(this.deps.clock.now());
       return;
     }
@@ -247,18 +266,18 @@ export class ProbeLoop implements Schedulable {
       this.answeredAt = now;
       this.okLatency = now - p.start;
     }
-    this.owner.onProbe({ ok: r.ok, reason: r.reason, status: r.status, latencyMs: now - p.start });
+    this.onProbe({ ok: r.ok, reason: r.reason, status: r.status, latencyMs: now - p.start });
     if (!this.stopped && this.inflight.length === 0) this.schedule(now);
   }
 
   private schedule(now: number): void {
     const interval = this.settings.intervalMs;
-    const falling = this.owner.falling();
+    const falling = this.falling();
     const gap = falling
       ? Math.min(interval, FAST_RECHECK_MS)
       : interval * (1 + JITTER * (2 * this.deps.random() - 1));
     this.want = Want.Scheduled;
     // A fast re-check of a failing target waits for a slot ahead of the periodic probes.
-    this.scheduler.at(this, Math.max(now, this.lastStart + gap), falling);
+    this.deps.scheduler.at(this, Math.max(now, Math.round(this.lastStart + gap)), falling);
   }
 }

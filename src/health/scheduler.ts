@@ -14,7 +14,7 @@ import type { Clock, TimerHandle, Timers } from './time.ts';
 
 /** Something that probes (a ProbeLoop). The scheduler owns the three bookkeeping fields. */
 export interface Schedulable {
-  /** Epoch ms of the next scheduled probe; Infinity when none. */
+  /** When the next scheduled probe is due (the loops' clock); meaningful while in the heap. */
   dueAt: number;
   /** Position in the heap, -1 when not in it. */
   heapIndex: number;
@@ -206,7 +206,6 @@ export class ProbeScheduler {
     const i = s.heapIndex;
     if (i < 0) return;
     s.heapIndex = -1;
-    s.dueAt = Number.POSITIVE_INFINITY;
     const last = this.heap.pop()!;
     if (i < this.heap.length) {
       this.heap[i] = last;

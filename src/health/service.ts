@@ -6,11 +6,10 @@ import type { HealthTransitionEvent } from '../model/events.ts';
 import type { HealthState, HealthStatus, HealthView } from '../model/health.ts';
 import type { AttemptOutcome } from '../model/outcome.ts';
 import type { Endpoint, EndpointId, PortRoute, RouteTable } from '../model/routes.ts';
-import type { HealthCheckSettings, StatusRange } from '../model/settings.ts';
+import type { HealthCheckSettings } from '../model/settings.ts';
 import type { Log } from '../util/log.ts';
 import { exact, flat } from '../util/strings.ts';
-import { type LoopDeps, type LoopOwner, ProbeLoop, type ProbeReport } from './loop.ts';
-import type { ProbeTarget } from './prober.ts';
+import { type LoopDeps, ProbeLoop, type ProbeReport } from './loop.ts';
 import { netProber, type Prober } from './prober.ts';
 import { DEFAULT_MAX_IN_FLIGHT, ProbeScheduler } from './scheduler.ts';
 import { EndpointHealth, type Transition } from './state.ts';
@@ -54,7 +53,7 @@ class Member extends EndpointHealth {
 }
 
 /** The probe loop of one target (an address, a Host header and probe settings) and its members. */
-class SharedLoop extends ProbeLoop implements LoopOwner, ProbeTarget {
+class SharedLoop extends ProbeLoop {
   /** Usually one; two ports of an instance probed on the same health port share a loop. */
   members: Member[] = [];
   /** Another loop probing the same address with other settings (rare), chained off the map entry. */
@@ -70,15 +69,7 @@ class SharedLoop extends ProbeLoop implements LoopOwner, ProbeTarget {
     deps: LoopDeps,
   ) {
     // Its own probe target and owner: 50,000 targets are 50,000 objects, not 150,000.
-    super(undefined, settings, deps);
-  }
-
-  get path(): string | null {
-    return this.settings.path;
-  }
-
-  get expect(): readonly StatusRange[] {
-    return this.settings.expect;
+    super(settings, deps);
   }
 
   join(m: Member): void {
@@ -92,16 +83,16 @@ class SharedLoop extends ProbeLoop implements LoopOwner, ProbeTarget {
     return this.host === host && sameProbe(this.settings, h);
   }
 
-  onProbe(report: ProbeReport): void {
+  override onProbe(report: ProbeReport): void {
     this.svc.applyProbe(this, report);
   }
 
-  falling(): boolean {
+  override falling(): boolean {
     for (const m of this.members) if (m.falling()) return true;
     return false;
   }
 
-  serving(): boolean {
+  override serving(): boolean {
     for (const m of this.members) if (m.state !== 'unhealthy') return true;
     return false;
   }
@@ -153,9 +144,14 @@ export class HealthService implements HealthView {
     this.timers = opts.timers ?? systemTimers;
     this.prober = opts.prober ?? netProber;
     this.random = opts.random ?? Math.random;
-    this.scheduler = new ProbeScheduler(this.clock, this.timers, opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT);
+    // Loops and their scheduler keep time in milliseconds since now: small integers, unboxed in
+    // every loop (epoch milliseconds are heap numbers).
+    const base = this.clock.now();
+    const clock = this.clock;
+    const loopClock = { now: () => clock.now() - base };
+    this.scheduler = new ProbeScheduler(loopClock, this.timers, opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT);
     this.deps = {
-      clock: this.clock,
+      clock: loopClock,
       timers: this.timers,
       prober: this.prober,
       random: this.random,

@@ -4,8 +4,8 @@
 //
 // Layout: a frozen `base` Map shared by many versions, plus a small `top` Map of the entries
 // changed since the base was made (a deleted key maps to GONE). `with()` copies only `top`; when
-// `top` grows past about the square root of the size, the next version folds everything into a
-// new base (so each change costs O(sqrt(n)) amortized, lookups two Map.get at most). Nothing is
+// `top` grows past a few times the square root of the size, the next version folds everything into
+// a new base (so each change costs O(sqrt(n)) amortized, lookups two Map.get at most). Nothing is
 // ever written into a Map that a published version can see.
 
 const GONE: unique symbol = Symbol('gone');
@@ -65,9 +65,11 @@ export class LayeredMap<K, V> implements ReadonlyMap<K, V> {
         top.set(k, v);
       }
     }
-    // Fold into a new base once the layer is large next to the whole (sqrt keeps both the per-change
-    // copy of `top` and the amortized cost of folding at O(sqrt(n))).
-    if (top.size > 16 && top.size * top.size > this.base.size) {
+    // Fold into a new base once the layer is large next to the whole: at 4 sqrt(n) entries, so both
+    // the per-change copy of `top` and the amortized cost of folding stay O(sqrt(n)), and a base
+    // (the one large allocation, which lives long enough to reach the old generation) is replaced
+    // only every few hundred changes at 10,000 entries.
+    if (top.size > 64 && top.size * top.size > 16 * this.base.size) {
       const base = new Map<K, V>();
       for (const [k, v] of this.base) {
         const t = top.get(k);

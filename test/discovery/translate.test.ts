@@ -5,8 +5,8 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { type KubeObject, type Service, trimService, trimSlice } from '../../src/discovery/k8s-types.ts';
-import { translateAll, translateService } from '../../src/discovery/translate.ts';
+import { type KubeObject, type Service, trimService } from '../../src/discovery/k8s-types.ts';
+import { translateAll, translateService, trimSlice } from '../../src/discovery/translate.ts';
 
 const DIR = join(import.meta.dirname, '../fixtures/discovery');
 

@@ -97,6 +97,52 @@ describe('HTTP probes', () => {
   });
 });
 
+describe('HTTP probes read only the status line', () => {
+  async function rawPeer(
+    answer: (s: net.Socket) => void,
+  ): Promise<{ addr: string; stop: () => Promise<void> }> {
+    const open = new Set<net.Socket>();
+    const server = net.createServer((s) => {
+      open.add(s);
+      s.on('error', () => {});
+      s.once('data', () => answer(s));
+    });
+    const addr = await listen(server);
+    return {
+      addr,
+      stop: async () => {
+        for (const s of open) s.destroy();
+        await close(server);
+      },
+    };
+  }
+  const probe = (address: string) =>
+    netProber.probe({ address, path: '/', host: 'x', expect: EXPECT }, AbortSignal.timeout(2000));
+
+  test('a status line split across packets, without a reason phrase', async () => {
+    const peer = await rawPeer((s) => {
+      s.write('HTTP/1.1 2');
+      setTimeout(() => s.write('04\r\n\r\n'), 20);
+    });
+    assert.deepEqual(await probe(peer.addr), { ok: true, reason: 'ok (204)', status: 204 });
+    await peer.stop();
+  });
+
+  test('an interim 103 Early Hints is skipped for the final status', async () => {
+    const peer = await rawPeer((s) =>
+      s.write('HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 503 Service Unavailable\r\n\r\n'),
+    );
+    assert.deepEqual(await probe(peer.addr), { ok: false, reason: 'status 503', status: 503 });
+    await peer.stop();
+  });
+
+  test('a peer that closes without answering', async () => {
+    const peer = await rawPeer((s) => s.end());
+    assert.deepEqual(await probe(peer.addr), { ok: false, reason: 'reset' });
+    await peer.stop();
+  });
+});
+
 describe('frozen peers and TCP checks', () => {
   const sockets = new Set<net.Socket>();
   // Accepts and reads, never answers: what a SIGSTOPped process looks like from outside.

@@ -219,11 +219,12 @@ describe('RouteTableBuilder', () => {
 
 describe('LayeredMap', () => {
   test('behaves as a Map under any sequence of changes; older versions stay as they were', () => {
-    const arbChange = fc.tuple(fc.integer({ min: 0, max: 60 }), fc.option(fc.nat(), { nil: undefined }));
+    // Keys up to 200 and batches up to 120: the changed layer grows past the fold threshold (64).
+    const arbChange = fc.tuple(fc.integer({ min: 0, max: 200 }), fc.option(fc.nat(), { nil: undefined }));
     fc.assert(
       fc.property(
-        fc.array(fc.array(arbChange, { maxLength: 40 }), { maxLength: 30 }),
-        fc.array(fc.integer({ min: 0, max: 60 }), { maxLength: 20 }),
+        fc.array(fc.array(arbChange, { maxLength: 120 }), { maxLength: 12 }),
+        fc.array(fc.integer({ min: 0, max: 200 }), { maxLength: 20 }),
         (batches, seed) => {
           let m = LayeredMap.from<number, number>(seed.map((k) => [k, k]));
           const ref = new Map<number, number>(seed.map((k) => [k, k]));
@@ -240,7 +241,7 @@ describe('LayeredMap', () => {
               [...ref].sort((a, b) => a[0] - b[0]),
             );
             assert.equal(m.size, ref.size);
-            for (let k = 0; k <= 60; k++) {
+            for (let k = 0; k <= 200; k++) {
               assert.equal(m.get(k), ref.get(k));
               assert.equal(m.has(k), ref.has(k));
             }
