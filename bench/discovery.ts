@@ -334,7 +334,7 @@ async function wharfRole(): Promise<void> {
     await inspector.post('HeapProfiler.startSampling', {
       samplingInterval: 32768,
       includeObjectsCollectedByMajorGC: true,
-      includeObjectsCollectedByMinorGC: true,
+      includeObjectsCollectedByMinorGC: process.env.BENCH_ALLOC_MINOR !== '0',
     });
   }
   const churnStart = performance.now();
@@ -346,6 +346,11 @@ async function wharfRole(): Promise<void> {
     (await import('node:fs')).writeFileSync(allocProf, JSON.stringify(profile));
     inspector.disconnect();
   }
+  if (process.env.BENCH_DEBUG)
+    for (const sp of (await import('node:v8')).getHeapSpaceStatistics())
+      console.log(
+        `  ${sp.space_name}: size ${mib(sp.space_size)} MiB, used ${mib(sp.space_used_size)} MiB, physical ${mib(sp.physical_space_size)} MiB`,
+      );
   if (process.env.BENCH_DEBUG)
     console.log(
       `at peak RSS: heap used ${mib(atPeak.heapUsed)} / total ${mib(atPeak.heapTotal)} MiB, external ${mib(atPeak.external)} MiB, array buffers ${mib(atPeak.arrayBuffers)} MiB`,

@@ -18,7 +18,7 @@
 // is aborted), and an older answer arriving after a newer one is ignored.
 
 import type { HealthCheckSettings, StatusRange } from '../model/settings.ts';
-import type { Prober, ProbeTarget } from './prober.ts';
+import { ProbeCancel, type Prober, type ProbeTarget } from './prober.ts';
 import type { ProbeScheduler, Schedulable } from './scheduler.ts';
 import type { Clock, TimerHandle, Timers } from './time.ts';
 
@@ -57,7 +57,7 @@ export interface LoopDeps {
 interface Outstanding {
   readonly seq: number;
   readonly start: number;
-  readonly ac: AbortController;
+  readonly ac: ProbeCancel;
   deadline: TimerHandle;
   early: TimerHandle | undefined;
   done: boolean;
@@ -71,9 +71,6 @@ enum Want {
   Now = 1,
   Early = 2,
 }
-
-/** Aborting with a plain reason: the default DOMException captures a stack, thousands a second. */
-const ABORT_REASON = Object.freeze(new Error('probe aborted'));
 
 /** "Never" for a time in loop milliseconds: a small integer, so the field stays unboxed. */
 const NEVER = -(2 ** 30);
@@ -190,7 +187,7 @@ export abstract class ProbeLoop implements Schedulable, ProbeTarget, LoopOwner {
     const p: Outstanding = {
       seq: ++this.seq,
       start,
-      ac: new AbortController(),
+      ac: new ProbeCancel(),
       deadline: undefined,
       early: undefined,
       done: false,
@@ -207,10 +204,12 @@ export abstract class ProbeLoop implements Schedulable, ProbeTarget, LoopOwner {
     // early probe: twice its usual latency, at most half the timeout.
     const base = Math.min(EARLY_PROBE_MS, timeout / 4);
     const earlyAfter = Math.min(Math.max(base, 2 * this.okLatency), timeout / 2);
-    if (this.settings.fall > 1) p.early = timers.setTimeout(() => this.early(p), earlyAfter);
+    // Only a target in service gets early second probes (see early()): no timer for the others.
+    if (this.settings.fall > 1 && this.serving())
+      p.early = timers.setTimeout(() => this.early(p), earlyAfter);
     let pending: Promise<{ ok: boolean; reason: string; status?: number }>;
     try {
-      pending = prober.probe(this, p.ac.signal);
+      pending = prober.probe(this, p.ac);
     } catch (err) {
       // A prober that throws instead of rejecting must not break reconcile() or the schedule.
       pending = Promise.reject(err);
@@ -236,7 +235,7 @@ export abstract class ProbeLoop implements Schedulable, ProbeTarget, LoopOwner {
     p.done = true;
     this.deps.timers.clearTimeout(p.deadline);
     if (p.early !== undefined) this.deps.timers.clearTimeout(p.early);
-    if (!answered) p.ac.abort(ABORT_REASON);
+    if (!answered) p.ac.abort();
     this.deps.scheduler.release();
   }
 

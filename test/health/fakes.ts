@@ -1,6 +1,6 @@
 // Fake time and a scriptable prober for health tests: no sleeps, exact timing assertions.
 
-import type { ProbeResult, Prober, ProbeTarget } from '../../src/health/prober.ts';
+import type { ProbeResult, Prober, ProbeSignal, ProbeTarget } from '../../src/health/prober.ts';
 import type { Clock, TimerHandle, Timers } from '../../src/health/time.ts';
 import type { HealthTransitionEvent } from '../../src/model/events.ts';
 import type { Endpoint, PortRoute, ProjectRoute, RouteTable } from '../../src/model/routes.ts';
@@ -114,7 +114,7 @@ export class FakeProber implements Prober {
     return this.calls.filter((c) => c.target.address === address).map((c) => c.at);
   }
 
-  probe(target: ProbeTarget, signal: AbortSignal): Promise<ProbeResult> {
+  probe(target: ProbeTarget, signal: ProbeSignal): Promise<ProbeResult> {
     this.calls.push({ target, at: this.time.now(), aborted: () => signal.aborted });
     const b = this.behaviour.get(target.address) ?? this.fallback;
     return new Promise((resolve) => {
