@@ -47,6 +47,10 @@ export interface Config {
     readonly bufferBytes?: number;
     readonly level: 'debug' | 'info' | 'warn' | 'error';
   };
+  readonly health: {
+    /** Active probes in flight at once, across every project. */
+    readonly concurrency: number;
+  };
   readonly upstream: {
     readonly connections: number;
     readonly retryBudget: number;
@@ -352,6 +356,7 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
       bufferBytes: file.logs['buffer-bytes'],
       level: file.logs.level,
     }),
+    health: Object.freeze({ concurrency: file.health.concurrency }),
     upstream: Object.freeze({
       connections: file.upstream.connections,
       retryBudget: file.upstream['retry-budget'],

@@ -139,6 +139,13 @@ export const configSchema = z.strictObject({
       'retry-budget-min': z.number().int().min(0).default(10),
     })
     .default({ connections: 128, 'retry-budget': 0.2, 'retry-budget-min': 10 }),
+  /** The active health checker as a whole (per-project probe settings are under `defaults:`). */
+  health: z
+    .strictObject({
+      /** Probes in flight at once across every project (each holds one socket). */
+      concurrency: z.number().int().min(1).max(10_000).default(256),
+    })
+    .default({ concurrency: 256 }),
   projects: z.record(z.string(), projectSchema.nullable()).default({}),
   kubernetes: kubernetesSchema.optional(),
   logs: z

@@ -2,6 +2,8 @@
 // core/v1 and discovery/v1). Only the fields Wharf uses; everything is optional or nullable because
 // the wire allows it (`endpoints: null`, `ports: null`, missing conditions).
 
+import { flat } from '../util/strings.ts';
+
 export interface ObjectMeta {
   name?: string;
   namespace?: string;
@@ -97,44 +99,40 @@ export const PROJECT_LABEL = 'wharf.io/project';
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 export const ANNOTATION_PREFIX = 'wharf.io/';
 
-/** `<namespace>/<name>`, or `<name>` for cluster-scoped objects. */
+/** `<namespace>/<name>`, or `<name>` for cluster-scoped objects. Flat: caches keep it as a key. */
 export function objectKey(o: { metadata: ObjectMeta }): string {
   const ns = o.metadata.namespace;
-  return ns ? `${ns}/${o.metadata.name ?? ''}` : (o.metadata.name ?? '');
+  return ns ? flat(`${ns}/${o.metadata.name ?? ''}`) : (o.metadata.name ?? '');
 }
 
-function trimMeta(m: ObjectMeta, annotations: boolean): ObjectMeta {
-  const out: ObjectMeta = { name: m.name, namespace: m.namespace, resourceVersion: m.resourceVersion };
-  if (m.uid) out.uid = m.uid;
-  if (m.creationTimestamp) out.creationTimestamp = m.creationTimestamp;
+/** The metadata discovery reads: keys, the resourceVersion, the two labels, `wharf.io/` annotations. */
+export function trimMeta(m: ObjectMeta, service: boolean): ObjectMeta {
+  let labels: Record<string, string> | undefined;
   if (m.labels) {
-    const l: Record<string, string> = {};
-    if (m.labels[PROJECT_LABEL] !== undefined) l[PROJECT_LABEL] = m.labels[PROJECT_LABEL];
-    if (m.labels[SERVICE_NAME_LABEL] !== undefined) l[SERVICE_NAME_LABEL] = m.labels[SERVICE_NAME_LABEL];
-    out.labels = l;
+    labels = {};
+    if (m.labels[PROJECT_LABEL] !== undefined) labels[PROJECT_LABEL] = m.labels[PROJECT_LABEL];
+    if (m.labels[SERVICE_NAME_LABEL] !== undefined) labels[SERVICE_NAME_LABEL] = m.labels[SERVICE_NAME_LABEL];
   }
-  if (annotations && m.annotations) {
-    const a: Record<string, string> = {};
-    for (const [k, v] of Object.entries(m.annotations)) if (k.startsWith(ANNOTATION_PREFIX)) a[k] = v;
-    out.annotations = a;
+  let kept: Record<string, string> | undefined;
+  if (service && m.annotations) {
+    kept = {};
+    for (const [k, v] of Object.entries(m.annotations)) if (k.startsWith(ANNOTATION_PREFIX)) kept[k] = v;
   }
-  return out;
+  // One literal with every field (unset ones undefined): an object grown field by field past its
+  // literal's size gets a second allocation for the extra fields.
+  return {
+    name: m.name,
+    namespace: m.namespace,
+    resourceVersion: m.resourceVersion,
+    // The creation time decides name conflicts between Services; a slice's is never read.
+    creationTimestamp: (service && m.creationTimestamp) || undefined,
+    labels,
+    annotations: kept,
+  };
 }
 
 /** What discovery keeps of a Service: real objects carry managedFields and last-applied copies. */
 export function trimService(o: KubeObject): KubeObject {
   const s = o as Service;
   return { metadata: trimMeta(s.metadata ?? {}, true), spec: { ports: s.spec?.ports ?? null } };
-}
-
-/** What discovery keeps of an EndpointSlice. */
-export function trimSlice(o: KubeObject): KubeObject {
-  const s = o as EndpointSlice;
-  const out: EndpointSlice = {
-    metadata: trimMeta(s.metadata ?? {}, false),
-    endpoints: s.endpoints ?? null,
-    ports: s.ports ?? null,
-  };
-  if (s.addressType) out.addressType = s.addressType;
-  return out;
 }

@@ -176,7 +176,23 @@ export class Reflector {
         throw err;
       }
       const tf = this.o.transform;
-      for (const item of page.items ?? []) seen.set(objectKey(item), tf ? tf(item) : item);
+      const early: ObjectChange[] = [];
+      for (const item of page.items ?? []) {
+        const key = objectKey(item);
+        const obj = tf ? tf(item) : item;
+        seen.set(key, obj);
+        // The first list hands over each page as it arrives (there is nothing to replace yet), so
+        // the consumer works while the next page is on its way. A relist applies the difference
+        // in one batch at the end.
+        if (
+          this.lists === 0 &&
+          this.cache.get(key)?.metadata.resourceVersion !== obj.metadata.resourceVersion
+        ) {
+          this.cache.set(key, obj);
+          early.push({ type: 'upsert', key, obj });
+        }
+      }
+      if (early.length > 0 && !this.stopped) this.o.onChanges(early);
       cont = page.metadata?.continue || undefined;
       listRv = page.metadata?.resourceVersion ?? listRv;
       if (!cont || this.stopped) break;

@@ -9,14 +9,20 @@
 //   difference, and the state goes `degraded` with the reason until an apiserver answers again.
 
 import type { Problem } from '../model/problem.ts';
-import type { ProjectRecord } from '../model/snapshot.ts';
+import type { ProjectChange, ProjectRecord } from '../model/snapshot.ts';
 import { ApiClient } from './apiclient.ts';
 import { type Clock, systemClock, type Timer } from './clock.ts';
 import type { ApiServerTarget } from './credentials.ts';
-import type { EndpointSlice, Service } from './k8s-types.ts';
-import { type KubeObject, PROJECT_LABEL, SERVICE_NAME_LABEL, trimService, trimSlice } from './k8s-types.ts';
+import type { Service } from './k8s-types.ts';
+import { type KubeObject, objectKey, PROJECT_LABEL, SERVICE_NAME_LABEL, trimService } from './k8s-types.ts';
 import { type LogFn, type ObjectChange, Reflector } from './reflector.ts';
-import { resolveConflicts, type ServiceTranslation, translateService } from './translate.ts';
+import {
+  resolveConflicts,
+  type ServiceTranslation,
+  type TrimmedSlice,
+  translateService,
+  trimSlice,
+} from './translate.ts';
 
 export type SourceStateName = 'syncing' | 'synced' | 'degraded';
 
@@ -49,7 +55,16 @@ export interface KubernetesSourceOptions {
   pageSize?: number;
 }
 
-export type SnapshotListener = (projects: readonly ProjectRecord[], problems: readonly Problem[]) => void;
+/** One publish. */
+export interface SourceUpdate {
+  /** Every published project (built on first read, so a publish costs nothing per project). */
+  readonly projects: readonly ProjectRecord[];
+  readonly problems: readonly Problem[];
+  /** What changed since the previous publish; the first one adds everything. */
+  readonly change: ProjectChange;
+}
+
+export type SnapshotListener = (update: SourceUpdate) => void;
 
 function sameRecord(a: ProjectRecord | null, b: ProjectRecord | null): boolean {
   if (a === b) return true;
@@ -69,12 +84,15 @@ export class KubernetesSource {
   private readonly listed = new Set<Reflector>();
   private readonly health = new Map<Reflector, string | null>();
   private readonly services = new Map<string, Service>();
-  private readonly slices = new Map<string, Map<string, EndpointSlice>>();
+  /** Service key -> its EndpointSlices (usually one; a list is smaller than a Map per Service). */
+  private readonly slices = new Map<string, TrimmedSlice[]>();
   private readonly sliceOwner = new Map<string, string>();
   private readonly translations = new Map<string, ServiceTranslation>();
   /** Project name -> Services claiming it; conflicts are re-resolved only for names that changed. */
-  private readonly claims = new Map<string, Set<string>>();
+  private readonly claims = new Map<string, string[]>();
   private readonly conflicts = new Map<string, { winner: ProjectRecord; problems: Problem[] }>();
+  /** Project name -> the record published for it (the winner of any conflict). */
+  private readonly winners = new Map<string, ProjectRecord>();
   private readonly withProblems = new Set<string>();
   /** Problems already logged, so each is logged once while it lasts (and again if it comes back). */
   private logged = new Set<string>();
@@ -82,10 +100,12 @@ export class KubernetesSource {
   private readonly snapshotListeners = new Set<SnapshotListener>();
   private readonly stateListeners = new Set<(s: SourceState) => void>();
   private flushTimer: Timer | null = null;
+  /** Problems changed in a flush before the first sync (published with it). */
+  private problemsDirty = false;
   private synced = false;
   private current: SourceState = { state: 'syncing' };
-  private lastProjects: readonly ProjectRecord[] = [];
-  private lastProblems: readonly Problem[] = [];
+  private lastProjects: readonly ProjectRecord[] | undefined = Object.freeze([]);
+  private lastProblems: readonly Problem[] = Object.freeze([]);
   private published = false;
   private readonly coalesceMs: number;
   private readonly log: LogFn;
@@ -161,6 +181,7 @@ export class KubernetesSource {
 
   /** The last published projects (empty before the first sync). */
   get projects(): readonly ProjectRecord[] {
+    this.lastProjects ??= Object.freeze([...this.winners.values()]);
     return this.lastProjects;
   }
 
@@ -171,7 +192,8 @@ export class KubernetesSource {
   /** `cb` gets every publish; if one already happened it is called at once with the latest. */
   onSnapshot(cb: SnapshotListener): () => void {
     this.snapshotListeners.add(cb);
-    if (this.published) cb(this.lastProjects, this.lastProblems);
+    // A late subscriber gets everything as added.
+    if (this.published) cb(this.update({ removed: [], added: this.projects }));
     return () => this.snapshotListeners.delete(cb);
   }
 
@@ -195,21 +217,22 @@ export class KubernetesSource {
     for (const c of changes) {
       const prevOwner = this.sliceOwner.get(c.key);
       if (prevOwner !== undefined) {
-        this.slices.get(prevOwner)?.delete(c.key);
-        if (this.slices.get(prevOwner)?.size === 0) this.slices.delete(prevOwner);
+        const list = this.slices.get(prevOwner);
+        const i = list ? list.findIndex((x) => objectKey(x) === c.key) : -1;
+        if (i >= 0) list!.splice(i, 1);
+        if (list?.length === 0) this.slices.delete(prevOwner);
         this.sliceOwner.delete(c.key);
         this.dirty.add(prevOwner);
       }
       if (c.type === 'upsert') {
         const svc = c.obj.metadata.labels?.[SERVICE_NAME_LABEL];
         if (!svc) continue;
-        const owner = `${c.obj.metadata.namespace ?? 'default'}/${svc}`;
-        let m = this.slices.get(owner);
-        if (!m) {
-          m = new Map();
-          this.slices.set(owner, m);
-        }
-        m.set(c.key, c.obj as EndpointSlice);
+        const owner = objectKey({
+          metadata: { namespace: c.obj.metadata.namespace ?? 'default', name: svc },
+        });
+        const list = this.slices.get(owner);
+        if (list) list.push(c.obj as TrimmedSlice);
+        else this.slices.set(owner, [c.obj as TrimmedSlice]);
         this.sliceOwner.set(c.key, owner);
         this.dirty.add(owner);
       }
@@ -225,6 +248,8 @@ export class KubernetesSource {
         services: this.services.size,
         slices: this.sliceOwner.size,
       });
+      this.flushTimer?.cancel();
+      this.flushTimer = null;
       this.flush();
     }
     this.updateState();
@@ -250,9 +275,13 @@ export class KubernetesSource {
   }
 
   private schedule(): void {
-    if (!this.synced || this.flushTimer || this.dirty.size === 0) return;
+    if (this.flushTimer || this.dirty.size === 0) return;
     const now = this.clock.now();
-    const delay = Math.max(this.coalesceMs, this.lastPublishEnd + this.lastPublishCost - now);
+    // Before the first sync a flush only translates (nothing is published): the pages of the first
+    // list are translated as they arrive, while the next ones are on their way.
+    const delay = this.synced
+      ? Math.max(this.coalesceMs, this.lastPublishEnd + this.lastPublishCost - now)
+      : this.coalesceMs;
     this.flushTimer = this.clock.setTimeout(() => {
       this.flushTimer = null;
       this.flush();
@@ -262,14 +291,27 @@ export class KubernetesSource {
   private claim(name: string | undefined, key: string, add: boolean, touched: Set<string>): void {
     if (name === undefined) return;
     touched.add(name);
-    const set = this.claims.get(name);
+    const keys = this.claims.get(name);
     if (add) {
-      if (set) set.add(key);
-      else this.claims.set(name, new Set([key]));
-    } else if (set) {
-      set.delete(key);
-      if (set.size === 0) this.claims.delete(name);
+      if (!keys) this.claims.set(name, [key]);
+      else if (!keys.includes(key)) keys.push(key);
+    } else if (keys) {
+      const i = keys.indexOf(key);
+      if (i >= 0) keys.splice(i, 1);
+      if (keys.length === 0) this.claims.delete(name);
     }
+  }
+
+  /** A publish as listeners see it; `projects` is built only if someone reads it. */
+  private update(change: ProjectChange): SourceUpdate {
+    const src = this;
+    return {
+      get projects() {
+        return src.projects;
+      },
+      problems: this.lastProblems,
+      change,
+    };
   }
 
   private logProblems(problems: readonly Problem[]): void {
@@ -287,24 +329,26 @@ export class KubernetesSource {
     this.logged = now;
   }
 
-  /** Re-translates the dirty Services and publishes if anything really changed. */
+  /** Re-translates the dirty Services and, once synced, publishes what really changed. */
   private flush(): void {
-    let changed = !this.published;
+    const first = !this.published;
+    let problemsChanged = first || this.problemsDirty;
+    this.problemsDirty = false;
     const touched = new Set<string>();
     for (const key of this.dirty) {
       const svc = this.services.get(key);
       const prev = this.translations.get(key);
       let next: ServiceTranslation | undefined;
       if (svc) {
-        const t = translateService(svc, this.slices.get(key)?.values() ?? []);
-        if (prev && sameRecord(prev.record, t.record) && sameProblems(prev.problems, t.problems)) continue;
+        const t = translateService(svc, this.slices.get(key) ?? []);
+        const sameRec = prev !== undefined && sameRecord(prev.record, t.record);
+        const sameProbs = prev !== undefined && sameProblems(prev.problems, t.problems);
+        if (sameRec && sameProbs) continue;
         // Keep the old record object when only problems changed, so routing's memo still hits.
-        next = {
-          record: prev && sameRecord(prev.record, t.record) ? prev.record : t.record,
-          problems: t.problems,
-        };
+        next = { record: sameRec ? prev.record : t.record, problems: sameProbs ? prev.problems : t.problems };
+        if (!sameProbs) problemsChanged = true;
       } else if (!prev) continue;
-      changed = true;
+      else if (prev.problems.length > 0) problemsChanged = true;
       this.claim(prev?.record?.name, key, false, touched);
       if (next) {
         this.translations.set(key, next);
@@ -317,37 +361,55 @@ export class KubernetesSource {
       }
     }
     this.dirty.clear();
-    if (!changed) return;
+    const removed: ProjectRecord[] = [];
+    const added: ProjectRecord[] = [];
     for (const name of touched) {
       const keys = this.claims.get(name);
-      if (!keys || keys.size < 2) {
-        this.conflicts.delete(name);
-        continue;
+      let winner: ProjectRecord | undefined;
+      if (keys && keys.length > 1) {
+        const r = resolveConflicts(keys.map((k) => this.translations.get(k)!.record!));
+        winner = r.projects[0];
+        this.conflicts.set(name, { winner, problems: r.problems });
+        problemsChanged = true;
+      } else {
+        if (this.conflicts.delete(name)) problemsChanged = true;
+        if (keys) winner = this.translations.get(keys[0])!.record!;
       }
-      const r = resolveConflicts([...keys].map((k) => this.translations.get(k)!.record!));
-      this.conflicts.set(name, { winner: r.projects[0], problems: r.problems });
+      const prev = this.winners.get(name);
+      if (prev === winner) continue;
+      if (prev) removed.push(prev);
+      if (winner) {
+        added.push(winner);
+        this.winners.set(name, winner);
+      } else this.winners.delete(name);
     }
-    // O(projects) pointer copies; no per-project allocation, so a publish stays cheap at 10k.
-    const projects: ProjectRecord[] = [];
-    for (const t of this.translations.values()) {
-      const r = t.record;
-      if (r && (this.conflicts.size === 0 || (this.conflicts.get(r.name)?.winner ?? r) === r))
-        projects.push(r);
+    if (!this.synced) {
+      // Translated ahead of the first sync; the first publish adds every winner.
+      this.problemsDirty ||= problemsChanged;
+      return;
     }
-    const problems: Problem[] = [];
-    for (const key of this.withProblems)
-      for (const p of this.translations.get(key)!.problems) problems.push(p);
-    for (const c of this.conflicts.values()) for (const p of c.problems) problems.push(p);
-    const resolved = { projects };
-    this.logProblems(problems);
-    this.lastProjects = Object.freeze(resolved.projects);
-    this.lastProblems = Object.freeze(problems);
+    if (first) {
+      removed.length = 0;
+      added.length = 0;
+      for (const r of this.winners.values()) added.push(r);
+    }
+    if (!first && !problemsChanged && removed.length === 0 && added.length === 0) return;
+    if (problemsChanged) {
+      const problems: Problem[] = [];
+      for (const key of this.withProblems)
+        for (const p of this.translations.get(key)!.problems) problems.push(p);
+      for (const c of this.conflicts.values()) for (const p of c.problems) problems.push(p);
+      this.logProblems(problems);
+      this.lastProblems = Object.freeze(problems);
+    }
+    if (removed.length > 0 || added.length > 0) this.lastProjects = undefined;
     this.published = true;
     this.publishes++;
+    const update = this.update({ removed, added });
     const t0 = this.clock.now();
     for (const cb of this.snapshotListeners) {
       try {
-        cb(this.lastProjects, this.lastProblems);
+        cb(update);
       } catch (err) {
         this.log('error', 'kubernetes: snapshot listener threw', { error: (err as Error).message });
       }

@@ -4,6 +4,7 @@
 
 import type { Problem } from '../model/problem.ts';
 import type { HostPort, InstanceRecord, ProjectRecord } from '../model/snapshot.ts';
+import { exact, flat } from '../util/strings.ts';
 import {
   ANNOTATION_PREFIX,
   type EndpointSlice,
@@ -12,6 +13,7 @@ import {
   PROJECT_LABEL,
   SERVICE_NAME_LABEL,
   type Service,
+  trimMeta,
 } from './k8s-types.ts';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -40,13 +42,113 @@ function instanceName(targetName: string | undefined, ip: string): string {
 }
 
 /**
- * One Service and all of its EndpointSlices (any order, duplicates allowed) -> one ProjectRecord.
- * Endpoints: `ready` (nil => true) are routable; `!ready && serving && terminating` are draining;
- * the rest are left out. Slice ports are matched to Service ports by name.
+ * An InstanceRecord with only the optional fields that are set, built as one literal: an object
+ * grown field by field past its literal's size gets a second allocation for the extra fields, and
+ * 50,000 instances pay it.
  */
-export function translateService(svc: Service, slices: Iterable<EndpointSlice>): ServiceTranslation {
+function instanceRecord(
+  name: string,
+  addresses: Record<string, HostPort>,
+  draining: boolean,
+  uid: string | undefined,
+  node: string | undefined,
+  zone: string | undefined,
+): InstanceRecord {
+  if (!node && !zone) return uid ? { name, addresses, draining, uid } : { name, addresses, draining };
+  if (!zone) return uid ? { name, addresses, draining, uid, node } : { name, addresses, draining, node };
+  if (!node) return uid ? { name, addresses, draining, uid, zone } : { name, addresses, draining, zone };
+  return uid ? { name, addresses, draining, uid, node, zone } : { name, addresses, draining, node, zone };
+}
+
+/** A slice port that can be routed: its name and number. */
+type PreparedPort = readonly [string, number];
+
+/** One endpoint of a slice that can take traffic (ready, or serving and terminating: draining). */
+export interface PreparedEndpoint {
+  readonly name: string;
+  readonly ip: string;
+  readonly uid: string | undefined;
+  readonly node: string | undefined;
+  readonly zone: string | undefined;
+  readonly draining: boolean;
+}
+
+/**
+ * What translation needs of one EndpointSlice, whatever its Service says: decoded once, kept
+ * instead of the slice (one small object per endpoint instead of four).
+ */
+export interface PreparedSlice {
+  readonly name: string;
+  readonly addressType: string | undefined;
+  readonly ports: readonly PreparedPort[];
+  readonly endpoints: readonly PreparedEndpoint[];
+}
+
+/** A slice as discovery keeps it: the metadata it reads, and the slice prepared for translation. */
+export interface TrimmedSlice extends KubeObject {
+  readonly prepared: PreparedSlice;
+}
+
+const supported = (addressType: string | undefined) =>
+  !addressType || addressType === 'IPv4' || addressType === 'IPv6';
+
+/**
+ * Endpoints: `ready` (nil => true) are routable; `!ready && serving && terminating` are draining;
+ * the rest are left out (they never matter, whatever the Service).
+ */
+export function prepareSlice(slice: EndpointSlice): PreparedSlice {
+  const prepared = (slice as Partial<TrimmedSlice>).prepared;
+  if (prepared) return prepared;
+  const ports: PreparedPort[] = [];
+  for (const sp of slice.ports ?? []) {
+    if (typeof sp?.port === 'number' && sp.port > 0 && sp.port < 65536) ports.push([sp.name ?? '', sp.port]);
+  }
+  const endpoints: PreparedEndpoint[] = [];
+  if (supported(slice.addressType)) {
+    for (const ep of slice.endpoints ?? []) {
+      const ip = ep?.addresses?.[0];
+      if (!ip) continue;
+      const c = ep.conditions ?? {};
+      const ready = c.ready ?? true;
+      const serving = c.serving ?? true;
+      const terminating = c.terminating ?? false;
+      let draining: boolean;
+      if (ready) draining = false;
+      else if (serving && terminating) draining = true;
+      else continue;
+      endpoints.push({
+        name: instanceName(ep.targetRef?.name ?? undefined, ip),
+        ip,
+        uid: ep.targetRef?.uid ?? undefined,
+        node: ep.nodeName || undefined,
+        zone: ep.zone || undefined,
+        draining,
+      });
+    }
+  }
+  return {
+    name: slice.metadata?.name ?? '',
+    addressType: slice.addressType,
+    ports: exact(ports),
+    endpoints: exact(endpoints),
+  };
+}
+
+/** What discovery keeps of an EndpointSlice: keys, resourceVersion, its Service, and the slice prepared. */
+export function trimSlice(o: KubeObject): TrimmedSlice {
+  return { metadata: trimMeta(o.metadata ?? {}, false), prepared: prepareSlice(o as EndpointSlice) };
+}
+
+/**
+ * One Service and all of its EndpointSlices (any order, duplicates allowed; raw, trimmed or
+ * prepared) -> one ProjectRecord. Slice ports are matched to Service ports by name.
+ */
+export function translateService(
+  svc: Service,
+  slices: Iterable<EndpointSlice | PreparedSlice>,
+): ServiceTranslation {
   const meta = svc.metadata ?? {};
-  const origin = `${meta.namespace ?? 'default'}/${meta.name ?? ''}`;
+  const origin = flat(`${meta.namespace ?? 'default'}/${meta.name ?? ''}`);
   const object = `service ${origin}`;
   const problems: Problem[] = [];
   const project = meta.labels?.[PROJECT_LABEL];
@@ -93,37 +195,25 @@ export function translateService(svc: Service, slices: Iterable<EndpointSlice>):
   }
 
   const byName = new Map<string, Acc>();
-  const sorted = [...slices].sort((a, b) => ((a.metadata?.name ?? '') < (b.metadata?.name ?? '') ? -1 : 1));
-  for (const slice of sorted) {
-    if (slice.addressType && slice.addressType !== 'IPv4' && slice.addressType !== 'IPv6') {
+  const prepared: PreparedSlice[] = [];
+  for (const s of slices) prepared.push(isPrepared(s) ? s : prepareSlice(s));
+  prepared.sort((a, b) => (a.name < b.name ? -1 : 1));
+  for (const slice of prepared) {
+    if (!supported(slice.addressType)) {
       problems.push({
         object,
-        field: `endpointslice ${slice.metadata?.name}`,
+        field: `endpointslice ${slice.name}`,
         severity: 'warning',
         code: 'unsupported-address-type',
         message: `addressType ${slice.addressType} is not routed (only IPv4 and IPv6)`,
       });
       continue;
     }
-    const portNumbers: [string, number][] = [];
-    for (const sp of slice.ports ?? []) {
-      const name = sp?.name ?? '';
-      if (ports.includes(name) && typeof sp.port === 'number' && sp.port > 0 && sp.port < 65536)
-        portNumbers.push([name, sp.port]);
-    }
+    const portNumbers: PreparedPort[] = [];
+    for (const sp of slice.ports) if (ports.includes(sp[0])) portNumbers.push(sp);
     if (portNumbers.length === 0) continue;
-    for (const ep of slice.endpoints ?? []) {
-      const ip = ep?.addresses?.[0];
-      if (!ip) continue;
-      const c = ep.conditions ?? {};
-      const ready = c.ready ?? true;
-      const serving = c.serving ?? true;
-      const terminating = c.terminating ?? false;
-      let draining: boolean;
-      if (ready) draining = false;
-      else if (serving && terminating) draining = true;
-      else continue;
-      const name = instanceName(ep.targetRef?.name ?? undefined, ip);
+    for (const ep of slice.endpoints) {
+      const { name, ip, draining } = ep;
       const prev = byName.get(name);
       if (prev && prev.ip !== ip) {
         // The same pod name at two addresses (a StatefulSet pod recreated while the old one drains):
@@ -139,15 +229,7 @@ export function translateService(svc: Service, slices: Iterable<EndpointSlice>):
         Object.assign(acc.addresses, addresses);
         acc.draining &&= draining;
       } else {
-        byName.set(name, {
-          name,
-          ip,
-          uid: ep.targetRef?.uid ?? undefined,
-          draining,
-          addresses,
-          node: ep.nodeName ?? undefined,
-          zone: ep.zone ?? undefined,
-        });
+        byName.set(name, { name, ip, uid: ep.uid, draining, addresses, node: ep.node, zone: ep.zone });
       }
     }
   }
@@ -157,15 +239,7 @@ export function translateService(svc: Service, slices: Iterable<EndpointSlice>):
     .map((a) => {
       const addresses: Record<string, HostPort> = {};
       for (const p of ports) if (a.addresses[p]) addresses[p] = a.addresses[p];
-      const inst: { -readonly [K in keyof InstanceRecord]: InstanceRecord[K] } = {
-        name: a.name,
-        addresses,
-        draining: a.draining,
-      };
-      if (a.uid) inst.uid = a.uid;
-      if (a.node) inst.node = a.node;
-      if (a.zone) inst.zone = a.zone;
-      return inst;
+      return instanceRecord(a.name, addresses, a.draining, a.uid, a.node, a.zone);
     });
 
   return {
@@ -174,12 +248,16 @@ export function translateService(svc: Service, slices: Iterable<EndpointSlice>):
       source: 'kubernetes',
       origin,
       created: meta.creationTimestamp ?? '',
-      ports,
+      ports: exact(ports),
       settings,
       instances,
     },
     problems,
   };
+}
+
+function isPrepared(s: EndpointSlice | PreparedSlice): s is PreparedSlice {
+  return typeof (s as PreparedSlice).name === 'string' && !('metadata' in s);
 }
 
 /**

@@ -17,8 +17,9 @@
 // Results apply in probe start order: a newer answer makes every older outstanding probe stale (it
 // is aborted), and an older answer arriving after a newer one is ignored.
 
-import type { HealthCheckSettings } from '../model/settings.ts';
-import type { Prober, ProbeTarget } from './prober.ts';
+import type { HealthCheckSettings, StatusRange } from '../model/settings.ts';
+import { ProbeCancel, type Prober, type ProbeTarget } from './prober.ts';
+import type { ProbeScheduler, Schedulable } from './scheduler.ts';
 import type { Clock, TimerHandle, Timers } from './time.ts';
 
 export const JITTER = 0.1;
@@ -41,45 +42,106 @@ export interface LoopOwner {
 }
 
 export interface LoopDeps {
+  /**
+   * Time for schedules. HealthService gives its loops milliseconds since it started rather than
+   * epoch milliseconds: small integers stay unboxed in 50,000 loops (epoch times are heap numbers).
+   */
   readonly clock: Clock;
   readonly timers: Timers;
   readonly prober: Prober;
   readonly random: () => number;
+  /** Slots and schedules shared by every loop of a HealthService. */
+  readonly scheduler: ProbeScheduler;
 }
 
 interface Outstanding {
   readonly seq: number;
   readonly start: number;
-  readonly ac: AbortController;
+  readonly ac: ProbeCancel;
   deadline: TimerHandle;
   early: TimerHandle | undefined;
   done: boolean;
 }
 
-export class ProbeLoop {
-  private readonly inflight: Outstanding[] = [];
+const NONE: readonly Outstanding[] = Object.freeze([]);
+
+/** Why the loop waits for a slot: its schedule, a new member or hint (`now`), or an early probe. */
+enum Want {
+  Scheduled = 0,
+  Now = 1,
+  Early = 2,
+}
+
+/** "Never" for a time in loop milliseconds: a small integer, so the field stays unboxed. */
+const NEVER = -(2 ** 30);
+
+/**
+ * A probe target with its schedule. Subclasses are their own target (address, Host header, path,
+ * expected statuses) and say what the results mean (LoopOwner): one object per target.
+ */
+export abstract class ProbeLoop implements Schedulable, ProbeTarget, LoopOwner {
+  private inflight: Outstanding[] = NONE as Outstanding[];
   private seq = 0;
   private applied = 0;
-  private lastStart = 0;
+  private lastStart = NEVER;
   /** When the last good answer came, and how long that probe took. */
-  private answeredAt = Number.NEGATIVE_INFINITY;
+  private answeredAt = NEVER;
   private okLatency = 0;
-  private next: TimerHandle | undefined;
   private stopped = false;
+  private want = Want.Scheduled;
+  // Schedulable: owned by the scheduler.
+  dueAt = -1;
+  heapIndex = -1;
+  queued: 0 | 1 | 2 = 0;
+  dueUrgent = false;
+
+  abstract readonly address: string;
+  abstract readonly host: string;
+  abstract onProbe(report: ProbeReport): void;
+  abstract falling(): boolean;
+  abstract serving(): boolean;
 
   constructor(
-    readonly target: ProbeTarget,
     readonly settings: HealthCheckSettings,
     private readonly deps: LoopDeps,
-    private readonly owner: LoopOwner,
   ) {}
+
+  get path(): string | null {
+    return this.settings.path;
+  }
+
+  get expect(): readonly StatusRange[] {
+    return this.settings.expect;
+  }
+
+  /** The loop itself (it is its own probe target). */
+  get target(): ProbeTarget {
+    return this;
+  }
+
+  /** First probe at once (as soon as a slot is free, ahead of periodic probes). */
+  start(): void {
+    this.kick();
+  }
+
+  /**
+   * First probe at a random point within one interval: for a batch of new targets larger than the
+   * probe slots (an initial sync), so they do not all probe in the same instant, then forever in step.
+   */
+  startSpread(): void {
+    if (this.stopped) return;
+    this.want = Want.Scheduled;
+    this.deps.scheduler.at(
+      this,
+      Math.round(this.deps.clock.now() + this.deps.random() * this.settings.intervalMs),
+    );
+  }
 
   /** Probe now unless one is already on its way (a new member joining an existing loop). */
   kick(): void {
     if (this.stopped || this.inflight.length > 0) return;
-    if (this.next !== undefined) this.deps.timers.clearTimeout(this.next);
-    this.next = undefined;
-    this.launch();
+    this.want = Want.Now;
+    this.deps.scheduler.now(this, true);
   }
 
   /**
@@ -95,14 +157,28 @@ export class ProbeLoop {
 
   stop(): void {
     this.stopped = true;
-    if (this.next !== undefined) this.deps.timers.clearTimeout(this.next);
-    this.next = undefined;
-    for (const p of this.inflight.splice(0)) this.retire(p);
+    this.deps.scheduler.cancel(this);
+    const all = this.inflight;
+    this.inflight = NONE as Outstanding[];
+    for (const p of all) this.retire(p);
   }
 
   /** Outstanding probes (tests and the admin API). */
   get outstanding(): number {
     return this.inflight.length;
+  }
+
+  /** @internal The scheduler has a slot for this loop. */
+  onSlot(): boolean {
+    if (this.stopped) return false;
+    if (this.want === Want.Early) {
+      // Still worth it? The probe it backs up may have answered while this one waited.
+      const last = this.inflight[this.inflight.length - 1];
+      if (!last || last.seq !== this.seq || this.answeredAt > last.start) return false;
+      if (this.inflight.length >= this.settings.fall || !this.serving()) return false;
+    } else if (this.inflight.length > 0) return false;
+    this.launch();
+    return true;
   }
 
   private launch(): void {
@@ -111,26 +187,29 @@ export class ProbeLoop {
     const p: Outstanding = {
       seq: ++this.seq,
       start,
-      ac: new AbortController(),
+      ac: new ProbeCancel(),
       deadline: undefined,
       early: undefined,
       done: false,
     };
     this.lastStart = start;
+    if (this.inflight === NONE) this.inflight = [];
     this.inflight.push(p);
     const timeout = this.settings.timeoutMs;
     p.deadline = timers.setTimeout(
-      () => this.finish(p, { ok: false, reason: `timeout after ${timeout}ms` }),
+      () => this.finish(p, { ok: false, reason: `timeout after ${timeout}ms` }, true),
       timeout,
     );
     // A target that is slow even when fine (a health check that pings a database) gets a later
     // early probe: twice its usual latency, at most half the timeout.
     const base = Math.min(EARLY_PROBE_MS, timeout / 4);
     const earlyAfter = Math.min(Math.max(base, 2 * this.okLatency), timeout / 2);
-    if (this.settings.fall > 1) p.early = timers.setTimeout(() => this.early(p), earlyAfter);
+    // Only a target in service gets early second probes (see early()): no timer for the others.
+    if (this.settings.fall > 1 && this.serving())
+      p.early = timers.setTimeout(() => this.early(p), earlyAfter);
     let pending: Promise<{ ok: boolean; reason: string; status?: number }>;
     try {
-      pending = prober.probe(this.target, p.ac.signal);
+      pending = prober.probe(this, p.ac);
     } catch (err) {
       // A prober that throws instead of rejecting must not break reconcile() or the schedule.
       pending = Promise.reject(err);
@@ -146,26 +225,32 @@ export class ProbeLoop {
     // Only the newest probe spawns, and only if no good answer came since it started: that answer
     // proves the target alive.
     if (this.stopped || p.done || p.seq !== this.seq || this.answeredAt > p.start) return;
-    if (this.inflight.length >= this.settings.fall || !this.owner.serving()) return;
-    this.launch();
+    if (this.inflight.length >= this.settings.fall || !this.serving()) return;
+    this.want = Want.Early;
+    this.deps.scheduler.now(this, true);
   }
 
-  private retire(p: Outstanding): void {
+  /** Ends an outstanding probe: its timers, its socket (if it still runs) and its slot. */
+  private retire(p: Outstanding, answered = false): void {
     p.done = true;
     this.deps.timers.clearTimeout(p.deadline);
     if (p.early !== undefined) this.deps.timers.clearTimeout(p.early);
-    p.ac.abort();
+    if (!answered) p.ac.abort();
+    this.deps.scheduler.release();
   }
 
-  private finish(p: Outstanding, r: { ok: boolean; reason: string; status?: number }): void {
+  /** `running`: the prober has not answered (a timeout), so its socket must be aborted. */
+  private finish(p: Outstanding, r: { ok: boolean; reason: string; status?: number }, running = false): void {
     if (p.done || this.stopped) return;
-    this.retire(p);
+    this.retire(p, !running);
     const i = this.inflight.indexOf(p);
     if (i >= 0) this.inflight.splice(i, 1);
+    if (this.inflight.length === 0) this.inflight = NONE as Outstanding[];
     if (p.seq < this.applied) {
       // Cannot happen today (applying a result retires every older probe); kept so a stale answer
       // can never leave the loop without a next probe.
-      if (this.inflight.length === 0 && this.next === undefined) this.schedule(this.deps.clock.now());
+      if (this.inflight.length === 0 && this.heapIndex < 0 && this.queued === 0)
+        this.schedule(this.deps.clock.now());
       return;
     }
     this.applied = p.seq;
@@ -173,28 +258,25 @@ export class ProbeLoop {
     for (let j = this.inflight.length - 1; j >= 0; j--) {
       if (this.inflight[j].seq < p.seq) this.retire(this.inflight.splice(j, 1)[0]);
     }
+    // Idle loops (nearly all of them) share one empty array.
+    if (this.inflight.length === 0) this.inflight = NONE as Outstanding[];
     const now = this.deps.clock.now();
     if (r.ok) {
       this.answeredAt = now;
       this.okLatency = now - p.start;
     }
-    this.owner.onProbe({ ok: r.ok, reason: r.reason, status: r.status, latencyMs: now - p.start });
+    this.onProbe({ ok: r.ok, reason: r.reason, status: r.status, latencyMs: now - p.start });
     if (!this.stopped && this.inflight.length === 0) this.schedule(now);
   }
 
   private schedule(now: number): void {
     const interval = this.settings.intervalMs;
-    const gap = this.owner.falling()
+    const falling = this.falling();
+    const gap = falling
       ? Math.min(interval, FAST_RECHECK_MS)
       : interval * (1 + JITTER * (2 * this.deps.random() - 1));
-    const delay = Math.max(0, this.lastStart + gap - now);
-    this.next = this.deps.timers.setTimeout(() => {
-      this.next = undefined;
-      if (!this.stopped) this.launch();
-    }, delay);
-  }
-
-  start(): void {
-    this.launch();
+    this.want = Want.Scheduled;
+    // A fast re-check of a failing target waits for a slot ahead of the periodic probes.
+    this.deps.scheduler.at(this, Math.max(now, Math.round(this.lastStart + gap)), falling);
   }
 }

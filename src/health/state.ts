@@ -4,6 +4,7 @@
 
 import type { HealthState, HealthStatus } from '../model/health.ts';
 import type { AttemptOutcome } from '../model/outcome.ts';
+import { flat } from '../util/strings.ts';
 
 export interface Transition {
   readonly from: HealthState;
@@ -34,6 +35,18 @@ export const HOLD_RESET_AFTER_MS = 60_000;
 
 export function holdOutMs(ejections: number): number {
   return Math.min(HOLD_MAX_MS, HOLD_BASE_MS * 2 ** Math.max(0, ejections - 1));
+}
+
+// Reasons repeat across endpoints ("probe: connect refused" for thousands of them): keep one copy.
+const reasons = new Map<string, string>();
+
+function intern(reason: string): string {
+  const known = reasons.get(reason);
+  if (known !== undefined) return known;
+  if (reasons.size >= 4096) reasons.clear();
+  const kept = flat(reason);
+  reasons.set(kept, kept);
+  return kept;
 }
 
 export class EndpointHealth {
@@ -145,7 +158,7 @@ export class EndpointHealth {
   }
 
   private setReason(reason: string): void {
-    this.reason = reason;
+    this.reason = intern(reason);
     this.cached = undefined;
   }
 }

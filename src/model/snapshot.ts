@@ -44,3 +44,13 @@ export interface ClusterSnapshot {
   /** Problems found while reading objects (a bad EndpointSlice, say); routing adds its own. */
   readonly problems: readonly Problem[];
 }
+
+/**
+ * What changed in a source's projects since its previous publish: the record objects that left
+ * (compared by identity) and those that came. A changed Service is one of each. Lets routing and
+ * health work in proportion to the change instead of the cluster.
+ */
+export interface ProjectChange {
+  readonly removed: readonly ProjectRecord[];
+  readonly added: readonly ProjectRecord[];
+}

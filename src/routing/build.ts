@@ -5,8 +5,12 @@ import { createHash } from 'node:crypto';
 import type { Problem } from '../model/problem.ts';
 import type { Endpoint, PortRoute, ProjectRoute, RouteTable } from '../model/routes.ts';
 import type { ProjectSettings } from '../model/settings.ts';
-import type { ClusterSnapshot, InstanceRecord, ProjectRecord } from '../model/snapshot.ts';
+import type { ClusterSnapshot, InstanceRecord, ProjectChange, ProjectRecord } from '../model/snapshot.ts';
+import { LayeredMap } from '../util/layered-map.ts';
+import { exact, flat } from '../util/strings.ts';
 import { DEFAULT_SETTINGS, parseSettings } from './settings.ts';
+
+export type { ProjectChange };
 
 export type Tier = 'internal' | 'edge';
 
@@ -26,10 +30,96 @@ export function formatAddress(host: string, port: number): string {
 
 /** Affinity token: stable for (project, instance identity, port), opaque, and reveals no name. */
 export function affinityToken(project: string, instance: InstanceRecord, port: string): string {
-  return createHash('sha256')
-    .update(`${project}\0${instance.uid ?? instance.name}\0${port}`)
-    .digest('base64url')
-    .slice(0, 16);
+  return tokenOf(project, instance.uid ?? instance.name, port);
+}
+
+function tokenOf(project: string, identity: string, port: string): string {
+  return createHash('sha256').update(`${project}\0${identity}\0${port}`).digest('base64url').slice(0, 16);
+}
+
+/**
+ * One routable endpoint. Its affinity token (a SHA-256) is computed on first use: only affinity
+ * picks read it, and hashing 50,000 endpoints at every initial sync would cost more than the rest of
+ * the build. The object is frozen; the cached token lives in a private field, derived from fields
+ * that never change, so every reader sees the same value.
+ */
+class RouteEndpoint implements Endpoint {
+  #token: string | undefined;
+  readonly #identity: string;
+
+  constructor(
+    readonly id: string,
+    readonly project: string,
+    readonly port: string,
+    readonly instance: string,
+    readonly host: string,
+    readonly portNumber: number,
+    readonly address: string,
+    readonly draining: boolean,
+    readonly probeAddress: string,
+    identity: string,
+  ) {
+    this.#identity = identity;
+    Object.freeze(this);
+  }
+
+  get token(): string {
+    this.#token ??= flat(tokenOf(this.project, this.#identity, this.port));
+    return this.#token;
+  }
+}
+
+/**
+ * `byInstance` of a port route: a binary search over its endpoints (sorted by instance name), so
+ * 10,000 routes do not each carry a hash table for a handful of instances.
+ */
+class InstanceIndex implements ReadonlyMap<string, Endpoint> {
+  constructor(private readonly sorted: readonly Endpoint[]) {}
+
+  get size(): number {
+    return this.sorted.length;
+  }
+
+  get(instance: string): Endpoint | undefined {
+    const a = this.sorted;
+    let lo = 0;
+    let hi = a.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const name = a[mid].instance;
+      if (name === instance) return a[mid];
+      if (name < instance) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return undefined;
+  }
+
+  has(instance: string): boolean {
+    return this.get(instance) !== undefined;
+  }
+
+  *entries(): MapIterator<[string, Endpoint]> {
+    for (const e of this.sorted) yield [e.instance, e];
+  }
+
+  *keys(): MapIterator<string> {
+    for (const e of this.sorted) yield e.instance;
+  }
+
+  *values(): MapIterator<Endpoint> {
+    yield* this.sorted;
+  }
+
+  [Symbol.iterator](): MapIterator<[string, Endpoint]> {
+    return this.entries();
+  }
+
+  forEach(
+    fn: (value: Endpoint, key: string, map: ReadonlyMap<string, Endpoint>) => void,
+    thisArg?: unknown,
+  ): void {
+    for (const e of this.sorted) fn.call(thisArg, e, e.instance, this);
+  }
 }
 
 function buildPortRoute(
@@ -42,29 +132,36 @@ function buildPortRoute(
   for (const inst of instances) {
     const addr = inst.addresses[port];
     if (!addr) continue;
-    const address = formatAddress(addr.host, addr.port);
-    const probe = (settings.health.port && inst.addresses[settings.health.port]) || addr;
+    // Stored for as long as the endpoint lives: flat strings, and one string when the probe goes to
+    // the routed address itself (the usual case).
+    const address = flat(formatAddress(addr.host, addr.port));
+    const probe = settings.health.port ? inst.addresses[settings.health.port] : undefined;
+    const probeAddress =
+      probe && (probe.host !== addr.host || probe.port !== addr.port)
+        ? flat(formatAddress(probe.host, probe.port))
+        : address;
     endpoints.push(
-      Object.freeze({
-        id: `${project.name}/${port}/${inst.name}@${address}`,
-        project: project.name,
+      new RouteEndpoint(
+        flat(`${project.name}/${port}/${inst.name}@${address}`),
+        project.name,
         port,
-        instance: inst.name,
-        host: addr.host,
-        portNumber: addr.port,
+        inst.name,
+        addr.host,
+        addr.port,
         address,
-        draining: inst.draining,
-        token: affinityToken(project.name, inst, port),
-        probeAddress: formatAddress(probe.host, probe.port),
-      }),
+        inst.draining,
+        probeAddress,
+        inst.uid ?? inst.name,
+      ),
     );
   }
   endpoints.sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : 0));
+  const sorted = Object.freeze(exact(endpoints));
   return Object.freeze({
     project: project.name,
     port,
-    endpoints: Object.freeze(endpoints),
-    byInstance: new Map(endpoints.map((e) => [e.instance, e])),
+    endpoints: sorted,
+    byInstance: new InstanceIndex(sorted),
     settings,
   });
 }
@@ -154,65 +251,171 @@ function compareClaims(a: ProjectRecord, b: ProjectRecord): number {
   return a.origin < b.origin ? -1 : a.origin > b.origin ? 1 : 0;
 }
 
-export function buildRouteTable(snapshot: ClusterSnapshot, conv: Conventions, version: number): RouteTable {
-  const problems: Problem[] = [...snapshot.problems];
-  const claims = new Map<string, ProjectRecord[]>();
-  for (const p of snapshot.projects) {
-    if (!DNS_LABEL.test(p.name)) {
-      problems.push({
-        object: p.source === 'kubernetes' ? `service ${p.origin}` : `project ${p.name}`,
-        severity: 'error',
-        code: 'bad-project-name',
-        message: `project name "${p.name}" is not a DNS label (lowercase letters, digits, '-')`,
-      });
-      continue;
-    }
-    const list = claims.get(p.name);
-    if (list) list.push(p);
-    else claims.set(p.name, [p]);
+function objectOf(p: ProjectRecord): string {
+  return p.source === 'kubernetes' ? `service ${p.origin}` : `project ${p.name}`;
+}
+
+export interface BuildResult {
+  readonly table: RouteTable;
+  /** Names whose ProjectRoute object differs from the previous table's (added, replaced, removed). */
+  readonly changed: readonly string[];
+}
+
+const FORWARD_KEY = '\0forward';
+
+/**
+ * Builds route tables from a stream of snapshot changes, at a cost proportional to the change: only
+ * project names touched by a change are resolved and built again, and the new table's project map
+ * shares everything else with the previous table's (LayeredMap). Each table is still one frozen
+ * object that nothing writes into afterwards; the builder only remembers which records claim which
+ * name. Applying any sequence of changes gives the same table (up to the order of entries) as
+ * `buildRouteTable` on the final snapshot: test/routing/incremental.test.ts checks that property.
+ */
+export class RouteTableBuilder {
+  /** Valid project name -> the records claiming it (the winner first after each resolve). */
+  private readonly claims = new Map<string, ProjectRecord[]>();
+  /** Problems by project name (conflicts, bad settings), by record (a bad name), or FORWARD_KEY. */
+  private readonly problemsBy = new Map<unknown, readonly Problem[]>();
+  private routes = LayeredMap.empty<string, ProjectRoute>();
+  private forward: PortRoute | undefined;
+  private sourceProblems: readonly Problem[] = [];
+  private problems: readonly Problem[] = Object.freeze([]);
+
+  constructor(readonly conventions: Conventions) {
+    this.refreshForwardProblem();
   }
-  const projects = new Map<string, ProjectRoute>();
-  let forward: PortRoute | undefined;
-  for (const [name, list] of claims) {
-    if (list.length > 1) {
-      list.sort(compareClaims);
-      for (const loser of list.slice(1)) {
-        problems.push({
-          object: loser.source === 'kubernetes' ? `service ${loser.origin}` : `project ${loser.name}`,
-          severity: 'error',
-          code: 'name-conflict',
-          message: `project "${name}" is already claimed by ${list[0].origin} (older); this one is ignored`,
-        });
+
+  /**
+   * Applies `change` and returns the new table. `sourceProblems` are the snapshot's own problems (all
+   * of them, not a change); passing the same array object again costs nothing.
+   */
+  apply(
+    change: ProjectChange,
+    sourceProblems: readonly Problem[],
+    version: number,
+    snapshotVersion: number,
+  ): BuildResult {
+    const touched = new Set<string>();
+    let problemsDirty = sourceProblems !== this.sourceProblems;
+    for (const r of change.removed) {
+      if (!DNS_LABEL.test(r.name)) {
+        if (this.problemsBy.delete(r)) problemsDirty = true;
+        continue;
+      }
+      const list = this.claims.get(r.name);
+      const i = list ? list.indexOf(r) : -1;
+      if (i < 0) continue;
+      list!.splice(i, 1);
+      if (list!.length === 0) this.claims.delete(r.name);
+      touched.add(r.name);
+    }
+    for (const r of change.added) {
+      if (!DNS_LABEL.test(r.name)) {
+        this.problemsBy.set(r, [
+          {
+            object: objectOf(r),
+            severity: 'error',
+            code: 'bad-project-name',
+            message: `project name "${r.name}" is not a DNS label (lowercase letters, digits, '-')`,
+          },
+        ]);
+        problemsDirty = true;
+        continue;
+      }
+      const list = this.claims.get(r.name);
+      if (list) list.push(r);
+      else this.claims.set(r.name, [r]);
+      touched.add(r.name);
+    }
+    const updates: [string, ProjectRoute | undefined][] = [];
+    const changed: string[] = [];
+    for (const name of touched) {
+      const problems: Problem[] = [];
+      let route: ProjectRoute | undefined;
+      const list = this.claims.get(name);
+      if (list && list.length > 1) {
+        list.sort(compareClaims);
+        for (const loser of list.slice(1)) {
+          problems.push({
+            object: objectOf(loser),
+            severity: 'error',
+            code: 'name-conflict',
+            message: `project "${name}" is already claimed by ${list[0].origin} (older); this one is ignored`,
+          });
+        }
+      }
+      if (name === this.conventions.forwardTo) {
+        // The internal tier is an upstream of the edge, never a routable project of its own there.
+        const up = list ? buildProject(list[0], this.conventions, true) : undefined;
+        if (up) problems.push(...up.problems);
+        const forward = up?.route?.ports.get(up.route.defaultPort);
+        if (forward !== this.forward) {
+          this.forward = forward;
+          this.refreshForwardProblem();
+          problemsDirty = true;
+        }
+      } else if (list) {
+        const built = buildProjectMemo(list[0], this.conventions);
+        problems.push(...built.problems);
+        route = built.route;
+      }
+      const had = this.problemsBy.get(name);
+      if (problems.length > 0) {
+        this.problemsBy.set(name, problems);
+        problemsDirty = true;
+      } else if (had) {
+        this.problemsBy.delete(name);
+        problemsDirty = true;
+      }
+      if (this.routes.get(name) !== route) {
+        updates.push([name, route]);
+        changed.push(name);
       }
     }
-    if (name === conv.forwardTo) {
-      // The internal tier is an upstream of the edge, never a routable project of its own there.
-      const up = buildProject(list[0], conv, true);
-      problems.push(...up.problems);
-      forward = up.route?.ports.get(up.route.defaultPort);
-      continue;
+    if (updates.length > 0) this.routes = this.routes.with(updates);
+    if (problemsDirty) {
+      this.sourceProblems = sourceProblems;
+      const all: Problem[] = [...sourceProblems];
+      for (const list of this.problemsBy.values()) for (const p of list) all.push(p);
+      this.problems = Object.freeze(all);
     }
-    const built = buildProjectMemo(list[0], conv);
-    problems.push(...built.problems);
-    if (built.route) projects.set(name, built.route);
-  }
-  if (conv.forwardTo !== undefined && !forward) {
-    problems.push({
-      object: `project ${conv.forwardTo}`,
-      field: 'edge.forward-to',
-      severity: 'error',
-      code: 'forward-target-missing',
-      message: `edge.forward-to names "${conv.forwardTo}", which is not a known project with instances; public requests get 503`,
+    const table: RouteTable = Object.freeze({
+      version,
+      snapshotVersion,
+      projects: this.routes,
+      problems: this.problems,
+      forwardTo: this.conventions.forwardTo,
+      forward: this.forward,
     });
+    return { table, changed };
   }
-  return Object.freeze({
+
+  private refreshForwardProblem(): void {
+    const to = this.conventions.forwardTo;
+    if (to === undefined || this.forward) {
+      this.problemsBy.delete(FORWARD_KEY);
+      return;
+    }
+    this.problemsBy.set(FORWARD_KEY, [
+      {
+        object: `project ${to}`,
+        field: 'edge.forward-to',
+        severity: 'error',
+        code: 'forward-target-missing',
+        message: `edge.forward-to names "${to}", which is not a known project with instances; public requests get 503`,
+      },
+    ]);
+  }
+}
+
+/** The whole snapshot at once: what RouteTableBuilder gives after one change adding everything. */
+export function buildRouteTable(snapshot: ClusterSnapshot, conv: Conventions, version: number): RouteTable {
+  return new RouteTableBuilder(conv).apply(
+    { removed: [], added: snapshot.projects },
+    snapshot.problems,
     version,
-    snapshotVersion: snapshot.version,
-    projects,
-    problems: Object.freeze(problems),
-    forwardTo: conv.forwardTo,
-    forward,
-  });
+    snapshot.version,
+  ).table;
 }
 
 export const DEFAULT_CONVENTIONS: Conventions = Object.freeze({

@@ -151,6 +151,13 @@ export function parseSettings(
   raw: Readonly<Record<string, string>>,
   base: ProjectSettings = DEFAULT_SETTINGS,
 ): { settings: ProjectSettings; errors: SettingError[] } {
+  // Most projects set nothing: they share the base object (10,000 copies of the defaults add up).
+  let empty = true;
+  for (const _ in raw) {
+    empty = false;
+    break;
+  }
+  if (empty && Object.isFrozen(base) && Object.isFrozen(base.health)) return { settings: base, errors: [] };
   const errors: SettingError[] = [];
   const health: { -readonly [K in keyof HealthCheckSettings]: HealthCheckSettings[K] } = { ...base.health };
   const s: { -readonly [K in keyof ProjectSettings]: ProjectSettings[K] } = { ...base };

@@ -103,6 +103,44 @@ describe('Reflector against the fake apiserver', () => {
     await until(() => r.resourceVersion !== rvBefore || api.store.rv === Number(rvBefore), 2000);
   });
 
+  test('the first list hands over each page as it arrives; a relist applies the difference at once', async () => {
+    const api = await new FakeApiServer({ bookmarkIntervalMs: 50 }).start();
+    cleanups.push(() => api.close());
+    for (let i = 0; i < 5; i++) api.apply(service(`p${i}`));
+    const client = new ApiClient([target(api.url)], { silenceMs: 5000 });
+    cleanups.push(() => client.close());
+    const batches: string[][] = [];
+    const listed: number[] = [];
+    const r = new Reflector({
+      client,
+      path: '/api/v1/services',
+      labelSelector: 'wharf.io/project',
+      pageSize: 2,
+      onChanges: (c) => batches.push(c.map((x) => `${x.type} ${x.key}`)),
+      onListed: () => listed.push(batches.length),
+      backoffInitialMs: 20,
+      backoffMaxMs: 100,
+    });
+    cleanups.push(() => r.stop());
+    r.start();
+    await until(() => r.watches === 1, 3000);
+    assert.deepEqual(
+      batches.map((b) => b.length),
+      [2, 2, 1],
+      'one batch per page of the first list',
+    );
+    assert.deepEqual(listed, [3], 'onListed after the last page');
+    api.stall();
+    api.delete('Service', 'default', 'p1');
+    api.apply(service('p9'));
+    api.apply(service('p8'));
+    api.compact();
+    api.unstall();
+    api.endAllWatches();
+    await until(() => r.lists === 2, 3000, 'relist');
+    assert.deepEqual(batches.slice(3), [['upsert default/p8', 'upsert default/p9', 'delete default/p1']]);
+  });
+
   test('a clean watch end resumes from the last RV without relisting', async () => {
     const { api, changes, r } = await setup();
     api.apply(service('a'));

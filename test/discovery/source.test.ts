@@ -44,7 +44,7 @@ async function harness(
   cleanups.push(() => src.stop());
   const snapshots: Harness['snapshots'] = [];
   const states: SourceState[] = [];
-  src.onSnapshot((projects, problems) => snapshots.push({ projects, problems }));
+  src.onSnapshot((u) => snapshots.push({ projects: u.projects, problems: u.problems }));
   src.onState((s) => states.push(s));
   src.start();
   const h: Harness = {

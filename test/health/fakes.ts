@@ -1,6 +1,6 @@
 // Fake time and a scriptable prober for health tests: no sleeps, exact timing assertions.
 
-import type { ProbeResult, Prober, ProbeTarget } from '../../src/health/prober.ts';
+import type { ProbeResult, Prober, ProbeSignal, ProbeTarget } from '../../src/health/prober.ts';
 import type { Clock, TimerHandle, Timers } from '../../src/health/time.ts';
 import type { HealthTransitionEvent } from '../../src/model/events.ts';
 import type { Endpoint, PortRoute, ProjectRoute, RouteTable } from '../../src/model/routes.ts';
@@ -56,6 +56,20 @@ export class FakeTime implements Clock, Timers {
     this.t = end;
   }
 
+  /** Runs the one earliest timer that is due now (not those it schedules), if any. */
+  async runOne(): Promise<boolean> {
+    await settle();
+    let next: Pending | undefined;
+    for (const p of this.queue)
+      if (p.at <= this.t && (!next || p.at < next.at || (p.at === next.at && p.id < next.id))) next = p;
+    if (!next) return false;
+    const run = next;
+    this.queue = this.queue.filter((p) => p !== run);
+    run.fn();
+    await settle();
+    return true;
+  }
+
   /** Advances until `cond()` holds, in `step` ms steps, at most `limit` ms. Returns the time taken. */
   async until(cond: () => boolean, limit: number, step = 1): Promise<number> {
     const start = this.t;
@@ -100,7 +114,7 @@ export class FakeProber implements Prober {
     return this.calls.filter((c) => c.target.address === address).map((c) => c.at);
   }
 
-  probe(target: ProbeTarget, signal: AbortSignal): Promise<ProbeResult> {
+  probe(target: ProbeTarget, signal: ProbeSignal): Promise<ProbeResult> {
     this.calls.push({ target, at: this.time.now(), aborted: () => signal.aborted });
     const b = this.behaviour.get(target.address) ?? this.fallback;
     return new Promise((resolve) => {

@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { netProber, splitAddress, statusExpected } from '../../src/health/prober.ts';
+import { netProber, ProbeCancel, splitAddress, statusExpected } from '../../src/health/prober.ts';
 import { HealthService } from '../../src/health/service.ts';
 import type { HealthTransitionEvent } from '../../src/model/events.ts';
 import { portRoute, settingsWith, table } from './fakes.ts';
@@ -94,6 +94,52 @@ describe('HTTP probes', () => {
     assert.deepEqual(r, { ok: false, reason: 'invalid response' });
     for (const s of open) s.destroy();
     await close(junk);
+  });
+});
+
+describe('HTTP probes read only the status line', () => {
+  async function rawPeer(
+    answer: (s: net.Socket) => void,
+  ): Promise<{ addr: string; stop: () => Promise<void> }> {
+    const open = new Set<net.Socket>();
+    const server = net.createServer((s) => {
+      open.add(s);
+      s.on('error', () => {});
+      s.once('data', () => answer(s));
+    });
+    const addr = await listen(server);
+    return {
+      addr,
+      stop: async () => {
+        for (const s of open) s.destroy();
+        await close(server);
+      },
+    };
+  }
+  const probe = (address: string) =>
+    netProber.probe({ address, path: '/', host: 'x', expect: EXPECT }, AbortSignal.timeout(2000));
+
+  test('a status line split across packets, without a reason phrase', async () => {
+    const peer = await rawPeer((s) => {
+      s.write('HTTP/1.1 2');
+      setTimeout(() => s.write('04\r\n\r\n'), 20);
+    });
+    assert.deepEqual(await probe(peer.addr), { ok: true, reason: 'ok (204)', status: 204 });
+    await peer.stop();
+  });
+
+  test('an interim 103 Early Hints is skipped for the final status', async () => {
+    const peer = await rawPeer((s) =>
+      s.write('HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 503 Service Unavailable\r\n\r\n'),
+    );
+    assert.deepEqual(await probe(peer.addr), { ok: false, reason: 'status 503', status: 503 });
+    await peer.stop();
+  });
+
+  test('a peer that closes without answering', async () => {
+    const peer = await rawPeer((s) => s.end());
+    assert.deepEqual(await probe(peer.addr), { ok: false, reason: 'reset' });
+    await peer.stop();
   });
 });
 
@@ -226,6 +272,35 @@ describe('a SIGSTOPped upstream process', {
     assert.equal(events[2]?.to, 'healthy');
     assert.ok(up <= 3500, `readmitted after ${up} ms`);
   });
+});
+
+test('ProbeCancel: listeners run once, removed ones never; the real prober stops on it', async () => {
+  const c = new ProbeCancel();
+  const calls: string[] = [];
+  const a = () => calls.push('a');
+  const b = () => calls.push('b');
+  const gone = () => calls.push('gone');
+  c.addEventListener('abort', a);
+  c.addEventListener('abort', gone);
+  c.addEventListener('abort', b);
+  c.removeEventListener('abort', gone);
+  c.abort();
+  c.abort();
+  assert.deepEqual(calls, ['a', 'b']);
+  assert.equal(c.aborted, true);
+  // A peer that accepts and never answers: the probe ends when the cancel fires.
+  const open = new Set<net.Socket>();
+  const silent = net.createServer((s) => {
+    open.add(s);
+    s.on('error', () => {});
+  });
+  const addr = await listen(silent);
+  const cancel = new ProbeCancel();
+  const pending = netProber.probe({ address: addr, path: '/', host: 'x', expect: EXPECT }, cancel);
+  setTimeout(() => cancel.abort(), 50);
+  assert.deepEqual(await pending, { ok: false, reason: 'aborted' });
+  for (const s of open) s.destroy();
+  await close(silent);
 });
 
 test('address and status helpers', () => {
