@@ -2,13 +2,9 @@
 // Secrets in the fake apiserver: what the edge tier's named-Secret watches need (fieldSelector
 // metadata.name and type, stringData folded into data), RBAC `resourceNames` emulation, and kubectl.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { FakeApiServer, tlsSecret } from '../../src/fake-apiserver/index.ts';
-import { get, RawWatch, TLS } from './helpers.ts';
+import { get, kubectlAgainst, RawWatch, TLS } from './helpers.ts';
 
 const sel = (s: string) => encodeURIComponent(s);
 
@@ -133,36 +129,10 @@ describe('fake apiserver: kubectl get secrets', () => {
   after(() => api.close());
 
   test('kubectl lists Secrets by type and name', async (t) => {
-    const kubectl = ['/usr/bin/kubectl', '/usr/local/bin/kubectl'].find((p) => existsSync(p));
-    if (!kubectl) {
-      t.skip('kubectl not found: looked in /usr/bin and /usr/local/bin');
-      return;
-    }
-    const dir = mkdtempSync(join(tmpdir(), 'wharf-kubectl-'));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
-    writeFileSync(join(dir, 'ca.crt'), TLS.ca);
-    const kubeconfig = join(dir, 'config');
-    writeFileSync(
-      kubeconfig,
-      `apiVersion: v1
-kind: Config
-clusters: [{name: fake, cluster: {server: "${api.url}", certificate-authority: "${join(dir, 'ca.crt')}"}}]
-users: [{name: u, user: {token: t0k3n}}]
-contexts: [{name: c, context: {cluster: fake, user: u}}]
-current-context: c
-`,
-    );
+    const run = kubectlAgainst(t, api.url, 't0k3n');
+    if (!run) return;
     api.apply(tlsSecret('shop-tls', { namespace: 'shop', cert: 'C', key: 'K' }));
     api.apply({ kind: 'Secret', metadata: { name: 'db', namespace: 'shop' }, stringData: { pw: 'x' } });
-    const run = (args: string[]) =>
-      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-        execFile(
-          kubectl,
-          ['--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'cache'), ...args],
-          { timeout: 20_000, env: { ...process.env, HOME: dir } },
-          (err, stdout, stderr) => resolve({ code: err ? ((err as any).code ?? 1) : 0, stdout, stderr }),
-        );
-      });
     const byType = await run([
       'get',
       'secrets',

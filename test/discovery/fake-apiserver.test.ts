@@ -1,12 +1,8 @@
 /* biome-ignore-all lint/suspicious/noExplicitAny: JSON from the wire, checked by the assertions */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { endpointSlice, FakeApiServer, service } from '../../src/fake-apiserver/index.ts';
-import { get, RawWatch, TLS } from './helpers.ts';
+import { get, kubectlAgainst, RawWatch, TLS } from './helpers.ts';
 
 const ES = '/apis/discovery.k8s.io/v1';
 
@@ -265,25 +261,8 @@ describe('fake apiserver over TLS with a token', () => {
   });
 
   test('kubectl lists and watches EndpointSlices over TLS with a token', async (t) => {
-    const kubectl = ['/usr/bin/kubectl', '/usr/local/bin/kubectl'].find((p) => existsSync(p));
-    if (!kubectl) {
-      t.skip('kubectl not found: looked in /usr/bin and /usr/local/bin');
-      return;
-    }
-    const dir = mkdtempSync(join(tmpdir(), 'wharf-kubectl-'));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
-    writeFileSync(join(dir, 'ca.crt'), TLS.ca);
-    const kubeconfig = join(dir, 'config');
-    writeFileSync(
-      kubeconfig,
-      `apiVersion: v1
-kind: Config
-clusters: [{name: fake, cluster: {server: "${api.url}", certificate-authority: "${join(dir, 'ca.crt')}"}}]
-users: [{name: u, user: {token: t0k3n}}]
-contexts: [{name: c, context: {cluster: fake, user: u}}]
-current-context: c
-`,
-    );
+    const run = kubectlAgainst(t, api.url, 't0k3n');
+    if (!run) return;
     api.apply(
       endpointSlice('web', {
         namespace: 'k',
@@ -300,15 +279,6 @@ current-context: c
         endpoints: ['10.0.0.2'],
       }),
     );
-    const run = (args: string[], timeout = 20_000) =>
-      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-        execFile(
-          kubectl,
-          ['--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'cache'), ...args],
-          { timeout, env: { ...process.env, HOME: dir } },
-          (err, stdout, stderr) => resolve({ code: err ? ((err as any).code ?? 1) : 0, stdout, stderr }),
-        );
-      });
     const list = await run(['get', 'endpointslices', '-A', '-o', 'json', '--chunk-size=1']);
     assert.equal(list.code, 0, list.stderr);
     const items = JSON.parse(list.stdout).items;

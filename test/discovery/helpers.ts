@@ -1,10 +1,13 @@
 /* biome-ignore-all lint/suspicious/noExplicitAny: JSON from the wire, checked by the assertions */
 // Shared helpers for discovery tests: TLS fixtures, a raw watch reader, and polling with a deadline.
 
-import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TestContext } from 'node:test';
 
 const TLS_DIR = join(import.meta.dirname, '../fixtures/discovery/tls');
 export const TLS = {
@@ -118,4 +121,51 @@ export async function until<T>(fn: () => T | Promise<T>, ms = 5000, what = 'cond
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+export interface KubectlResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * kubectl pointed at `apiUrl` over TLS with a bearer token, in a throwaway HOME (kubeconfig and
+ * cache inside it, removed after the test). Undefined, with the test skipped and the reason printed,
+ * when kubectl is not installed.
+ */
+export function kubectlAgainst(
+  t: TestContext,
+  apiUrl: string,
+  token: string,
+): ((args: string[], timeout?: number) => Promise<KubectlResult>) | undefined {
+  const kubectl = ['/usr/bin/kubectl', '/usr/local/bin/kubectl'].find((p) => existsSync(p));
+  if (!kubectl) {
+    t.skip('kubectl not found: looked in /usr/bin and /usr/local/bin');
+    return undefined;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'wharf-kubectl-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'ca.crt'), TLS.ca);
+  const kubeconfig = join(dir, 'config');
+  writeFileSync(
+    kubeconfig,
+    `apiVersion: v1
+kind: Config
+clusters: [{name: fake, cluster: {server: "${apiUrl}", certificate-authority: "${join(dir, 'ca.crt')}"}}]
+users: [{name: u, user: {token: ${token}}}]
+contexts: [{name: c, context: {cluster: fake, user: u}}]
+current-context: c
+`,
+  );
+  return (args, timeout = 20_000) =>
+    new Promise((resolve) => {
+      execFile(
+        kubectl,
+        ['--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'cache'), ...args],
+        { timeout, env: { ...process.env, HOME: dir } },
+        (err, stdout, stderr) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
+    });
 }
