@@ -90,6 +90,19 @@ function setData(api: FakeApiServer, ns: string, name: string, fn: (o: KubeObjec
   api.modify('Secret', ns, name, fn);
 }
 
+/** An edge tier discovering from `api` whose config names the Secret `edge-certs/wild`. */
+function startSecretEdge(api: FakeApiServer): Promise<Started> {
+  return startWharf(
+    {
+      tier: 'edge',
+      domain: D,
+      tls: { secrets: [{ namespace: 'edge-certs', name: 'wild' }] },
+      kubernetes: { apiservers: [api.url] },
+    },
+    { discovery: FAST },
+  );
+}
+
 describe('edge tier: certificates from kubernetes.io/tls Secrets', () => {
   let ca: TestCa;
   let wild: Pem;
@@ -128,15 +141,7 @@ describe('edge tier: certificates from kubernetes.io/tls Secrets', () => {
     project('docs', 'docs', { 'tls-secret': 'docs-tls' }); // an Opaque Secret
     project('vault', 'vault', { 'tls-secret': 'vault-tls' }); // not granted
     project('inside', 'shop', { public: 'false', 'tls-secret': 'inside-tls' }); // not public
-    edge = await startWharf(
-      {
-        tier: 'edge',
-        domain: D,
-        tls: { secrets: [{ namespace: 'edge-certs', name: 'wild' }] },
-        kubernetes: { apiservers: [api.url] },
-      },
-      { discovery: FAST },
-    );
+    edge = await startSecretEdge(api);
     await until(async () => (await fetch(`${edge.admin}/readyz`)).status === 200, 10_000, 'edge ready');
   });
   after(async () => {
@@ -342,15 +347,7 @@ describe('edge readiness with Secrets', () => {
     const ca = makeCa();
     const wild = pem(ca, 'w', [`*.${D}`]);
     const api = await new FakeApiServer({ bookmarkIntervalMs: 500 }).start();
-    const edge = await startWharf(
-      {
-        tier: 'edge',
-        domain: D,
-        tls: { secrets: [{ namespace: 'edge-certs', name: 'wild' }] },
-        kubernetes: { apiservers: [api.url] },
-      },
-      { discovery: FAST },
-    );
+    const edge = await startSecretEdge(api);
     try {
       const readyz = async () => {
         const r = await fetch(`${edge.admin}/readyz`);
@@ -381,15 +378,7 @@ describe('edge readiness once serving', () => {
     const app = await startUpstream('app');
     api.apply(tlsSecret('wild', { namespace: 'edge-certs', cert: wild.cert, key: wild.key }));
     api.apply(tlsSecret('late-tls', { namespace: 'late', cert: late.cert, key: late.key }));
-    const edge = await startWharf(
-      {
-        tier: 'edge',
-        domain: D,
-        tls: { secrets: [{ namespace: 'edge-certs', name: 'wild' }] },
-        kubernetes: { apiservers: [api.url] },
-      },
-      { discovery: FAST },
-    );
+    const edge = await startSecretEdge(api);
     try {
       await until(async () => (await fetch(`${edge.admin}/readyz`)).status === 200, 5000, 'ready');
       // The apiserver hangs from the moment the edge asks for the new Secret.
