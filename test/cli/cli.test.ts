@@ -118,7 +118,9 @@ describe('wharf CLI', () => {
       assert.equal(await viaAgent(), 200, 'the old keep-alive connection still works');
 
       writeFileSync(file, 'projects: [oops\n');
-      await new Promise((r) => setTimeout(r, 400));
+      deadline = Date.now() + 3000;
+      while (!/config reload rejected/.test(w.stdout) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
       assert.match(w.stdout, /config reload rejected/);
       assert.equal((await get(url, 'two.test.local')).status, 200, 'old config keeps serving');
 

@@ -49,7 +49,8 @@ describe('wharf serve with Kubernetes flags', () => {
       projects.projects.map((p) => `${p.name} ${p.origin}`),
       ['cli default/cli'],
     );
-    assert.match(child.stdout, /kubernetes: first sync complete/);
+    // The log line travels through a pipe and may arrive just after /readyz turns ready.
+    await until(() => /kubernetes: first sync complete/.test(child.stdout), 5_000, 'first-sync log line');
     child.proc.kill('SIGTERM');
     assert.equal(await child.exit(), 0);
   });
