@@ -154,6 +154,8 @@ export class TrafficAggregator {
   private readonly maxEntries: number;
   private readonly now: () => number;
   private readonly entries = new Map<string, Entry>();
+  /** project -> port -> instance -> entry: the hot path's lookup, which builds no key string. */
+  private readonly index = new Map<string, Map<string, Map<string, Entry>>>();
   private readonly bus = new EventBus<TrafficSummaryEvent>();
   private timer: NodeJS.Timeout | undefined;
   private lastTicked = -1;
@@ -171,8 +173,7 @@ export class TrafficAggregator {
     const project = rec.project ?? '_unknown';
     const port = rec.port ?? '';
     const instance = rec.instance ?? '';
-    const key = `${project}\u0000${port}\u0000${instance}`;
-    let e = this.entries.get(key);
+    let e = this.index.get(project)?.get(port)?.get(instance);
     if (e === undefined) {
       if (this.entries.size >= this.maxEntries) {
         const ok = '_overflow\u0000\u0000';
@@ -183,7 +184,8 @@ export class TrafficAggregator {
         }
       } else {
         e = new Entry(project, port, instance, this.window, this.history, sec);
-        this.entries.set(key, e);
+        this.entries.set(`${project}\u0000${port}\u0000${instance}`, e);
+        this.indexAdd(e);
       }
     }
     const slot = e.slots[sec % this.window];
@@ -197,6 +199,29 @@ export class TrafficAggregator {
     if (isErrorStatus(rec.status)) slot.errors++;
     slot.hist[bucketOf(rec.durationMs)]++;
     e.lastActive = sec;
+  }
+
+  private indexAdd(e: Entry): void {
+    let ports = this.index.get(e.project);
+    if (!ports) {
+      ports = new Map();
+      this.index.set(e.project, ports);
+    }
+    let instances = ports.get(e.port);
+    if (!instances) {
+      instances = new Map();
+      ports.set(e.port, instances);
+    }
+    instances.set(e.instance, e);
+  }
+
+  private indexRemove(e: Entry): void {
+    const ports = this.index.get(e.project);
+    const instances = ports?.get(e.port);
+    if (!ports || !instances || instances.get(e.instance) !== e) return;
+    instances.delete(e.instance);
+    if (instances.size === 0) ports.delete(e.port);
+    if (ports.size === 0) this.index.delete(e.project);
   }
 
   on(listener: (e: TrafficSummaryEvent) => void): Unsubscribe {
@@ -235,6 +260,7 @@ export class TrafficAggregator {
     for (const [key, e] of this.entries) {
       if (sec - e.lastActive > this.history) {
         this.entries.delete(key);
+        this.indexRemove(e);
         continue;
       }
       const slot = e.slots[sec % this.window];

@@ -7,7 +7,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import type { WharfEvent } from '../model/events.ts';
 import type { HealthState } from '../model/health.ts';
 import type { AttemptError } from '../model/outcome.ts';
-import { statusClass } from './access-log.ts';
+import { CLASSES, classIndex, PortMeters, portMetricViews } from './port-meters.ts';
 
 export const UNKNOWN = '_unknown';
 export const OVERFLOW = '_overflow';
@@ -36,10 +36,7 @@ export interface MetricsOptions {
   readonly now?: () => number;
 }
 
-interface RequestChildren {
-  readonly count: { inc(): void };
-  readonly duration: { observe(v: number): void };
-}
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 export class Metrics {
   readonly registry = new Registry();
@@ -48,13 +45,14 @@ export class Metrics {
   private readonly maxInstances: number;
   private readonly pairs = new Set<string>();
   private readonly instanceSet = new Set<string>();
-  private readonly reqChildren = new Map<string, RequestChildren>();
+  /** project -> port -> counters of the per-request metrics (several keys may share the overflow one). */
+  private readonly meters = new Map<string, Map<string, PortMeters>>();
+  /** Each PortMeters once, in creation order: what the scrape walks. */
+  private readonly meterList: PortMeters[] = [];
+  private overflowMeters?: PortMeters;
+  private overflowKeys = 0;
   private readonly sources = new Map<string, { state: string; since: number; lastSynced: number }>();
 
-  private readonly requests: Counter<'project' | 'port' | 'class'>;
-  private readonly duration: Histogram<'project' | 'port'>;
-  private readonly attempts: Counter<'project' | 'port' | 'outcome'>;
-  private readonly retries: Counter<'project' | 'port'>;
   private readonly health: Gauge<'project' | 'port' | 'instance' | 'state'>;
   private readonly ejections: Counter<'project' | 'port'>;
   private readonly transitions: Counter<'project' | 'port' | 'to'>;
@@ -70,31 +68,10 @@ export class Metrics {
     this.maxPairs = opts.maxProjectPorts ?? 1000;
     this.maxInstances = opts.maxInstances ?? 10_000;
     const registers = [this.registry];
-    this.requests = new Counter({
-      name: 'wharf_requests_total',
-      help: 'Requests answered, by project, port and status class.',
-      labelNames: ['project', 'port', 'class'],
-      registers,
-    });
-    this.duration = new Histogram({
-      name: 'wharf_request_duration_seconds',
-      help: 'Time from request to the last response byte.',
-      labelNames: ['project', 'port'],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-      registers,
-    });
-    this.attempts = new Counter({
-      name: 'wharf_upstream_attempts_total',
-      help: 'Upstream attempts, by outcome: a status class or an attempt error (connect-refused, reset, ...).',
-      labelNames: ['project', 'port', 'outcome'],
-      registers,
-    });
-    this.retries = new Counter({
-      name: 'wharf_retries_total',
-      help: 'Attempts beyond the first for one request.',
-      labelNames: ['project', 'port'],
-      registers,
-    });
+    for (const view of portMetricViews(() => this.meterList, DURATION_BUCKETS)) {
+      // The Registry only calls name/help/type/get()/reset(), which ScrapedMetric has.
+      this.registry.registerMetric(view as unknown as Counter);
+    }
     this.health = new Gauge({
       name: 'wharf_instance_health',
       help: 'Health state of each instance port: 1 for its current state, 0 for the others.',
@@ -205,31 +182,48 @@ export class Metrics {
     status: number,
     durationSeconds: number,
   ): void {
-    const p = project ?? UNKNOWN;
-    const q = port ?? UNKNOWN;
-    const cls = statusClass(status);
-    const key = `${p}\u0000${q}\u0000${cls}`;
-    let c = this.reqChildren.get(key);
-    if (c === undefined) {
-      const [bp, bq] = this.pair(p, q);
-      c = { count: this.requests.labels(bp, bq, cls), duration: this.duration.labels(bp, bq) };
-      if (this.reqChildren.size < 4 * this.maxPairs) this.reqChildren.set(key, c);
-    }
-    c.count.inc();
-    c.duration.observe(durationSeconds);
+    this.portMeters(project ?? UNKNOWN, port ?? UNKNOWN).request(status, durationSeconds);
   }
 
   /** One upstream attempt: its status (any number) or its AttemptError. */
   attempt(project: string | undefined, port: string | undefined, outcome: number | string): void {
-    const [p, q] = this.pair(project ?? UNKNOWN, port ?? UNKNOWN);
     const o =
-      typeof outcome === 'number' ? statusClass(outcome) : ATTEMPT_ERRORS.has(outcome) ? outcome : 'other';
-    this.attempts.labels(p, q, o).inc();
+      typeof outcome === 'number'
+        ? CLASSES[classIndex(outcome)]
+        : ATTEMPT_ERRORS.has(outcome)
+          ? outcome
+          : 'other';
+    this.portMeters(project ?? UNKNOWN, port ?? UNKNOWN).attempt(o);
   }
 
   retry(project: string | undefined, port: string | undefined): void {
-    const [p, q] = this.pair(project ?? UNKNOWN, port ?? UNKNOWN);
-    this.retries.labels(p, q).inc();
+    this.portMeters(project ?? UNKNOWN, port ?? UNKNOWN).retries++;
+  }
+
+  /** The counters of one pair: two Map lookups on strings from the route table (hashes cached). */
+  private portMeters(project: string, port: string): PortMeters {
+    const found = this.meters.get(project)?.get(port);
+    if (found !== undefined) return found;
+    const [p, q] = this.pair(project, port);
+    const overflow = p === OVERFLOW;
+    const m = overflow ? (this.overflowMeters ??= this.newMeters(OVERFLOW, OVERFLOW)) : this.newMeters(p, q);
+    // Pairs within the cap are at most maxPairs; the names folded into `_overflow` are remembered
+    // only up to a bound (past it, each of their requests pays pair() again, but allocates nothing).
+    if (!overflow || this.overflowKeys++ < 4 * this.maxPairs) {
+      let byPort = this.meters.get(project);
+      if (byPort === undefined) {
+        byPort = new Map();
+        this.meters.set(project, byPort);
+      }
+      byPort.set(port, m);
+    }
+    return m;
+  }
+
+  private newMeters(project: string, port: string): PortMeters {
+    const m = new PortMeters(project, port, DURATION_BUCKETS);
+    this.meterList.push(m);
+    return m;
   }
 
   /** One active probe (health/ calls it). */

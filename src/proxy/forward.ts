@@ -283,7 +283,7 @@ class Exchange {
     this.portName = r.route.port;
     if (table.forwardTo !== undefined) return this.startForward(table.forward, instance);
     this.route = r.route;
-    opts.budget.request(this.budgetKey());
+    opts.budget.request(r.route.project, r.route.port);
     let endpoint: Endpoint | undefined;
     let issueCookie = false;
     if (instance !== undefined) {
@@ -340,14 +340,10 @@ class Exchange {
       return;
     }
     this.route = forward;
-    this.fw.opts.budget.request(this.budgetKey());
+    this.fw.opts.budget.request(forward.project, forward.port);
     const pick = this.pick();
     if (!pick) return this.noEndpoint();
     this.go(pick.endpoint, pick.issueCookie);
-  }
-
-  budgetKey(): string {
-    return `${this.route!.project}/${this.route!.port}`;
   }
 
   go(endpoint: Endpoint, issueCookie: boolean): void {
@@ -441,7 +437,7 @@ class Exchange {
     // Moving a request off an instance that was just ejected adds no load to the outage: it is
     // the request's first real chance, so it does not draw on the retry budget.
     if (a.abortedWith?.why === 'rescue') return true;
-    return this.fw.opts.budget.tryRetry(this.budgetKey());
+    return this.fw.opts.budget.tryRetry(route.project, route.port);
   }
 
   /** Sends the next attempt to another instance; false when none is eligible any more. */

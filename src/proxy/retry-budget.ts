@@ -11,7 +11,8 @@ interface Window {
 }
 
 export class RetryBudget {
-  private readonly windows = new Map<string, Window>();
+  /** project -> port -> window. Nested rather than keyed by a joined string: no string built per request. */
+  private readonly windows = new Map<string, Map<string, Window>>();
 
   constructor(
     private readonly ratio: number,
@@ -19,12 +20,17 @@ export class RetryBudget {
     private readonly clock: Clock,
   ) {}
 
-  private window(key: string): Window {
+  private window(project: string, port: string): Window {
     const second = Math.floor(this.clock.now() / 1000);
-    let w = this.windows.get(key);
+    let byPort = this.windows.get(project);
+    if (!byPort) {
+      byPort = new Map();
+      this.windows.set(project, byPort);
+    }
+    let w = byPort.get(port);
     if (!w) {
       w = { second, requests: 0, retries: 0, prevRequests: 0 };
-      this.windows.set(key, w);
+      byPort.set(port, w);
     } else if (w.second !== second) {
       w.prevRequests = w.second === second - 1 ? w.requests : 0;
       w.second = second;
@@ -34,13 +40,13 @@ export class RetryBudget {
     return w;
   }
 
-  request(key: string): void {
-    this.window(key).requests++;
+  request(project: string, port: string): void {
+    this.window(project, port).requests++;
   }
 
   /** Takes one retry from the budget if there is one left. */
-  tryRetry(key: string): boolean {
-    const w = this.window(key);
+  tryRetry(project: string, port: string): boolean {
+    const w = this.window(project, port);
     const allowed = Math.max(this.minPerSecond, this.ratio * Math.max(w.requests, w.prevRequests));
     if (w.retries >= allowed) return false;
     w.retries++;
