@@ -206,7 +206,8 @@ export class Metrics {
     if (found !== undefined) return found;
     const [p, q] = this.pair(project, port);
     const overflow = p === OVERFLOW;
-    const m = overflow ? (this.overflowMeters ??= this.newMeters(OVERFLOW, OVERFLOW)) : this.newMeters(p, q);
+    if (overflow) this.overflowMeters ??= this.newMeters(OVERFLOW, OVERFLOW);
+    const m = overflow ? (this.overflowMeters as PortMeters) : this.newMeters(p, q);
     // Pairs within the cap are at most maxPairs; the names folded into `_overflow` are remembered
     // only up to a bound (past it, each of their requests pays pair() again, but allocates nothing).
     if (!overflow || this.overflowKeys++ < 4 * this.maxPairs) {
