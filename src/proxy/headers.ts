@@ -17,6 +17,20 @@ const HOP_BY_HOP = new Set([
   'expect',
 ]);
 
+/** Bit n set: some name in HOP_BY_HOP, or `x-request-id`, is n characters long. */
+const CHECKED_LENGTHS = [...HOP_BY_HOP, 'x-request-id'].reduce((mask, n) => mask | (1 << n.length), 0);
+/** Bit n set: some of those names starts with the letter 'a' + n. */
+const CHECKED_FIRST = [...HOP_BY_HOP, 'x-request-id'].reduce(
+  (mask, n) => mask | (1 << (n.charCodeAt(0) - 97)),
+  0,
+);
+
+/** Whether `name` (first letter lowercased: `first`) is as long as, and starts like, a CHECKED name. */
+function maybeChecked(name: string, first: number): boolean {
+  const len = name.length;
+  return len < 32 && ((CHECKED_LENGTHS >>> len) & 1) === 1 && ((CHECKED_FIRST >>> (first - 97)) & 1) === 1;
+}
+
 export interface ForwardInfo {
   readonly clientIp: string;
   readonly proto: 'http' | 'https';
@@ -60,26 +74,39 @@ export function upstreamRequestHeaders(raw: string[], info: ForwardInfo): string
   let xfh: string | undefined;
   let host: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toLowerCase();
+    const name = raw[i];
     const value = raw[i + 1];
-    if (HOP_BY_HOP.has(name) || extra?.has(name)) continue;
-    if (name.charCodeAt(0) === 120 /* x */) {
-      if (name === 'x-forwarded-for') {
+    const first = name.charCodeAt(0) | 0x20;
+    // Most names are passed on untouched, in the client's spelling; only x-*, host and names shaped
+    // like a hop-by-hop one are lowercased and looked at.
+    if (
+      first !== 120 /* x */ &&
+      extra === undefined &&
+      !(name.length === 4 && first === 104) /* host */ &&
+      !maybeChecked(name, first)
+    ) {
+      out.push(name, value);
+      continue;
+    }
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || extra?.has(lower)) continue;
+    if (first === 120) {
+      if (lower === 'x-forwarded-for') {
         if (!info.untrusted) xff = xff === undefined ? value : `${xff}, ${value}`;
         continue;
       }
-      if (name === 'x-forwarded-proto') {
+      if (lower === 'x-forwarded-proto') {
         if (!info.untrusted) xfp ??= value;
         continue;
       }
-      if (name === 'x-forwarded-host') {
+      if (lower === 'x-forwarded-host') {
         if (!info.untrusted) xfh ??= value;
         continue;
       }
-      if (name === 'x-request-id') continue;
-      if (name.startsWith('x-wharf-')) continue;
+      if (lower === 'x-request-id') continue;
+      if (lower.startsWith('x-wharf-')) continue;
     }
-    if (name === 'host') {
+    if (lower === 'host') {
       host ??= value;
       continue;
     }
@@ -115,6 +142,64 @@ export function downstreamResponseHeaders(
     if (hideInternal && name.startsWith('x-wharf-')) continue;
     const v = headers[name];
     if (v !== undefined) out[name] = v;
+  }
+  return out;
+}
+
+/**
+ * The client's response headers, straight from undici's raw `[name, value, ...]` buffers into the flat
+ * array node's writeHead accepts: hop-by-hop headers (and those named in `Connection`) removed, names
+ * kept as the upstream spelled them. `hideInternal` (edge tier) drops every `x-wharf-*` an inner tier
+ * added. `x-request-id` is appended when the upstream did not send one.
+ */
+export function downstreamRawHeaders(
+  raw: readonly Buffer[],
+  hideInternal: boolean,
+  requestId: string,
+): string[] {
+  const out: string[] = [];
+  let extra: Set<string> | undefined;
+  let hasRequestId = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toString('latin1');
+    const len = name.length;
+    // Only names as long as a hop-by-hop name or x-request-id, and starting like one, are lowercased.
+    if (
+      len < 32 &&
+      (CHECKED_LENGTHS >>> len) & 1 &&
+      (CHECKED_FIRST >>> ((name.charCodeAt(0) | 0x20) - 97)) & 1
+    ) {
+      const lower = name.toLowerCase();
+      if (HOP_BY_HOP.has(lower)) {
+        if (lower === 'connection') extra = connectionOptions(raw[i + 1].toString('latin1'), extra);
+        continue;
+      }
+      if (lower === 'x-request-id') hasRequestId = true;
+    }
+    if (hideInternal && len > 8 && (name.charCodeAt(0) | 0x20) === 120 /* x */) {
+      if (name.slice(0, 8).toLowerCase() === 'x-wharf-') continue;
+    }
+    out.push(name, raw[i + 1].toString('latin1'));
+  }
+  if (!hasRequestId) out.push('x-request-id', requestId);
+  return extra ? withoutNames(out, extra) : out;
+}
+
+/** Adds the header names a `Connection` value lists (other than keep-alive and close) to `set`. */
+function connectionOptions(value: string, set: Set<string> | undefined): Set<string> | undefined {
+  for (const t of value.split(',')) {
+    const v = t.trim().toLowerCase();
+    if (!v || v === 'keep-alive' || v === 'close') continue;
+    set ??= new Set();
+    set.add(v);
+  }
+  return set;
+}
+
+function withoutNames(flat: string[], names: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < flat.length; i += 2) {
+    if (!names.has(flat[i].toLowerCase())) out.push(flat[i], flat[i + 1]);
   }
   return out;
 }

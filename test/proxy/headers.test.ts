@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { downstreamRawHeaders, upstreamRequestHeaders } from '../../src/proxy/headers.ts';
+
+/** undici hands response headers over as raw latin1 buffers, names as the upstream spelled them. */
+const raw = (...kv: string[]): Buffer[] => kv.map((s) => Buffer.from(s, 'latin1'));
+
+describe('downstreamRawHeaders', () => {
+  test('drops hop-by-hop headers and those named in Connection, in any case', () => {
+    const out = downstreamRawHeaders(
+      raw(
+        'Content-Type',
+        'text/plain',
+        'Connection',
+        'keep-alive, X-Secret-Hop',
+        'Keep-Alive',
+        'timeout=5',
+        'x-secret-hop',
+        'leaks',
+        'Transfer-Encoding',
+        'chunked',
+        'TE',
+        'trailers',
+        'Trailer',
+        'x-sum',
+        'Upgrade',
+        'h2c',
+        'Proxy-Authenticate',
+        'Basic',
+        'Content-Length',
+        '5',
+      ),
+      false,
+      'rid-1',
+    );
+    assert.deepEqual(out, ['Content-Type', 'text/plain', 'Content-Length', '5', 'x-request-id', 'rid-1']);
+  });
+
+  test("keeps the upstream's x-request-id and repeated set-cookie lines", () => {
+    const out = downstreamRawHeaders(
+      raw('Set-Cookie', 'a=1', 'X-Request-ID', 'from-upstream', 'set-cookie', 'b=2'),
+      false,
+      'rid-2',
+    );
+    assert.deepEqual(out, ['Set-Cookie', 'a=1', 'X-Request-ID', 'from-upstream', 'set-cookie', 'b=2']);
+  });
+
+  test('the edge hides x-wharf-* from inner tiers; the internal tier passes them on', () => {
+    const headers = raw('X-Wharf-Instance', 'shop-0', 'x-wharf-via', 'internal', 'x-wharfish', 'kept');
+    assert.deepEqual(downstreamRawHeaders(headers, true, 'r'), ['x-wharfish', 'kept', 'x-request-id', 'r']);
+    assert.equal(downstreamRawHeaders(headers, false, 'r').length, 8);
+  });
+
+  test('bytes outside ASCII survive unchanged (latin1 both ways)', () => {
+    const value = Buffer.from([0x63, 0x61, 0x66, 0xe9]); // "café" in latin1
+    const [, v] = downstreamRawHeaders([Buffer.from('x-note'), value], false, 'r');
+    assert.deepEqual(Buffer.from(v, 'latin1'), value);
+  });
+});
+
+describe('upstreamRequestHeaders', () => {
+  test('extends x-forwarded-for from trusted hops, drops hop-by-hop and x-wharf-* directives', () => {
+    const out = upstreamRequestHeaders(
+      [
+        'Host',
+        'shop.d',
+        'Connection',
+        'x-drop',
+        'x-drop',
+        '1',
+        'X-Forwarded-For',
+        '198.51.100.1',
+        'x-wharf-instance',
+        'a',
+      ],
+      {
+        clientIp: '10.0.0.1',
+        proto: 'http',
+        host: 'shop.d',
+        requestId: 'r',
+        untrusted: false,
+        via: 'internal',
+      },
+    );
+    assert.deepEqual(out, [
+      'host',
+      'shop.d',
+      'x-forwarded-for',
+      '198.51.100.1, 10.0.0.1',
+      'x-forwarded-proto',
+      'http',
+      'x-forwarded-host',
+      'shop.d',
+      'x-request-id',
+      'r',
+      'x-wharf-via',
+      'internal',
+    ]);
+  });
+});
+
+describe('upstreamRequestHeaders, spelling', () => {
+  test("passes other names in the client's spelling and still finds hop-by-hop ones in any case", () => {
+    const out = upstreamRequestHeaders(
+      ['Accept', '*/*', 'TE', 'trailers', 'Keep-Alive', '5', 'X-Custom', 'v', 'HOST', 'a.d', 'Upgrade', 'x'],
+      { clientIp: '10.0.0.1', proto: 'https', host: 'a.d', requestId: 'r', untrusted: true },
+    );
+    assert.deepEqual(out.slice(0, 6), ['Accept', '*/*', 'X-Custom', 'v', 'host', 'a.d']);
+    assert.equal(out.includes('TE') || out.includes('Keep-Alive') || out.includes('Upgrade'), false);
+  });
+});
