@@ -474,7 +474,7 @@ export class Wharf {
     if (next.problems !== prev.problems && (next.problems.length > 0 || prev.problems.length > 0)) {
       this.opts.onEvent?.({ type: 'problems', time: this.clock.now(), problems: next.problems });
     }
-    this.secretCerts?.tableChanged(next);
+    this.secretCerts?.tableChanged(next, changed);
   }
 
   /** Re-reads the config file; a bad file is rejected with a logged reason and the old config keeps serving. */

@@ -10,7 +10,7 @@ import type { TlsSecretConfig } from '../config/load.ts';
 import type { SecretView } from '../discovery/secrets.ts';
 import { TLS_SECRET_TYPE } from '../discovery/secrets.ts';
 import type { Problem } from '../model/problem.ts';
-import type { RouteTable } from '../model/routes.ts';
+import type { ProjectRoute, RouteTable } from '../model/routes.ts';
 import { type CertificateStore, type CertSource, CertSourceError } from './certificates.ts';
 
 /** One use of a Secret: a `tls.secrets` entry or a project's annotation. */
@@ -40,32 +40,50 @@ export function tlsSecretRefs(
   table: RouteTable,
   domain: string,
 ): TlsSecretRef[] {
-  const refs: TlsSecretRef[] = configured.map((s, i) => ({
+  const projects: TlsSecretRef[] = [];
+  for (const route of table.projects.values()) {
+    const ref = projectSecretRef(route, domain);
+    if (ref) projects.push(ref);
+  }
+  return [...configuredRefs(configured), ...sortedByScope(projects)];
+}
+
+/** The config's `tls.secrets`, in order. */
+export function configuredRefs(configured: readonly TlsSecretConfig[]): TlsSecretRef[] {
+  return configured.map((s, i) => ({
     key: `${s.namespace}/${s.name}`,
     by: `tls.secrets.${i}`,
     field: `tls.secrets.${i}`,
     ...(s.hosts ? { hosts: s.hosts } : {}),
     fallback: true,
   }));
-  const projects: TlsSecretRef[] = [];
-  for (const route of table.projects.values()) {
-    const ref = route.settings.tlsSecret;
-    if (!ref) continue;
-    const fromService = route.origin.includes('/');
-    // Config projects must name the namespace (load.ts checks); Services default to their own.
-    const namespace =
-      ref.namespace ?? (fromService ? route.origin.slice(0, route.origin.indexOf('/')) : null);
-    if (namespace === null) continue;
-    projects.push({
-      key: `${namespace}/${ref.name}`,
-      by: fromService ? `service ${route.origin}` : `project ${route.name}`,
-      field: fromService ? 'wharf.io/tls-secret' : `projects.${route.name}.tls-secret`,
-      scope: `${route.name}.${domain}`,
-      fallback: false,
-    });
-  }
-  projects.sort((a, b) => (a.scope! < b.scope! ? -1 : a.scope! > b.scope! ? 1 : 0));
-  return [...refs, ...projects];
+}
+
+/** The Secret one project's `tls-secret` names, if any (undefined too when no namespace applies). */
+export function projectSecretRef(route: ProjectRoute, domain: string): TlsSecretRef | undefined {
+  const ref = route.settings.tlsSecret;
+  if (!ref) return undefined;
+  const fromService = route.origin.includes('/');
+  // Config projects must name the namespace (load.ts checks); Services default to their own.
+  const namespace = ref.namespace ?? (fromService ? route.origin.slice(0, route.origin.indexOf('/')) : null);
+  if (namespace === null) return undefined;
+  return {
+    key: `${namespace}/${ref.name}`,
+    by: fromService ? `service ${route.origin}` : `project ${route.name}`,
+    field: fromService ? 'wharf.io/tls-secret' : `projects.${route.name}.tls-secret`,
+    scope: `${route.name}.${domain}`,
+    fallback: false,
+  };
+}
+
+function sortedByScope(refs: TlsSecretRef[]): TlsSecretRef[] {
+  return refs.sort((a, b) => (a.scope! < b.scope! ? -1 : a.scope! > b.scope! ? 1 : 0));
+}
+
+function sameRef(a: TlsSecretRef | undefined, b: TlsSecretRef | undefined): boolean {
+  return (
+    a === b || (a !== undefined && b !== undefined && a.key === b.key && a.by === b.by && a.scope === b.scope)
+  );
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -168,6 +186,8 @@ export interface SecretWatcherLike {
 export class SecretCertificates {
   private refs: readonly TlsSecretRef[] = [];
   private refsKey = '';
+  /** Project name -> the Secret its annotation names: kept per project, so a swap costs O(changed). */
+  private readonly projectRefs = new Map<string, TlsSecretRef>();
   private queued = false;
   private lastProblems = '[]';
   private table?: RouteTable;
@@ -191,12 +211,38 @@ export class SecretCertificates {
   /** The config's `tls.secrets` after a reload. */
   setConfigured(secrets: readonly TlsSecretConfig[]): void {
     this.secrets = secrets;
-    if (this.table) this.tableChanged(this.table);
+    if (this.table) this.update();
   }
 
-  tableChanged(table: RouteTable): void {
+  /**
+   * After a table swap. `changed` names the projects that may differ from the previous table (as the
+   * swap knows them); without it, or on the first table, every project is looked at.
+   */
+  tableChanged(table: RouteTable, changed?: Iterable<string>): void {
+    const first = this.table === undefined;
     this.table = table;
-    const refs = tlsSecretRefs(this.secrets, table, this.o.domain);
+    let dirty = first || changed === undefined;
+    if (dirty) {
+      this.projectRefs.clear();
+      for (const route of table.projects.values()) {
+        const ref = projectSecretRef(route, this.o.domain);
+        if (ref) this.projectRefs.set(route.name, ref);
+      }
+    } else {
+      for (const name of changed!) {
+        const route = table.projects.get(name);
+        const ref = route ? projectSecretRef(route, this.o.domain) : undefined;
+        if (sameRef(ref, this.projectRefs.get(name))) continue;
+        dirty = true;
+        if (ref) this.projectRefs.set(name, ref);
+        else this.projectRefs.delete(name);
+      }
+    }
+    if (dirty) this.update();
+  }
+
+  private update(): void {
+    const refs = [...configuredRefs(this.secrets), ...sortedByScope([...this.projectRefs.values()])];
     const key = JSON.stringify(refs);
     if (key === this.refsKey) return;
     this.refs = refs;

@@ -301,4 +301,41 @@ describe('SecretCertificates', () => {
     views.set('ns/q', { state: 'pending', error: { code: 403, message: 'no' } });
     assert.deepEqual(sc.pending(), []);
   });
+
+  it('after a swap looks only at the changed projects, and agrees with a full scan', () => {
+    const wanted: string[][] = [];
+    const watcher = {
+      setWanted: (keys: Iterable<string>) => wanted.push([...keys]),
+      view: () => undefined,
+      onChange: () => () => {},
+    };
+    const store = new CertificateStore([], { minVersion: 'TLSv1.2', clock: systemClock });
+    const sc = new SecretCertificates({
+      watcher,
+      store,
+      secrets: [],
+      domain: 'd.example',
+      onProblems: () => {},
+    });
+    const pub = (name: string, secret?: string) =>
+      project(name, `ns/${name}`, { public: 'true', ...(secret ? { 'tls-secret': secret } : {}) });
+    const table = (v: number, ...projects: ProjectRecord[]) =>
+      buildRouteTable({ version: v, problems: [], projects }, EDGE, v);
+    sc.tableChanged(table(1, pub('a', 'sa'), pub('b')));
+    assert.deepEqual(wanted, [['ns/sa']]);
+    // "b" changed but still names no Secret: the watcher is not touched.
+    sc.tableChanged(table(2, pub('a', 'sa'), pub('b')), ['b']);
+    assert.equal(wanted.length, 1);
+    // "b" now names one; "a" is listed as changed but names the same Secret.
+    const t3 = table(3, pub('a', 'sa'), pub('b', 'sb'));
+    sc.tableChanged(t3, ['a', 'b']);
+    assert.deepEqual(wanted.at(-1), ['ns/sa', 'ns/sb']);
+    assert.deepEqual(
+      wanted.at(-1),
+      tlsSecretRefs([], t3, 'd.example').map((r) => r.key),
+    );
+    // "a" removed from the table: its Secret is no longer wanted.
+    sc.tableChanged(table(4, pub('b', 'sb')), ['a']);
+    assert.deepEqual(wanted.at(-1), ['ns/sb']);
+  });
 });
