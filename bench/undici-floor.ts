@@ -1,0 +1,50 @@
+// The floor of Wharf's stack: node:http in front, one undici Pool per upstream, the dispatch handler
+// API, round robin, headers passed through untouched, no routing, health, retries, logs or metrics.
+// `npm run bench:instructions` measures Wharf against it, so "what Wharf adds" is a number.
+//   node --import tsx bench/undici-floor.ts LISTEN_PORT UPSTREAM_PORT...
+import http from 'node:http';
+import { type Dispatcher, Pool } from 'undici';
+
+const [listen, ...upstreams] = process.argv.slice(2).map(Number);
+if (!listen || upstreams.length === 0) {
+  process.stderr.write('usage: undici-floor.ts LISTEN_PORT UPSTREAM_PORT...\n');
+  process.exit(2);
+}
+const pools = upstreams.map((p) => new Pool(`http://127.0.0.1:${p}`, { connections: 64, pipelining: 1 }));
+let next = 0;
+
+class Relay implements Dispatcher.DispatchHandler {
+  constructor(private readonly res: http.ServerResponse) {}
+  onConnect(): void {}
+  onHeaders(status: number, raw: Buffer[]): boolean {
+    const flat: string[] = [];
+    for (const b of raw) flat.push(b.toString('latin1'));
+    this.res.writeHead(status, flat);
+    return true;
+  }
+  onData(chunk: Buffer): boolean {
+    this.res.write(chunk);
+    return true;
+  }
+  onComplete(): void {
+    this.res.end();
+  }
+  onError(err: Error): void {
+    this.res.destroy(err);
+  }
+}
+
+http
+  .createServer((req, res) => {
+    const pool = pools[next++ % pools.length];
+    pool.dispatch(
+      {
+        path: req.url ?? '/',
+        method: req.method as Dispatcher.HttpMethod,
+        headers: req.rawHeaders,
+        body: null,
+      },
+      new Relay(res),
+    );
+  })
+  .listen(listen, '127.0.0.1');
