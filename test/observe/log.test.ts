@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { WharfEvent } from '../../src/model/events.ts';
 import type { AccessRecord } from '../../src/observe/access-log.ts';
-import { createLogs, reopenOnSignal } from '../../src/observe/log.ts';
+import { accessLine, createLogs, reopenOnSignal } from '../../src/observe/log.ts';
 import { BoundedSink } from '../../src/observe/sink.ts';
 
 const dirs: string[] = [];
@@ -107,6 +107,29 @@ describe('access log', () => {
     assert.equal(got[2].port, 8080);
     assert.equal(got[2].level, 'info');
     assert.equal(typeof got[2].time, 'number');
+  });
+});
+
+describe('access log escaping', () => {
+  test('a hostile path and host still give one parseable line', () => {
+    const line = accessLine({
+      time: 1,
+      requestId: 'r"1',
+      client: '10.0.0.1',
+      host: 'evil\nhost',
+      method: 'GET',
+      path: '/a"b\\c\u0000\ud800',
+      status: 200,
+      bytesIn: 0,
+      bytesOut: 0,
+      durationMs: 1,
+      attempts: 1,
+    });
+    assert.equal(line.endsWith('\n'), true);
+    assert.equal(line.indexOf('\n'), line.length - 1, 'one line');
+    const rec = JSON.parse(line);
+    assert.equal(rec.path, '/a"b\\c\u0000\ud800');
+    assert.equal(rec.host, 'evil\nhost');
   });
 });
 
