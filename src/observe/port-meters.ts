@@ -78,70 +78,60 @@ export class ScrapedMetric {
 
 /** The four per-request metrics over every PortMeters, as registry entries. */
 export function portMetricViews(all: () => Iterable<PortMeters>, bounds: readonly number[]): ScrapedMetric[] {
-  const requests = new ScrapedMetric(
-    'wharf_requests_total',
-    'Requests answered, by project, port and status class.',
-    'counter',
-    () => {
+  /** A metric whose samples each PortMeters adds (`each` pushes zero or more) at scrape time. */
+  const view = (
+    name: string,
+    help: string,
+    type: 'counter' | 'histogram',
+    each: (m: PortMeters, out: Sample[]) => void,
+  ) =>
+    new ScrapedMetric(name, help, type, () => {
       const out: Sample[] = [];
-      for (const m of all())
+      for (const m of all()) each(m, out);
+      return out;
+    });
+  const duration = 'wharf_request_duration_seconds';
+  return [
+    view(
+      'wharf_requests_total',
+      'Requests answered, by project, port and status class.',
+      'counter',
+      (m, out) => {
         for (let c = 0; c < CLASSES.length; c++)
           if (m.requests[c] > 0)
             out.push({
               labels: { project: m.project, port: m.port, class: CLASSES[c] },
               value: m.requests[c],
             });
-      return out;
-    },
-  );
-  const duration = new ScrapedMetric(
-    'wharf_request_duration_seconds',
-    'Time from request to the last response byte.',
-    'histogram',
-    () => {
-      const out: Sample[] = [];
-      const name = 'wharf_request_duration_seconds';
-      for (const m of all()) {
-        if (m.durationCount === 0) continue;
-        let acc = 0;
-        for (let i = 0; i < bounds.length; i++) {
-          acc += m.buckets[i];
-          out.push({
-            metricName: `${name}_bucket`,
-            labels: { le: bounds[i], project: m.project, port: m.port },
-            value: acc,
-          });
-        }
-        const labels = { project: m.project, port: m.port };
-        out.push({ metricName: `${name}_bucket`, labels: { le: '+Inf', ...labels }, value: m.durationCount });
-        out.push({ metricName: `${name}_sum`, labels, value: m.durationSum });
-        out.push({ metricName: `${name}_count`, labels, value: m.durationCount });
+      },
+    ),
+    view(duration, 'Time from request to the last response byte.', 'histogram', (m, out) => {
+      if (m.durationCount === 0) return;
+      const labels = { project: m.project, port: m.port };
+      let acc = 0;
+      for (let i = 0; i < bounds.length; i++) {
+        acc += m.buckets[i];
+        out.push({ metricName: `${duration}_bucket`, labels: { le: bounds[i], ...labels }, value: acc });
       }
-      return out;
-    },
-  );
-  const attempts = new ScrapedMetric(
-    'wharf_upstream_attempts_total',
-    'Upstream attempts, by outcome: a status class or an attempt error (connect-refused, reset, ...).',
-    'counter',
-    () => {
-      const out: Sample[] = [];
-      for (const m of all())
+      out.push({
+        metricName: `${duration}_bucket`,
+        labels: { le: '+Inf', ...labels },
+        value: m.durationCount,
+      });
+      out.push({ metricName: `${duration}_sum`, labels, value: m.durationSum });
+      out.push({ metricName: `${duration}_count`, labels, value: m.durationCount });
+    }),
+    view(
+      'wharf_upstream_attempts_total',
+      'Upstream attempts, by outcome: a status class or an attempt error (connect-refused, reset, ...).',
+      'counter',
+      (m, out) => {
         for (const [outcome, n] of m.attempts)
           out.push({ labels: { project: m.project, port: m.port, outcome }, value: n });
-      return out;
-    },
-  );
-  const retries = new ScrapedMetric(
-    'wharf_retries_total',
-    'Attempts beyond the first for one request.',
-    'counter',
-    () => {
-      const out: Sample[] = [];
-      for (const m of all())
-        if (m.retries > 0) out.push({ labels: { project: m.project, port: m.port }, value: m.retries });
-      return out;
-    },
-  );
-  return [requests, duration, attempts, retries];
+      },
+    ),
+    view('wharf_retries_total', 'Attempts beyond the first for one request.', 'counter', (m, out) => {
+      if (m.retries > 0) out.push({ labels: { project: m.project, port: m.port }, value: m.retries });
+    }),
+  ];
 }

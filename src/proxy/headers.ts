@@ -1,8 +1,6 @@
 // Header rewriting for both directions (RFC 9110 §7.6.1). Works on node's flat rawHeaders array and
 // produces undici's flat [name, value, ...] form, so a request costs one array, not a header object.
 
-import type { IncomingHttpHeaders } from 'node:http';
-
 /** Hop-by-hop headers, plus `expect` (answered by the proxy itself) and `host` (re-added explicitly). */
 const HOP_BY_HOP = new Set([
   'connection',
@@ -46,17 +44,12 @@ export interface ForwardInfo {
   readonly via?: string;
 }
 
+/** Names the request's `Connection` headers list as hop-by-hop (keep-alive and close name none). */
 function connectionTokens(raw: string[]): Set<string> | undefined {
   let tokens: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i].length === 10 && raw[i].toLowerCase() === 'connection') {
-      for (const t of raw[i + 1].split(',')) {
-        const v = t.trim().toLowerCase();
-        if (!v) continue;
-        tokens ??= new Set();
-        tokens.add(v);
-      }
-    }
+    if (raw[i].length === 10 && raw[i].toLowerCase() === 'connection')
+      tokens = connectionOptions(raw[i + 1], tokens);
   }
   return tokens;
 }
@@ -120,29 +113,6 @@ export function upstreamRequestHeaders(raw: string[], info: ForwardInfo): string
   if (info.upgrade) out.push('connection', 'upgrade', 'upgrade', info.upgrade);
   if (info.pin) out.push('x-wharf-instance', info.pin);
   if (info.via) out.push('x-wharf-via', info.via);
-  return out;
-}
-
-/**
- * Response headers for the client, hop-by-hop removed. `hideInternal` (edge tier) also drops every
- * `x-wharf-*` header an inner tier added, so instance names never leave the cluster.
- */
-export function downstreamResponseHeaders(
-  headers: IncomingHttpHeaders,
-  hideInternal = false,
-): Record<string, string | string[]> {
-  const conn = headers.connection;
-  const extra =
-    typeof conn === 'string' && conn !== 'keep-alive' && conn !== 'close'
-      ? new Set(conn.split(',').map((s) => s.trim().toLowerCase()))
-      : undefined;
-  const out: Record<string, string | string[]> = {};
-  for (const name in headers) {
-    if (HOP_BY_HOP.has(name) || extra?.has(name)) continue;
-    if (hideInternal && name.startsWith('x-wharf-')) continue;
-    const v = headers[name];
-    if (v !== undefined) out[name] = v;
-  }
   return out;
 }
 
