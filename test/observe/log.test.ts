@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { WharfEvent } from '../../src/model/events.ts';
 import type { AccessRecord } from '../../src/observe/access-log.ts';
-import { accessLine, createLogs, reopenOnSignal } from '../../src/observe/log.ts';
+import { accessLine, createLogs, jsonMs, reopenOnSignal } from '../../src/observe/log.ts';
 import { BoundedSink } from '../../src/observe/sink.ts';
 
 const dirs: string[] = [];
@@ -130,6 +130,45 @@ describe('access log escaping', () => {
     const rec = JSON.parse(line);
     assert.equal(rec.path, '/a"b\\c\u0000\ud800');
     assert.equal(rec.host, 'evil\nhost');
+  });
+
+  test('plain ASCII fields are quoted as they are; other characters are escaped like JSON.stringify', () => {
+    const rec = {
+      time: 1764900000123,
+      requestId: 'f58eb092-d12e-45b7-9d71-4a16fcf3a51c',
+      client: '::ffff:10.0.0.1',
+      host: 'web.shop.example.com',
+      method: 'GET',
+      path: '/caf\u00e9/\u2603?q=a b&x=~',
+      status: 503,
+      bytesIn: 12,
+      bytesOut: 345,
+      durationMs: 2.0004,
+      upstreamMs: 1.2345,
+      project: 'shop',
+      port: 'web',
+      instance: 'shop-1',
+      attempts: 2,
+      error: 'connect-refused',
+    };
+    const line = accessLine(rec);
+    assert.deepEqual(JSON.parse(line), {
+      level: 'info',
+      log: 'access',
+      ...rec,
+      durationMs: 2,
+      upstreamMs: 1.235,
+    });
+    assert.ok(line.includes(`"path":${JSON.stringify(rec.path)}`));
+  });
+
+  test('durations are rounded to microseconds with exact decimal digits', () => {
+    for (const x of [0, 0.0004, 0.0005, 0.012, 1.5, 2.4995, 12.34567, 1000.0001, 123456789.1234]) {
+      assert.equal(JSON.parse(jsonMs(x)), Math.round(x * 1000) / 1000, `jsonMs(${x}) = ${jsonMs(x)}`);
+    }
+    assert.equal(jsonMs(1.5), '1.500');
+    assert.equal(jsonMs(0.007), '0.007');
+    assert.equal(jsonMs(Number.NaN), 'null', 'never an invalid JSON number');
   });
 });
 
