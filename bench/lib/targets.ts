@@ -24,6 +24,7 @@ export const PORTS = {
   nodeProxy: 18203,
   wharf: 18204,
   wharfLogs: 18205,
+  undiciFloor: 18206,
   nginxHttps: 18211,
   wharfHttps: 18214,
   adminBase: 18300,
@@ -205,10 +206,13 @@ export function nodeProxyTarget(o: {
   cpus?: string;
   name?: string;
   port?: number;
+  /** The proxy script in bench/ (default the naive node-proxy.ts). */
+  script?: string;
   nodeArgs?: string[];
   afterStop?: () => void;
 }): Target {
   const port = o.port ?? PORTS.nodeProxy;
+  const script = o.script ?? 'node-proxy.ts';
   return processTarget({
     name: o.name ?? 'node-proxy (pinned)',
     port,
@@ -220,11 +224,15 @@ export function nodeProxyTarget(o: {
       args: [
         ...(o.nodeArgs ?? []),
         ...TSX,
-        join(BENCH_DIR, 'node-proxy.ts'),
+        join(BENCH_DIR, script),
         String(port),
         ...PORTS.upstreams.map(String),
       ],
-      opts: { cpus: o.cpus, cwd: REPO_DIR, logFile: join(o.runDir, `node-proxy-${port}.log`) },
+      opts: {
+        cpus: o.cpus,
+        cwd: REPO_DIR,
+        logFile: join(o.runDir, `${script.replace(/\.ts$/, '')}-${port}.log`),
+      },
     }),
   });
 }
