@@ -368,6 +368,23 @@ describe('bounded buffer', () => {
     assert.equal(bytes, readFileSync(join(dir, 'y.log')).length);
   });
 
+  test('lines cross chunk boundaries intact, multi-byte characters included', async () => {
+    const dir = tmp();
+    const sink = new BoundedSink({ path: join(dir, 'z.log'), batchMs: 50 });
+    // About 300 KB: several 64 KiB chunks in one batch, lines straddling the chunk ends.
+    const want: string[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const line = `${i} caf\u00e9 \u2603 \u{1f600} ${'x'.repeat(i % 97)}\n`;
+      want.push(line);
+      assert.equal(sink.write(line), true);
+    }
+    const long = `${'\u00e9'.repeat(70_000)}\n`;
+    sink.write(long);
+    want.push(long);
+    await sink.close();
+    assert.equal(readFileSync(join(dir, 'z.log'), 'utf8'), want.join(''));
+  });
+
   test('Logs.dropped counts lines over the cap', async () => {
     const dir = tmp();
     const logs = createLogs({ dir, access: true, health: true, bufferBytes: 2000 });
