@@ -22,7 +22,7 @@ import type { Tier } from '../routing/build.ts';
 import { resolve } from '../routing/match.ts';
 import type { Clock } from '../util/clock.ts';
 import { classifyError, isConnectFailure, sendError, statusForError } from './errors.ts';
-import { downstreamRawHeaders, upstreamRequestHeaders } from './headers.ts';
+import { downstreamRawHeaders, sameName, upstreamRequestHeaders } from './headers.ts';
 import type { RetryBudget } from './retry-budget.ts';
 import type { UpstreamPools } from './upstreams.ts';
 
@@ -94,31 +94,28 @@ function inspect(raw: string[], trusted: boolean): Inspected {
     const k = raw[i];
     switch (k.length) {
       case 4:
-        if (out.host === undefined && k.toLowerCase() === 'host') out.host = raw[i + 1];
+        if (out.host === undefined && sameName(k, 'host')) out.host = raw[i + 1];
         break;
       case 6:
-        if (k.toLowerCase() === 'cookie')
-          out.cookie = out.cookie ? `${out.cookie}; ${raw[i + 1]}` : raw[i + 1];
+        if (sameName(k, 'cookie')) out.cookie = out.cookie ? `${out.cookie}; ${raw[i + 1]}` : raw[i + 1];
         break;
       case 11:
-        if (trusted && k.toLowerCase() === 'x-wharf-via') out.via = raw[i + 1];
+        if (trusted && sameName(k, 'x-wharf-via')) out.via = raw[i + 1];
         break;
       case 12:
-        if (trusted && k.toLowerCase() === 'x-request-id') out.requestId = raw[i + 1];
+        if (trusted && sameName(k, 'x-request-id')) out.requestId = raw[i + 1];
         break;
       case 14:
-        if (k.toLowerCase() === 'content-length') out.contentLength = raw[i + 1];
+        if (sameName(k, 'content-length')) out.contentLength = raw[i + 1];
         break;
       case 16:
-        if (k.toLowerCase() === 'x-wharf-instance') out.pin = raw[i + 1].trim().toLowerCase();
+        if (sameName(k, 'x-wharf-instance')) out.pin = raw[i + 1].trim().toLowerCase();
         break;
-      case 17: {
-        const name = k.toLowerCase();
-        if (name === 'transfer-encoding') out.chunked = true;
-        else if (trusted && name === 'x-forwarded-proto')
+      case 17:
+        if (sameName(k, 'transfer-encoding')) out.chunked = true;
+        else if (trusted && sameName(k, 'x-forwarded-proto'))
           out.httpsBefore = raw[i + 1].trim().toLowerCase() === 'https';
         break;
-      }
     }
   }
   return out;

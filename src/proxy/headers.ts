@@ -15,18 +15,32 @@ const HOP_BY_HOP = new Set([
   'expect',
 ]);
 
-/** Bit n set: some name in HOP_BY_HOP, or `x-request-id`, is n characters long. */
-const CHECKED_LENGTHS = [...HOP_BY_HOP, 'x-request-id'].reduce((mask, n) => mask | (1 << n.length), 0);
-/** Bit n set: some of those names starts with the letter 'a' + n. */
-const CHECKED_FIRST = [...HOP_BY_HOP, 'x-request-id'].reduce(
-  (mask, n) => mask | (1 << (n.charCodeAt(0) - 97)),
-  0,
-);
+/** The hop-by-hop names and `x-request-id`, by length: the names the response side looks for. */
+const CHECKED_BY_LENGTH: (string[] | undefined)[] = [];
+for (const n of [...HOP_BY_HOP, 'x-request-id']) {
+  const same = CHECKED_BY_LENGTH[n.length];
+  if (same) same.push(n);
+  else CHECKED_BY_LENGTH[n.length] = [n];
+}
 
-/** Whether `name` (first letter lowercased: `first`) is as long as, and starts like, a CHECKED name. */
-function maybeChecked(name: string, first: number): boolean {
-  const len = name.length;
-  return len < 32 && ((CHECKED_LENGTHS >>> len) & 1) === 1 && ((CHECKED_FIRST >>> (first - 97)) & 1) === 1;
+/**
+ * Whether header name `name` is `lower` (lowercase letters and '-') in any case, without allocating a
+ * lowercased copy. Exact for names made of token characters, which is all llhttp lets through: OR-ing
+ * 0x20 maps only 'A'-'Z' onto 'a'-'z', and only '-' itself onto '-'.
+ */
+export function sameName(name: string, lower: string): boolean {
+  const len = lower.length;
+  if (name.length !== len) return false;
+  for (let i = 0; i < len; i++) if ((name.charCodeAt(i) | 0x20) !== lower.charCodeAt(i)) return false;
+  return true;
+}
+
+/** The CHECKED name `name` is (lowercase), if any. */
+function checkedName(name: string): string | undefined {
+  const candidates = CHECKED_BY_LENGTH[name.length];
+  if (candidates === undefined) return undefined;
+  for (const c of candidates) if (sameName(name, c)) return c;
+  return undefined;
 }
 
 export interface ForwardInfo {
@@ -48,8 +62,7 @@ export interface ForwardInfo {
 function connectionTokens(raw: string[]): Set<string> | undefined {
   let tokens: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i].length === 10 && raw[i].toLowerCase() === 'connection')
-      tokens = connectionOptions(raw[i + 1], tokens);
+    if (sameName(raw[i], 'connection')) tokens = connectionOptions(raw[i + 1], tokens);
   }
   return tokens;
 }
@@ -70,15 +83,12 @@ export function upstreamRequestHeaders(raw: string[], info: ForwardInfo): string
     const name = raw[i];
     const value = raw[i + 1];
     const first = name.charCodeAt(0) | 0x20;
-    // Most names are passed on untouched, in the client's spelling; only x-*, host and names shaped
-    // like a hop-by-hop one are lowercased and looked at.
-    if (
-      first !== 120 /* x */ &&
-      extra === undefined &&
-      !(name.length === 4 && first === 104) /* host */ &&
-      !maybeChecked(name, first)
-    ) {
-      out.push(name, value);
+    // Most names are passed on untouched, in the client's spelling; only x-*, host and hop-by-hop
+    // names are looked at (and only x-* are lowercased).
+    if (first !== 120 /* x */ && extra === undefined) {
+      if (sameName(name, 'host')) host ??= value;
+      // Not x-*, so a CHECKED name here is a hop-by-hop one: dropped.
+      else if (checkedName(name) === undefined) out.push(name, value);
       continue;
     }
     const lower = name.toLowerCase();
@@ -133,18 +143,13 @@ export function downstreamRawHeaders(
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i].toString('latin1');
     const len = name.length;
-    // Only names as long as a hop-by-hop name or x-request-id, and starting like one, are lowercased.
-    if (
-      len < 32 &&
-      (CHECKED_LENGTHS >>> len) & 1 &&
-      (CHECKED_FIRST >>> ((name.charCodeAt(0) | 0x20) - 97)) & 1
-    ) {
-      const lower = name.toLowerCase();
-      if (HOP_BY_HOP.has(lower)) {
-        if (lower === 'connection') extra = connectionOptions(raw[i + 1].toString('latin1'), extra);
+    const checked = checkedName(name);
+    if (checked !== undefined) {
+      if (HOP_BY_HOP.has(checked)) {
+        if (checked === 'connection') extra = connectionOptions(raw[i + 1].toString('latin1'), extra);
         continue;
       }
-      if (lower === 'x-request-id') hasRequestId = true;
+      hasRequestId = true; // the only CHECKED name that is not hop-by-hop
     }
     if (hideInternal && len > 8 && (name.charCodeAt(0) | 0x20) === 120 /* x */) {
       if (name.slice(0, 8).toLowerCase() === 'x-wharf-') continue;

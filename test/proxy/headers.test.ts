@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { downstreamRawHeaders, upstreamRequestHeaders } from '../../src/proxy/headers.ts';
+import { downstreamRawHeaders, sameName, upstreamRequestHeaders } from '../../src/proxy/headers.ts';
 
 /** undici hands response headers over as raw latin1 buffers, names as the upstream spelled them. */
 const raw = (...kv: string[]): Buffer[] => kv.map((s) => Buffer.from(s, 'latin1'));
@@ -107,5 +107,24 @@ describe('upstreamRequestHeaders, spelling', () => {
     );
     assert.deepEqual(out.slice(0, 6), ['Accept', '*/*', 'X-Custom', 'v', 'host', 'a.d']);
     assert.equal(out.includes('TE') || out.includes('Keep-Alive') || out.includes('Upgrade'), false);
+  });
+});
+
+describe('sameName', () => {
+  test('matches a lowercase name in any case, and nothing else', () => {
+    assert.equal(sameName('Content-Length', 'content-length'), true);
+    assert.equal(sameName('CONNECTION', 'connection'), true);
+    assert.equal(sameName('connection', 'connection'), true);
+    assert.equal(sameName('connectio', 'connection'), false);
+    assert.equal(sameName('connectionx', 'connection'), false);
+    assert.equal(sameName('x-request_id', 'x-request-id'), false);
+    // Every other printable character (all token characters among them) stays distinct from '-'
+    // and from the letters.
+    for (let c = 0x21; c < 0x7f; c++) {
+      const ch = String.fromCharCode(c);
+      if (/[A-Za-z-]/.test(ch)) continue;
+      assert.equal(sameName(`x${ch}a`, 'x-a'), false, `"${ch}" must not match "-"`);
+      assert.equal(sameName(`${ch}`, 'a'), false, `"${ch}" must not match a letter`);
+    }
   });
 });
