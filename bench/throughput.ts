@@ -89,6 +89,7 @@ const WHARF = 'wharf';
 const WHARF_LOGS = 'wharf + access log to file + metrics';
 const WHARF_HTTPS = 'wharf edge HTTPS';
 const UNDICI_FLOOR = 'undici floor (node:http + undici, nothing on top)';
+const UNDICI_FLOOR_HTTPS = 'undici floor HTTPS (node:https + undici, nothing on top)';
 
 /**
  * Run order within a round (reversed every other round): rows that are compared sit side by side.
@@ -104,6 +105,7 @@ const ADJACENT = [
   WHARF_LOGS,
   WHARF_HTTPS,
   'nginx HTTPS',
+  UNDICI_FLOOR_HTTPS,
 ];
 function runRank(name: string): number {
   const i = ADJACENT.findIndex((a) => name === a || name.startsWith(a));
@@ -219,6 +221,16 @@ async function main(): Promise<void> {
   const https = nginxTarget({ runDir, cpus: PROXY_CPU, tls: certOk });
   if (!certOk) https.unavailable = String(cert);
   targets.push(https);
+  const floorHttps = nodeProxyTarget({
+    runDir,
+    cpus: PROXY_CPU,
+    name: UNDICI_FLOOR_HTTPS,
+    port: PORTS.undiciFloorHttps,
+    script: 'undici-floor.ts',
+    tls: certOk,
+  });
+  if (!certOk) floorHttps.unavailable = String(cert);
+  targets.push(floorHttps);
 
   for (const t of targets) {
     if (t.name.startsWith('nginx') && missing.has('nginx')) t.unavailable = missing.get('nginx');
@@ -374,6 +386,7 @@ function report(rows: Row[], runDir: string, profile: SelfTime[] | undefined): s
   const wharfLogs = rows.find((r) => r.target.name === WHARF_LOGS);
   const wharfTls = rows.find((r) => r.target.name === WHARF_HTTPS);
   const floor = rows.find((r) => r.target.name === UNDICI_FLOOR && r.runs.length > 0);
+  const floorTls = rows.find((r) => r.target.name === UNDICI_FLOOR_HTTPS && r.runs.length > 0);
   const refOf = (r: Row) => (r.target.url.startsWith('https') ? nginxTls : nginx);
   const L: string[] = [];
   L.push('# Throughput and latency: Wharf vs nginx, HAProxy and a naive Node proxy', '');
@@ -474,6 +487,10 @@ function report(rows: Row[], runDir: string, profile: SelfTime[] | undefined): s
     L.push(
       `* Issue 7: Wharf edge HTTPS >= 0.6x nginx HTTPS rps: ${verdict(rr >= 0.6, ratioSpread(wharfTls, nginxTls, rps))}`,
     );
+    if (floorTls?.runs.length)
+      L.push(
+        `  * For scale, the bare node:https + undici stack: ${ratioSpread(floorTls, nginxTls, rps)} rps; Wharf edge / floor ${ratioSpread(wharfTls, floorTls, rps)}.`,
+      );
   } else
     L.push(`* Issue 7: HTTPS >= 0.6x nginx: not available: ${wharfTls?.target.unavailable ?? 'not run'}`);
   L.push('', '## Per-round values', '');

@@ -2,7 +2,10 @@
 // API, round robin, headers passed through untouched, no routing, health, retries, logs or metrics.
 // `npm run bench:instructions` measures Wharf against it, so "what Wharf adds" is a number.
 //   node --import tsx bench/undici-floor.ts LISTEN_PORT UPSTREAM_PORT...
+//   FLOOR_CERT=cert.pem FLOOR_KEY=key.pem node --import tsx bench/undici-floor.ts ...   # HTTPS
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { type Dispatcher, Pool } from 'undici';
 
 const [listen, ...upstreams] = process.argv.slice(2).map(Number);
@@ -34,17 +37,29 @@ class Relay implements Dispatcher.DispatchHandler {
   }
 }
 
-http
-  .createServer((req, res) => {
-    const pool = pools[next++ % pools.length];
-    pool.dispatch(
+const relay = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+  const pool = pools[next++ % pools.length];
+  pool.dispatch(
+    {
+      path: req.url ?? '/',
+      method: req.method as Dispatcher.HttpMethod,
+      headers: req.rawHeaders,
+      body: null,
+    },
+    new Relay(res),
+  );
+};
+
+// FLOOR_CERT / FLOOR_KEY (PEM files): terminate TLS like the HTTPS rows, with node's defaults.
+const tls = process.env.FLOOR_CERT && process.env.FLOOR_KEY;
+const server = tls
+  ? https.createServer(
       {
-        path: req.url ?? '/',
-        method: req.method as Dispatcher.HttpMethod,
-        headers: req.rawHeaders,
-        body: null,
+        cert: readFileSync(process.env.FLOOR_CERT as string),
+        key: readFileSync(process.env.FLOOR_KEY as string),
+        ALPNProtocols: ['http/1.1'],
       },
-      new Relay(res),
-    );
-  })
-  .listen(listen, '127.0.0.1');
+      relay,
+    )
+  : http.createServer(relay);
+server.listen(listen, '127.0.0.1');

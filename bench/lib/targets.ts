@@ -25,6 +25,7 @@ export const PORTS = {
   wharf: 18204,
   wharfLogs: 18205,
   undiciFloor: 18206,
+  undiciFloorHttps: 18216,
   nginxHttps: 18211,
   wharfHttps: 18214,
   adminBase: 18300,
@@ -208,6 +209,8 @@ export function nodeProxyTarget(o: {
   port?: number;
   /** The proxy script in bench/ (default the naive node-proxy.ts). */
   script?: string;
+  /** Serve HTTPS with this certificate (undici-floor.ts only). */
+  tls?: { cert: string; key: string };
   nodeArgs?: string[];
   afterStop?: () => void;
 }): Target {
@@ -216,7 +219,7 @@ export function nodeProxyTarget(o: {
   return processTarget({
     name: o.name ?? 'node-proxy (pinned)',
     port,
-    url: `http://127.0.0.1:${port}/`,
+    url: `${o.tls ? 'https' : 'http'}://127.0.0.1:${port}/`,
     hostHeader: WHARF_HOST,
     afterStop: o.afterStop,
     cmd: () => ({
@@ -232,6 +235,7 @@ export function nodeProxyTarget(o: {
         cpus: o.cpus,
         cwd: REPO_DIR,
         logFile: join(o.runDir, `${script.replace(/\.ts$/, '')}-${port}.log`),
+        env: o.tls ? { ...process.env, FLOOR_CERT: o.tls.cert, FLOOR_KEY: o.tls.key } : undefined,
       },
     }),
   });
