@@ -108,8 +108,9 @@ const ADJACENT = [
   UNDICI_FLOOR_HTTPS,
 ];
 function runRank(name: string): number {
-  const i = ADJACENT.findIndex((a) => name === a || name.startsWith(a));
-  return i < 0 ? -1 : i;
+  // Exact names first: 'wharf' is also a prefix of the other Wharf rows.
+  const exact = ADJACENT.indexOf(name);
+  return exact >= 0 ? exact : ADJACENT.findIndex((a) => name.startsWith(a));
 }
 
 const wharfVariants: WharfVariant[] = [

@@ -231,17 +231,15 @@ export class BoundedSink {
     else this.settle();
   }
 
-  /** Moves the filled part of the current chunk to `chunks` and starts a new one of at least `need` bytes. */
+  /** Starts a new chunk of at least `need` bytes; the filled part of the current one joins `chunks`. */
   private newChunk(need: number): void {
     this.sealChunk();
     this.chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, need));
   }
 
+  /** Moves the filled part of the current chunk to `chunks`; the caller replaces or drops the chunk. */
   private sealChunk(): void {
-    if (this.chunk !== null && this.chunkUsed > 0) {
-      this.chunks.push(this.chunk.subarray(0, this.chunkUsed));
-      this.chunk = this.chunk.subarray(this.chunkUsed);
-    }
+    if (this.chunk !== null && this.chunkUsed > 0) this.chunks.push(this.chunk.subarray(0, this.chunkUsed));
     this.chunkUsed = 0;
   }
 
