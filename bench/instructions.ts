@@ -1,5 +1,6 @@
 // `npm run bench:instructions`: user-space instructions per proxied request, counted by valgrind's
-// callgrind, for Wharf and for the bare node:http + undici proxy it is built on (undici-floor.ts).
+// callgrind, for Wharf and for the bare node:http + undici proxy it is built on (undici-floor.ts), over
+// plain HTTP and over HTTPS (the edge tier against the same floor on node:https; TLS records included).
 //
 // Why: on this kind of shared VM the rps of one 10 s run moves by +-30% with the host's load, so
 // `npm run bench` cannot tell a 5% change from noise. Instruction counts can (Wharf's repeat within 1%). What they
@@ -26,6 +27,7 @@ import { ensureTools, which } from './lib/install.ts';
 import { start, stop, stopAll, waitForPort } from './lib/procs.ts';
 import {
   BENCH_DIR,
+  makeCert,
   makeRunDir,
   PORTS,
   REPO_DIR,
@@ -82,7 +84,16 @@ function inclusive(annotated: string, needle: string): number {
   return 0;
 }
 
-async function measure(name: string, targetArgs: string[], runDir: string): Promise<Row> {
+interface Target {
+  name: string;
+  args: string[];
+  /** Serve (and drive) HTTPS. */
+  tls?: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+async function measure(t: Target, runDir: string): Promise<Row> {
+  const name = t.name.replaceAll(' ', '-');
   const outBase = join(runDir, `callgrind.${name}`);
   const target = start(
     name,
@@ -94,14 +105,19 @@ async function measure(name: string, targetArgs: string[], runDir: string): Prom
       `--callgrind-out-file=${outBase}.%p`,
       NODE,
       '--predictable',
-      ...targetArgs,
+      ...t.args,
     ],
-    { cwd: REPO_DIR, logFile: join(runDir, `${name}.log`) },
+    { cwd: REPO_DIR, logFile: join(runDir, `${name}.log`), env: t.env },
   );
   try {
     await waitForPort(PORT, 120_000, target.exited);
     // One pool for warm-up and measurement: the same connections (and V8's object shapes) stay.
-    const pool = new Pool(`http://127.0.0.1:${PORT}`, { connections: CONC, pipelining: 1 });
+    // HTTPS: the handshakes happen during the warm-up; the measured window is steady-state records.
+    const pool = new Pool(`${t.tls ? 'https' : 'http'}://127.0.0.1:${PORT}`, {
+      connections: CONC,
+      pipelining: 1,
+      connect: t.tls ? { rejectUnauthorized: false, servername: WHARF_HOST } : undefined,
+    });
     try {
       const warmOk = await drive(pool, WARM);
       spawnSync('callgrind_control', ['-z', String(target.pid)], { timeout: 60_000 });
@@ -128,7 +144,7 @@ async function measure(name: string, targetArgs: string[], runDir: string): Prom
   const total = inclusive(ann, 'PROGRAM TOTALS');
   const compile = inclusive(ann, 'Runtime_CompileOptimized(') + inclusive(ann, 'Builtins_CompileLazy ');
   const gc = inclusive(ann, 'Heap::CollectGarbage(');
-  return { name, total: total / N, compile: compile / N, gc: gc / N };
+  return { name: t.name, total: total / N, compile: compile / N, gc: gc / N };
 }
 
 async function main(): Promise<void> {
@@ -138,17 +154,24 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const runDir = makeRunDir('instructions');
-  const wharfConfig = (file: string, logs: Record<string, unknown>): string => {
+  const cert = makeCert(runDir);
+  if (typeof cert === 'string') throw new Error(cert);
+  const wharfConfig = (
+    file: string,
+    extra: Record<string, unknown>,
+    project: Record<string, unknown> = {},
+  ) => {
     writeFileSync(
       file,
       YAML.stringify({
         listen: `127.0.0.1:${PORT}`,
         admin: '127.0.0.1:18251',
         domain: 'bench.local',
-        logs,
+        ...extra,
         projects: {
           bench: {
             'health-path': '/healthz',
+            ...project,
             instances: Object.fromEntries(
               PORTS.upstreams.map((p, i) => [`u${i + 1}`, { http: `127.0.0.1:${p}` }]),
             ),
@@ -158,31 +181,56 @@ async function main(): Promise<void> {
     );
     return file;
   };
-  const plain = wharfConfig(join(runDir, 'wharf.yaml'), { access: false });
-  const logged = wharfConfig(join(runDir, 'wharf-logs.yaml'), { access: true, dir: join(runDir, 'logs') });
+  const plain = wharfConfig(join(runDir, 'wharf.yaml'), { logs: { access: false } });
+  const logged = wharfConfig(join(runDir, 'wharf-logs.yaml'), {
+    logs: { access: true, dir: join(runDir, 'logs') },
+  });
+  // Issue 7's row, configured like `npm run bench`'s "wharf edge HTTPS".
+  const edge = wharfConfig(
+    join(runDir, 'wharf-edge.yaml'),
+    {
+      logs: { access: false },
+      tier: 'edge',
+      tls: { certificates: [{ hosts: ['*.bench.local', 'bench.local'], cert: cert.cert, key: cert.key }] },
+    },
+    { public: true },
+  );
   const wharf = (config: string) => [join(REPO_DIR, 'bin/wharf.js'), 'serve', '--config', config];
-  const targets: [string, string[]][] = [
-    [
-      'undici floor',
-      ['--import', 'tsx', join(BENCH_DIR, 'undici-floor.ts'), String(PORT), ...PORTS.upstreams.map(String)],
-    ],
-    ['wharf', wharf(plain)],
+  const floorArgs = [
+    '--import',
+    'tsx',
+    join(BENCH_DIR, 'undici-floor.ts'),
+    String(PORT),
+    ...PORTS.upstreams.map(String),
+  ];
+  const targets: Target[] = [
+    { name: 'undici floor', args: floorArgs },
+    { name: 'wharf', args: wharf(plain) },
     // Issue 5's row: the access log to a file (metrics are always on).
-    ['wharf + access log', wharf(logged)],
+    { name: 'wharf + access log', args: wharf(logged) },
+    {
+      name: 'undici floor HTTPS',
+      args: floorArgs,
+      tls: true,
+      env: { ...process.env, FLOOR_CERT: cert.cert, FLOOR_KEY: cert.key },
+    },
+    { name: 'wharf edge HTTPS', args: wharf(edge), tls: true },
   ];
   const only = args.only?.split(',');
   const ups = await startUpstreams(runDir, false);
   const rows: Row[] = [];
   try {
-    for (const [name, targetArgs] of targets) {
-      if (only && !only.includes(name)) continue;
-      console.error(`[instructions] ${name}: ${WARM} warm-up + ${N} measured requests under callgrind`);
-      rows.push(await measure(name.replaceAll(' ', '-'), targetArgs, runDir));
+    for (const t of targets) {
+      if (only && !only.includes(t.name)) continue;
+      console.error(`[instructions] ${t.name}: ${WARM} warm-up + ${N} measured requests under callgrind`);
+      rows.push(await measure(t, runDir));
     }
   } finally {
     await stopUpstreams(ups);
   }
-  const floor = rows.find((r) => r.name === 'undici-floor');
+  // Each row against the floor that speaks the same protocol.
+  const floorOf = (r: Row) =>
+    rows.find((f) => f.name === (r.name.endsWith('HTTPS') ? 'undici floor HTTPS' : 'undici floor'));
   const k = (x: number) => `${(x / 1000).toFixed(1)}k`;
   const node = spawnSync(NODE, ['--version'], { encoding: 'utf8' }).stdout.trim();
   const lines = [
@@ -191,17 +239,18 @@ async function main(): Promise<void> {
     `Date: ${new Date().toISOString()}. Node ${node}. Run dir: \`${runDir}\`.`,
     `Method: see the header of \`bench/instructions.ts\`. ${WARM} warm-up + ${N} measured GETs over ${CONC} keep-alive connections; 100-byte responses from three node:http upstreams. User space only (the kernel's socket work is not counted).`,
     '',
-    '| target | instructions / request | of which V8 optimizing compiler | of which GC | without the compiler | x undici floor |',
+    '| target | instructions / request | of which V8 optimizing compiler | of which GC | without the compiler | x undici floor (same protocol) |',
     '|---|---:|---:|---:|---:|---:|',
     ...rows.map((r) => {
       const steady = r.total - r.compile;
+      const floor = floorOf(r);
       const ratio = floor ? (steady / (floor.total - floor.compile)).toFixed(2) : '-';
       return `| ${r.name} | ${k(r.total)} | ${k(r.compile)} | ${k(r.gc)} | ${k(steady)} | ${ratio} |`;
     }),
     '',
   ];
   const plainRow = rows.find((r) => r.name === 'wharf');
-  const logRow = rows.find((r) => r.name === 'wharf-+-access-log');
+  const logRow = rows.find((r) => r.name === 'wharf + access log');
   if (plainRow && logRow) {
     const cost = (logRow.total - logRow.compile) / (plainRow.total - plainRow.compile) - 1;
     lines.push(

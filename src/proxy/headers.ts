@@ -29,8 +29,13 @@ for (const n of [...HOP_BY_HOP, 'x-request-id']) {
  * 0x20 maps only 'A'-'Z' onto 'a'-'z', and only '-' itself onto '-'.
  */
 export function sameName(name: string, lower: string): boolean {
+  return name.length === lower.length && namePrefix(name, lower);
+}
+
+/** Whether header name `name` starts with `lower` in any case (see sameName), without a copy. */
+export function namePrefix(name: string, lower: string): boolean {
   const len = lower.length;
-  if (name.length !== len) return false;
+  if (name.length < len) return false;
   for (let i = 0; i < len; i++) if ((name.charCodeAt(i) | 0x20) !== lower.charCodeAt(i)) return false;
   return true;
 }
@@ -142,7 +147,6 @@ export function downstreamRawHeaders(
   let hasRequestId = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i].toString('latin1');
-    const len = name.length;
     const checked = checkedName(name);
     if (checked !== undefined) {
       if (HOP_BY_HOP.has(checked)) {
@@ -151,9 +155,7 @@ export function downstreamRawHeaders(
       }
       hasRequestId = true; // the only CHECKED name that is not hop-by-hop
     }
-    if (hideInternal && len > 8 && (name.charCodeAt(0) | 0x20) === 120 /* x */) {
-      if (name.slice(0, 8).toLowerCase() === 'x-wharf-') continue;
-    }
+    if (hideInternal && namePrefix(name, 'x-wharf-')) continue;
     out.push(name, raw[i + 1].toString('latin1'));
   }
   if (!hasRequestId) out.push('x-request-id', requestId);
