@@ -33,7 +33,7 @@ export function sameName(name: string, lower: string): boolean {
 }
 
 /** Whether header name `name` starts with `lower` in any case (see sameName), without a copy. */
-export function namePrefix(name: string, lower: string): boolean {
+function namePrefix(name: string, lower: string): boolean {
   const len = lower.length;
   if (name.length < len) return false;
   for (let i = 0; i < len; i++) if ((name.charCodeAt(i) | 0x20) !== lower.charCodeAt(i)) return false;
