@@ -14,7 +14,8 @@
 //   npm run bench -- --rounds 12 --duration 5
 //   npm run bench -- --quick                # smoke run (1 round x 3 s), report in the run dir
 //   npm run bench -- --cpu-prof             # also profile Wharf and print the top self-time functions
-//   npm run bench -- --only nginx,wharf     # subset (matches row names)
+//   npm run bench -- --only nginx,wharf     # subset (row names starting with these)
+//   npm run bench -- --only '=wharf,wharf +' # '=' matches the whole name: the plain Wharf row alone
 
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -239,7 +240,11 @@ async function main(): Promise<void> {
   }
   const only = args.only?.split(',').map((s) => s.trim().toLowerCase());
   const selected = targets.filter(
-    (t) => !only || only.some((o) => t.name.toLowerCase().startsWith(o) || t.name.toLowerCase() === o),
+    (t) =>
+      !only ||
+      only.some((o) =>
+        o.startsWith('=') ? t.name.toLowerCase() === o.slice(1) : t.name.toLowerCase().startsWith(o),
+      ),
   );
   const rows: Row[] = selected.map((target) => ({ target, runs: [] }));
 
