@@ -226,7 +226,6 @@ export class Wharf {
       maxHeaders: c.limits.maxHeaders,
       requestHeadersMs: c.timeouts.requestHeadersMs,
       clientIdleMs: c.timeouts.clientIdleMs,
-      bodyIdleMs: c.timeouts.bodyIdleMs,
       limits: this.limits,
       tls:
         this.certificates && c.tls ? { store: this.certificates, minVersion: c.tls.minVersion } : undefined,

@@ -41,6 +41,7 @@ export interface ForwarderOptions {
   readonly proto: 'http' | 'https';
   /** Add `x-wharf-instance` to responses and name instances in error bodies. */
   readonly instanceHeader: boolean;
+  /** Longest silence inside a body: the upstream's response (undici) and the client's side (watchStall). */
   readonly bodyIdleMs: number;
   readonly maxBodyBytes: number;
   readonly table: () => RouteTable;
@@ -222,6 +223,7 @@ class Exchange {
   upstreamMs?: number;
   finished = false;
   clientGone = false;
+  stallWatched = false;
   readonly bytesReadAtStart: number;
 
   constructor(
@@ -345,7 +347,20 @@ class Exchange {
 
   go(endpoint: Endpoint, issueCookie: boolean): void {
     if (this.expectContinue) this.res.writeContinue();
+    if (!this.bodyless) this.watchStall();
     this.dispatch(endpoint, issueCookie);
+  }
+
+  /**
+   * Arms `body-idle` on the client's socket for the rest of this exchange, once a body crosses it: an
+   * upload, or a response the client reads slower than it arrives. Silence there is a stalled client,
+   * and node closes the socket. When the response ends node swaps in the keep-alive timeout.
+   */
+  watchStall(): void {
+    if (this.stallWatched) return;
+    this.stallWatched = true;
+    const ms = this.fw.opts.bodyIdleMs;
+    if (ms > 0) this.req.socket?.setTimeout(ms);
   }
 
   /**
@@ -608,6 +623,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     const ex = this.ex;
     ex.bytesOut += chunk.length;
     if (ex.res.write(chunk)) return true;
+    ex.watchStall();
     this.drainBound ??= () => this.resumeUpstream?.();
     ex.res.once('drain', this.drainBound);
     return false;

@@ -17,7 +17,6 @@ export interface FrontOptions {
   readonly maxHeaders: number;
   readonly requestHeadersMs: number;
   readonly clientIdleMs: number;
-  readonly bodyIdleMs: number;
   readonly limits?: ClientLimits;
   /** Terminate TLS (HTTP/1.1 by ALPN), certificates chosen by SNI from the store. */
   readonly tls?: { readonly store: CertificateStore; readonly minVersion: 'TLSv1.2' | 'TLSv1.3' };
@@ -82,8 +81,11 @@ export class FrontServer {
     // node keeps at most this many fields; one more than the limit is enough to see the excess and
     // answer 431 below, instead of node's silent truncation.
     server.maxHeadersCount = opts.maxHeaders + 1;
-    // Inactivity on an active connection (stalled upload or reader) closes it.
-    server.timeout = Math.max(opts.bodyIdleMs, opts.clientIdleMs) + 1000;
+    // No socket timeout while a request is in flight: node would refresh its timer on every read and
+    // write (about 1% of an HTTPS request's CPU). Every phase has its own deadline instead: headers
+    // (headersTimeout), idle keep-alive (keepAliveTimeout), the upstream's answer (the route's
+    // timeout), and a stalled upload or reader (the forwarder arms `body-idle` only then).
+    server.timeout = 0;
     const handle = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean) => {
       if (req.rawHeaders.length > opts.maxHeaders * 2) {
         res.shouldKeepAlive = false;
