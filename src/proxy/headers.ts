@@ -164,6 +164,8 @@ export function downstreamRawHeaders(
 
 /** Adds the header names a `Connection` value lists (other than keep-alive and close) to `set`. */
 function connectionOptions(value: string, set: Set<string> | undefined): Set<string> | undefined {
+  // The common values name no header: skip the split (node upstreams send `keep-alive` on every response).
+  if (sameName(value, 'keep-alive') || sameName(value, 'close')) return set;
   for (const t of value.split(',')) {
     const v = t.trim().toLowerCase();
     if (!v || v === 'keep-alive' || v === 'close') continue;

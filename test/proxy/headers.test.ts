@@ -128,3 +128,19 @@ describe('sameName', () => {
     }
   });
 });
+
+describe('downstreamRawHeaders and a plain Connection value', () => {
+  test('keep-alive or close alone names no header; anything longer is still parsed', () => {
+    const via = (connection: string) =>
+      downstreamRawHeaders(
+        raw('Connection', connection, 'close', 'a', 'Keep-AliveX', 'b', 'X', 'c'),
+        false,
+        'r',
+      );
+    const kept = ['close', 'a', 'Keep-AliveX', 'b', 'X', 'c', 'x-request-id', 'r'];
+    assert.deepEqual(via('Keep-Alive'), kept);
+    assert.deepEqual(via('CLOSE'), kept);
+    assert.deepEqual(via('keep-alivex'), ['close', 'a', 'X', 'c', 'x-request-id', 'r']);
+    assert.deepEqual(via('keep-alive, x'), ['close', 'a', 'Keep-AliveX', 'b', 'x-request-id', 'r']);
+  });
+});
