@@ -371,6 +371,10 @@ export class HealthService implements HealthView {
   report(outcome: AttemptOutcome): void {
     const m = this.members.get(outcome.endpoint);
     if (!m) return;
+    // Nearly every report is an answer below 500, once per request: it only ends a run of 5xx, and
+    // needs neither the clock nor the closure below.
+    if (outcome.error === undefined && outcome.status !== undefined && outcome.status < 500)
+      return m.answered();
     const t = m.passive(outcome, this.clock.now(), () => this.may5xxEject(m));
     if (t) this.publish(m, t, undefined);
   }

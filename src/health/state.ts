@@ -128,9 +128,14 @@ export class EndpointHealth {
       }
       return undefined;
     }
-    if (err === undefined && outcome.status !== undefined) this.bad = 0;
+    if (err === undefined && outcome.status !== undefined) this.answered();
     // `cancelled` says nothing about the instance.
     return undefined;
+  }
+
+  /** A live answer below 500: ends a run of 5xx (passive() for that case, without its arguments). */
+  answered(): void {
+    if (this.state !== 'unhealthy') this.bad = 0;
   }
 
   private eject(reason: string, now: number): Transition {

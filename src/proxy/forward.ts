@@ -596,7 +596,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     const ex = this.ex;
     this.responded = true;
     ex.upstreamMs = performance.now() - this.sentAt;
-    this.report(status);
+    this.report(status, undefined, ex.upstreamMs);
     if ((status === 502 || status === 503) && ex.mayRetry(this, 'status')) {
       this.discarding = true;
       return true;
@@ -687,7 +687,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.ex.fw.untrack(this);
   }
 
-  private report(status?: number, error?: AttemptError): void {
+  private report(status?: number, error?: AttemptError, durationMs = performance.now() - this.sentAt): void {
     const ex = this.ex;
     ex.fw.opts.onAttempt?.(
       this.endpoint.project,
@@ -699,7 +699,7 @@ class Attempt implements Dispatcher.DispatchHandler {
       endpoint: this.endpoint.id,
       status,
       error,
-      durationMs: performance.now() - this.sentAt,
+      durationMs,
     });
   }
 }
