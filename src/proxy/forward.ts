@@ -2,7 +2,6 @@
 // outcome per attempt. It reads the current table once per request and never writes shared state
 // except in-flight counters and the outcome sink.
 
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Readable, Transform } from 'node:stream';
 import type { Dispatcher } from 'undici';
@@ -21,6 +20,7 @@ import type { Endpoint, EndpointId, PortRoute, ProjectRoute, RouteTable } from '
 import type { Tier } from '../routing/build.ts';
 import { resolve } from '../routing/match.ts';
 import type { Clock } from '../util/clock.ts';
+import { newRequestId } from '../util/request-id.ts';
 import { classifyError, isConnectFailure, sendError, statusForError } from './errors.ts';
 import { downstreamRawHeaders, sameName, upstreamRequestHeaders } from './headers.ts';
 import type { RetryBudget } from './retry-budget.ts';
@@ -245,7 +245,7 @@ class Exchange {
 
   start(): void {
     const { opts } = this.fw;
-    this.requestId = this.h.requestId || randomUUID();
+    this.requestId = this.h.requestId || newRequestId();
     this.res.on('close', () => this.onClientClose());
     if (
       opts.maxBodyBytes > 0 &&

@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import { pickEndpoint, readCookie } from '../balancing/index.ts';
 import type { Endpoint } from '../model/routes.ts';
 import { resolve } from '../routing/match.ts';
+import { newRequestId } from '../util/request-id.ts';
 import { errorTitle } from './errors.ts';
 import { clientAddress, type Forwarder } from './forward.ts';
 import { rawHeader, upstreamRequestHeaders } from './headers.ts';
@@ -73,7 +74,7 @@ export function handleUpgrade(fw: Forwarder, req: IncomingMessage, socket: Duple
     clientIp,
     proto: opts.proto,
     host: host ?? '',
-    requestId: (trusted && rawHeader(req.rawHeaders, 'x-request-id')) || crypto.randomUUID(),
+    requestId: (trusted && rawHeader(req.rawHeaders, 'x-request-id')) || newRequestId(),
     untrusted: !trusted,
   });
   let clientClosed = false;

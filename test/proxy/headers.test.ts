@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { downstreamRawHeaders, sameName, upstreamRequestHeaders } from '../../src/proxy/headers.ts';
+import { newRequestId } from '../../src/util/request-id.ts';
 
 /** undici hands response headers over as raw latin1 buffers, names as the upstream spelled them. */
 const raw = (...kv: string[]): Buffer[] => kv.map((s) => Buffer.from(s, 'latin1'));
@@ -126,6 +127,18 @@ describe('sameName', () => {
       assert.equal(sameName(`x${ch}a`, 'x-a'), false, `"${ch}" must not match "-"`);
       assert.equal(sameName(`${ch}`, 'a'), false, `"${ch}" must not match a letter`);
     }
+  });
+});
+
+describe('newRequestId', () => {
+  test('32 hex digits, distinct across many pool refills', () => {
+    const ids = new Set<string>();
+    for (let i = 0; i < 2000; i++) {
+      const id = newRequestId();
+      assert.match(id, /^[0-9a-f]{32}$/);
+      ids.add(id);
+    }
+    assert.equal(ids.size, 2000);
   });
 });
 
