@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { rawExchange } from '../support/raw.ts';
 import { startUpstream, type TestUpstream } from '../support/upstream.ts';
 import { type Started, startWharf } from '../support/wharf.ts';
 
@@ -56,24 +57,16 @@ describe('stalled clients (body-idle)', () => {
     return connections();
   };
 
-  /** Opens a raw connection, runs `drive` on it, resolves with what came back when the server closed it. */
-  const exchange = (drive: (s: net.Socket) => void, giveUpMs = 5000) =>
-    new Promise<{ raw: string; ms: number }>((resolve) => {
-      const t0 = Date.now();
-      const s = net.connect(w.port, '127.0.0.1');
-      let raw = '';
-      s.on('data', (c) => {
-        raw += c.toString('latin1');
-      });
-      s.on('error', () => {});
-      s.on('close', () => resolve({ raw, ms: Date.now() - t0 }));
-      setTimeout(() => s.destroy(), giveUpMs);
-      drive(s);
-    });
+  /** What came back before the server closed the connection, and how long that took. */
+  const exchange = async (drive: string | ((s: net.Socket) => void)) => {
+    const t0 = Date.now();
+    const raw = await rawExchange(w.port, drive, 5000);
+    return { raw, ms: Date.now() - t0 };
+  };
 
   it('an upload that stops is cut after body-idle', async () => {
-    const { raw, ms } = await exchange((s) =>
-      s.write('POST /upload HTTP/1.1\r\nHost: p.test.local\r\nContent-Length: 100\r\n\r\n0123456789'),
+    const { raw, ms } = await exchange(
+      'POST /upload HTTP/1.1\r\nHost: p.test.local\r\nContent-Length: 100\r\n\r\n0123456789',
     );
     assert.ok(ms < BODY_IDLE_MS + 2000, `closed after ${ms} ms`);
     assert.doesNotMatch(raw, /^HTTP\/1.1 200/);
@@ -98,9 +91,7 @@ describe('stalled clients (body-idle)', () => {
   });
 
   it('an upstream slower than body-idle to answer a GET is not cut (the route timeout governs)', async () => {
-    const { raw } = await exchange((s) =>
-      s.write('GET /late HTTP/1.1\r\nHost: p.test.local\r\nConnection: close\r\n\r\n'),
-    );
+    const { raw } = await exchange('GET /late HTTP/1.1\r\nHost: p.test.local\r\nConnection: close\r\n\r\n');
     assert.match(raw, /^HTTP\/1.1 200/);
     assert.match(raw, /late$/);
   });

@@ -2,8 +2,15 @@
 
 import net from 'node:net';
 
-/** Writes `payload`, collects everything until the server closes or `waitMs` passes. */
-export function rawExchange(port: number, payload: string | Buffer, waitMs = 2000): Promise<string> {
+/**
+ * Writes `payload` (or lets it drive the socket: trickled or stalled requests), collects everything
+ * until the server closes or `waitMs` passes.
+ */
+export function rawExchange(
+  port: number,
+  payload: string | Buffer | ((sock: net.Socket) => void),
+  waitMs = 2000,
+): Promise<string> {
   return new Promise((resolve) => {
     const sock = net.connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
@@ -17,6 +24,7 @@ export function rawExchange(port: number, payload: string | Buffer, waitMs = 200
     sock.on('end', done);
     sock.on('close', done);
     sock.on('error', done);
-    sock.write(payload);
+    if (typeof payload === 'function') payload(sock);
+    else sock.write(payload);
   });
 }
