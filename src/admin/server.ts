@@ -6,6 +6,7 @@ import type { HealthView } from '../model/health.ts';
 import type { RouteTable } from '../model/routes.ts';
 import { checkAdminAuth } from '../observe/sse.ts';
 import { listen } from '../util/listen.ts';
+import { uniformSocketShape } from '../util/socket-shape.ts';
 
 /** Returns true when it handled the request. */
 export type AdminRoute = (req: IncomingMessage, res: ServerResponse, url: URL) => boolean | Promise<boolean>;
@@ -74,6 +75,8 @@ export class AdminServer {
         else res.destroy();
       });
     });
+    // Scrapes must not deoptimise the data plane's HTTP code (see socket-shape.ts).
+    uniformSocketShape(this.server);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -6,6 +6,7 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { listen } from '../util/listen.ts';
+import { uniformSocketShape } from '../util/socket-shape.ts';
 import type { CertificateStore } from './certificates.ts';
 import { errorTitle, sendError } from './errors.ts';
 import { clientAddress, type Forwarder } from './forward.ts';
@@ -138,6 +139,7 @@ export class FrontServer {
           return rawReply(socket, 400, `malformed request (${err.code ?? 'parse error'})`);
       }
     });
+    uniformSocketShape(server);
     server.on('connection', (socket: Socket) => {
       socket.setNoDelay(true);
       if (opts.limits?.active) {
@@ -176,7 +178,7 @@ export class FrontServer {
 
 /** A plain-HTTP listener that sends every request to the same URL over https (308 keeps the method). */
 export function createRedirectServer(httpsPort: number): http.Server {
-  return http.createServer({ headersTimeout: 10_000, requestTimeout: 10_000 }, (req, res) => {
+  const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 10_000 }, (req, res) => {
     const host = (req.headers.host ?? '').replace(/:\d+$/, '');
     if (!/^[a-zA-Z0-9.-]+$/.test(host))
       return sendError(res, 400, { reason: 'missing or invalid Host header' });
@@ -184,4 +186,6 @@ export function createRedirectServer(httpsPort: number): http.Server {
     res.writeHead(308, { location: `https://${host}${port}${req.url ?? '/'}`, 'content-length': '0' });
     res.end();
   });
+  uniformSocketShape(server);
+  return server;
 }
