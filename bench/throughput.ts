@@ -16,6 +16,11 @@
 //   npm run bench -- --cpu-prof             # also profile Wharf and print the top self-time functions
 //   npm run bench -- --only nginx,wharf     # subset (row names starting with these)
 //   npm run bench -- --only '=wharf,wharf +' # '=' matches the whole name: the plain Wharf row alone
+//   npm run bench -- --paired 12            # paired windows for issue 5 (default 8; 0 = none)
+//
+// Issue 5 (the cost of logging) is decided by paired windows (bench/lib/paired.ts): "wharf" and
+// "wharf + access log" pinned to the same CPU and loaded at the same time, which cancels the VM's
+// speed steps that sequential rounds cannot, with a same-program pair as the control.
 
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -23,6 +28,14 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { busyMs, type CpuProfile, type SelfTime, topSelfTime } from './lib/cpuprofile.ts';
 import { ensureTools, which } from './lib/install.ts';
+import {
+  cpuUsPerRequest,
+  type PairedSummary,
+  type PairedWindow,
+  runPairedWindow,
+  summarizePaired,
+  throughputCost,
+} from './lib/paired.ts';
 import { QuietWaiter, stopAll, treeCpuSeconds, treePeakRssMiB } from './lib/procs.ts';
 import { fmt, fmtInt, median, percentile } from './lib/stats.ts';
 import { machineInfo } from './lib/sysinfo.ts';
@@ -61,6 +74,7 @@ const { values: args } = parseArgs({
     'cpu-prof': { type: 'boolean', default: false },
     only: { type: 'string' },
     out: { type: 'string' },
+    paired: { type: 'string' },
     'quiet-max': { type: 'string' },
     'quiet-threshold': { type: 'string' },
     'quiet-budget': { type: 'string' },
@@ -70,6 +84,7 @@ const quick = args.quick!;
 const durationS = Number(args.duration ?? (quick ? 3 : 5));
 const rounds = Number(args.rounds ?? (quick ? 1 : 8));
 const warmupS = Number(args.warmup ?? 1);
+const pairedWindows = Number(args.paired ?? (quick ? 1 : 8));
 /** The first round's warm-up is longer: V8 is still compiling the Node proxies' hot paths then. */
 const firstWarmupS = Math.max(warmupS, quick ? 1 : 3);
 const quietMaxMs = Number(args['quiet-max'] ?? (quick ? 2 : 60)) * 1000;
@@ -77,8 +92,20 @@ const quietThreshold = Number(args['quiet-threshold'] ?? 0.1);
 /** Total time all quiet-machine waits of one invocation may take. */
 const quietBudgetMs = Number(args['quiet-budget'] ?? (quick ? 10 : 300)) * 1000;
 const quiet = new QuietWaiter(quietThreshold, quietMaxMs, quietBudgetMs);
-if (!(durationS > 0 && durationS <= 600 && rounds >= 1 && rounds <= 50 && warmupS >= 0 && warmupS <= 60)) {
-  console.error('bad --duration (1-600), --rounds (1-50) or --warmup (0-60)');
+if (
+  !(
+    durationS > 0 &&
+    durationS <= 600 &&
+    rounds >= 1 &&
+    rounds <= 50 &&
+    warmupS >= 0 &&
+    warmupS <= 60 &&
+    Number.isInteger(pairedWindows) &&
+    pairedWindows >= 0 &&
+    pairedWindows <= 50
+  )
+) {
+  console.error('bad --duration (1-600), --rounds (1-50), --warmup (0-60) or --paired (0-50)');
   process.exit(2);
 }
 
@@ -91,6 +118,9 @@ const WHARF_LOGS = 'wharf + access log to file + metrics';
 const WHARF_HTTPS = 'wharf edge HTTPS';
 const UNDICI_FLOOR = 'undici floor (node:http + undici, nothing on top)';
 const UNDICI_FLOOR_HTTPS = 'undici floor HTTPS (node:https + undici, nothing on top)';
+/** Only in the paired windows: the plain "wharf" config again, the A/A control. */
+const WHARF_TWIN = 'wharf twin (A/A control)';
+const WHARF_TWIN_PORT = 18207;
 
 /**
  * Run order within a round (reversed every other round): rows that are compared sit side by side.
@@ -302,10 +332,11 @@ async function main(): Promise<void> {
     const pid = r.target.pid();
     if (pid) r.rssMiB = treePeakRssMiB(pid);
   }
+  const paired = await runPaired(active, runDir);
   for (const r of rows) await r.target.stop();
   await stopUpstreams(ups);
 
-  const md = report(rows, runDir, profile);
+  const md = report(rows, runDir, profile, paired);
   const out =
     args.out ?? (quick ? join(runDir, 'throughput.md') : join(BENCH_DIR, 'results', 'throughput.md'));
   mkdirSync(dirname(out), { recursive: true });
@@ -316,6 +347,61 @@ async function main(): Promise<void> {
     log('top self-time functions (Wharf):');
     for (const p of profile) log(`  ${fmt(p.share * 100, 1)}%  ${fmt(p.selfMs, 0)} ms  ${p.fn}  ${p.where}`);
   }
+}
+
+interface PairedResult {
+  readonly logs: PairedWindow[];
+  readonly control: PairedWindow[];
+  readonly skipped?: string;
+}
+
+/**
+ * Issue 5's decider: windows of "wharf" against "wharf + access log" (scraped as in its row) and of
+ * "wharf" against its twin, alternating, both processes of a pair on the proxy CPU at once.
+ */
+async function runPaired(active: Row[], runDir: string): Promise<PairedResult> {
+  const none = (skipped: string): PairedResult => ({ logs: [], control: [], skipped });
+  if (pairedWindows === 0) return none('--paired 0');
+  const plain = active.find((r) => r.target.name === WHARF)?.target;
+  const logs = active.find((r) => r.target.name === WHARF_LOGS)?.target;
+  if (!plain || !logs) return none(`needs the "${WHARF}" and "${WHARF_LOGS}" rows`);
+  const twin = wharfTarget({
+    runDir,
+    cpus: PROXY_CPU,
+    variant: { name: WHARF_TWIN, port: WHARF_TWIN_PORT, config: () => baseWharfConfig(WHARF_TWIN_PORT) },
+  });
+  if (twin.unavailable) return none(`control: ${twin.unavailable}`);
+  const result: PairedResult = { logs: [], control: [] };
+  try {
+    await twin.start();
+    const bad = await probeTarget(twin);
+    if (bad) throw new Error(bad);
+    const logsVariant = wharfVariants.find((v) => v.name === WHARF_LOGS);
+    const scrape = logsVariant?.scrapeMetrics
+      ? () => scrapeMetrics(adminPortOf(logsVariant.port))
+      : undefined;
+    for (let i = 0; i < pairedWindows; i++) {
+      const kinds = i % 2 === 0 ? (['logs', 'control'] as const) : (['control', 'logs'] as const);
+      for (const kind of kinds) {
+        await quiet.wait();
+        const o = { durationS, warmupS: i === 0 ? firstWarmupS : warmupS, loadCpus: LOAD_CPU };
+        const w =
+          kind === 'logs'
+            ? await runPairedWindow(i, plain, logs, { ...o, besideB: scrape })
+            : await runPairedWindow(i, plain, twin, o);
+        result[kind].push(w);
+        log(
+          `paired ${i + 1}/${pairedWindows} ${kind}: ${fmt(cpuUsPerRequest(w.a), 1)} vs ${fmt(cpuUsPerRequest(w.b), 1)} CPU-us/req, ` +
+            `cost ${fmt(throughputCost(w) * 100, 1)}%, rps ${fmtInt(w.a.rps)} / ${fmtInt(w.b.rps)}`,
+        );
+      }
+    }
+  } catch (e) {
+    return { ...result, skipped: `failed: ${(e as Error).message}` };
+  } finally {
+    await twin.stop();
+  }
+  return result;
 }
 
 /** Polls the admin /metrics endpoint once a second (like an eager Prometheus) while loaded. */
@@ -382,7 +468,13 @@ function ratioSpread(r: Row, ref: Row | undefined, pick: (w: WrkResult) => numbe
   return `${fmt(median(xs))}x (middle half ${fmt(percentile(xs, 25))}-${fmt(percentile(xs, 75))}, ${xs.length} rounds)`;
 }
 
-function report(rows: Row[], runDir: string, profile: SelfTime[] | undefined): string {
+/** "8.1% (middle half 6.0-9.5%, 8 windows)" */
+function costSpread(s: PairedSummary): string {
+  const pct = (x: number) => fmt(x * 100, 1);
+  return `${pct(s.cost)}% (middle half ${pct(s.costQ1)}-${pct(s.costQ3)}%, ${s.windows} windows)`;
+}
+
+function report(rows: Row[], runDir: string, profile: SelfTime[] | undefined, paired: PairedResult): string {
   const find = (prefix: string) => rows.find((r) => r.target.name.startsWith(prefix) && r.runs.length > 0);
   const nginx = rows.find((r) => r.target.name === 'nginx (1 worker, pinned)' && r.runs.length > 0);
   const nginxTls = find('nginx HTTPS');
@@ -474,13 +566,25 @@ function report(rows: Row[], runDir: string, profile: SelfTime[] | undefined): s
     L.push(
       `* Issue 2: Wharf >= 0.6x nginx rps and p99 <= 1.5x: not measured (${wharfAny?.target.unavailable ?? 'missing row'})`,
     );
+  const pairedLogs = paired.logs.length ? summarizePaired(paired.logs) : undefined;
+  const pairedControl = paired.control.length ? summarizePaired(paired.control) : undefined;
+  if (pairedLogs) {
+    L.push(
+      `* Issue 5: access log + metrics cost <= 10% of throughput: ${verdict(pairedLogs.cost <= 0.1, `paired windows: ${costSpread(pairedLogs)} of "wharf"'s throughput at equal CPU`)}`,
+      `  * The A/A control (the same config on both sides) reads ${pairedControl ? costSpread(pairedControl) : 'nothing (not run)'}: the method's own error.`,
+    );
+  }
   if (wharfLogs?.runs.length && wharfAny?.runs.length) {
     const xs = sameRoundRatios(wharfLogs, wharfAny, (w) => w.rps);
     const rr = median(xs);
     const slower = (x: number) => fmt((1 - x) * 100, 1);
-    L.push(
-      `* Issue 5: access log + metrics cost <= 10% of throughput: ${verdict(rr >= 0.9, `${slower(rr)}% slower than "wharf" in the same round; middle half ${slower(percentile(xs, 75))}-${slower(percentile(xs, 25))}%, ${xs.length} rounds`)}`,
-    );
+    const detail = `${slower(rr)}% slower than "wharf" in the same round; middle half ${slower(percentile(xs, 75))}-${slower(percentile(xs, 25))}%, ${xs.length} rounds`;
+    if (pairedLogs)
+      L.push(`  * Sequential rounds (the table above; not the decider, see "Paired windows"): ${detail}.`);
+    else
+      L.push(
+        `* Issue 5: access log + metrics cost <= 10% of throughput: ${verdict(rr >= 0.9, `${detail}; no paired windows: ${paired.skipped ?? 'none'}`)}`,
+      );
     const scr = wharfLogs.runs.map((x) => x.metricsScrapes).filter(Boolean);
     if (scr.length) L.push(`  * /metrics scrapes during measured runs: ${scr.join('; ')}`);
   } else
@@ -499,6 +603,27 @@ function report(rows: Row[], runDir: string, profile: SelfTime[] | undefined): s
       );
   } else
     L.push(`* Issue 7: HTTPS >= 0.6x nginx: not available: ${wharfTls?.target.unavailable ?? 'not run'}`);
+  if (paired.logs.length || paired.control.length) {
+    L.push('', '## Paired windows (issue 5)', '');
+    L.push(
+      `* Two Wharf processes pinned together to CPU ${PROXY_CPU}, each loaded by its own \`wrk -t1 -c64\` on CPU ${LOAD_CPU}, started at the same instant: ${durationS} s measured after a warm-up. Both see the same machine speed, so the VM's speed steps (which make sequential rounds disagree by more than this effect) cancel. See \`bench/lib/paired.ts\`.`,
+      '* cost = 1 - (CPU per request of "wharf") / (CPU per request of the other): the throughput the other loses on a whole core, as both are CPU-bound. The rps columns are what each got while sharing the core (the scheduler shares it per thread, so a busy thread pool gets a little more than half).',
+      `* "logs": "wharf" vs "${WHARF_LOGS}" (its /metrics scraped once a second, as in its row). "control": "wharf" vs "${WHARF_TWIN}", the same config on port ${WHARF_TWIN_PORT}. The two kinds alternate, ${pairedWindows} windows each.${paired.skipped ? ` Stopped early: ${paired.skipped}.` : ''}`,
+      '',
+      '| window | pair | "wharf" CPU-us/req | other CPU-us/req | cost % | "wharf" rps | other rps | errors | beside the other |',
+      '|---:|---|---:|---:|---:|---:|---:|---:|---|',
+    );
+    const kinds = [
+      ['logs', paired.logs],
+      ['control', paired.control],
+    ] as const;
+    for (const [kind, ws] of kinds)
+      for (const w of ws)
+        L.push(
+          `| ${w.window + 1} | ${kind} | ${fmt(cpuUsPerRequest(w.a), 1)} | ${fmt(cpuUsPerRequest(w.b), 1)} | ${fmt(throughputCost(w) * 100, 1)} | ` +
+            `${fmtInt(w.a.rps)} | ${fmtInt(w.b.rps)} | ${w.a.errors + w.b.errors} | ${w.note ?? ''} |`,
+        );
+  } else if (paired.skipped) L.push('', `Paired windows (issue 5): not run: ${paired.skipped}.`);
   L.push('', '## Per-round values', '');
   L.push(
     '| round | target | rps | p50 ms | p99 ms | max ms | CPU s / 10k | foreign CPU % | non-2xx | socket errors |',
