@@ -16,7 +16,7 @@
 //   npm run bench -- --cpu-prof             # also profile Wharf and print the top self-time functions
 //   npm run bench -- --only nginx,wharf     # subset (row names starting with these)
 //   npm run bench -- --only '=wharf,wharf +' # '=' matches the whole name: the plain Wharf row alone
-//   npm run bench -- --paired 12            # paired windows for issue 5 (default 8; 0 = none)
+//   npm run bench -- --paired 12            # paired windows for issue 5 (default 10; 0 = none)
 //
 // Issue 5 (the cost of logging) is decided by paired windows (bench/lib/paired.ts): "wharf" and
 // "wharf + access log" pinned to the same CPU and loaded at the same time, which cancels the VM's
@@ -84,7 +84,7 @@ const quick = args.quick!;
 const durationS = Number(args.duration ?? (quick ? 3 : 5));
 const rounds = Number(args.rounds ?? (quick ? 1 : 8));
 const warmupS = Number(args.warmup ?? 1);
-const pairedWindows = Number(args.paired ?? (quick ? 1 : 8));
+const pairedWindows = Number(args.paired ?? (quick ? 1 : 10));
 /** The first round's warm-up is longer: V8 is still compiling the Node proxies' hot paths then. */
 const firstWarmupS = Math.max(warmupS, quick ? 1 : 3);
 const quietMaxMs = Number(args['quiet-max'] ?? (quick ? 2 : 60)) * 1000;
@@ -357,7 +357,10 @@ interface PairedResult {
 
 /**
  * Issue 5's decider: windows of "wharf" against "wharf + access log" (scraped as in its row) and of
- * "wharf" against its twin, alternating, both processes of a pair on the proxy CPU at once.
+ * "wharf" against its twin, alternating, both processes of a pair on the proxy CPU at once. Every
+ * window starts its two processes afresh: two processes of the same code can settle into JIT states
+ * that differ by a few percent for their whole life, so one long-lived process per side would carry
+ * its luck into every window.
  */
 async function runPaired(active: Row[], runDir: string): Promise<PairedResult> {
   const none = (skipped: string): PairedResult => ({ logs: [], control: [], skipped });
@@ -371,24 +374,26 @@ async function runPaired(active: Row[], runDir: string): Promise<PairedResult> {
     variant: { name: WHARF_TWIN, port: WHARF_TWIN_PORT, config: () => baseWharfConfig(WHARF_TWIN_PORT) },
   });
   if (twin.unavailable) return none(`control: ${twin.unavailable}`);
+  const restart = async (t: Target) => {
+    await t.stop();
+    await t.start();
+    const bad = await probeTarget(t);
+    if (bad) throw new Error(`${t.name}: ${bad}`);
+  };
   const result: PairedResult = { logs: [], control: [] };
+  const logsVariant = wharfVariants.find((v) => v.name === WHARF_LOGS);
+  const scrape = logsVariant?.scrapeMetrics ? () => scrapeMetrics(adminPortOf(logsVariant.port)) : undefined;
   try {
-    await twin.start();
-    const bad = await probeTarget(twin);
-    if (bad) throw new Error(bad);
-    const logsVariant = wharfVariants.find((v) => v.name === WHARF_LOGS);
-    const scrape = logsVariant?.scrapeMetrics
-      ? () => scrapeMetrics(adminPortOf(logsVariant.port))
-      : undefined;
+    await logs.stop();
     for (let i = 0; i < pairedWindows; i++) {
       const kinds = i % 2 === 0 ? (['logs', 'control'] as const) : (['control', 'logs'] as const);
       for (const kind of kinds) {
+        const other = kind === 'logs' ? logs : twin;
+        await Promise.all([plain, other].map(restart));
         await quiet.wait();
-        const o = { durationS, warmupS: i === 0 ? firstWarmupS : warmupS, loadCpus: LOAD_CPU };
-        const w =
-          kind === 'logs'
-            ? await runPairedWindow(i, plain, logs, { ...o, besideB: scrape })
-            : await runPairedWindow(i, plain, twin, o);
+        const o = { durationS, warmupS: firstWarmupS, loadCpus: LOAD_CPU };
+        const w = await runPairedWindow(i, plain, other, kind === 'logs' ? { ...o, besideB: scrape } : o);
+        await other.stop();
         result[kind].push(w);
         log(
           `paired ${i + 1}/${pairedWindows} ${kind}: ${fmt(cpuUsPerRequest(w.a), 1)} vs ${fmt(cpuUsPerRequest(w.b), 1)} CPU-us/req, ` +
@@ -606,7 +611,7 @@ function report(rows: Row[], runDir: string, profile: SelfTime[] | undefined, pa
   if (paired.logs.length || paired.control.length) {
     L.push('', '## Paired windows (issue 5)', '');
     L.push(
-      `* Two Wharf processes pinned together to CPU ${PROXY_CPU}, each loaded by its own \`wrk -t1 -c64\` on CPU ${LOAD_CPU}, started at the same instant: ${durationS} s measured after a warm-up. Both see the same machine speed, so the VM's speed steps (which make sequential rounds disagree by more than this effect) cancel. See \`bench/lib/paired.ts\`.`,
+      `* Two Wharf processes, started afresh for each window, pinned together to CPU ${PROXY_CPU}, each loaded by its own \`wrk -t1 -c64\` on CPU ${LOAD_CPU}, started at the same instant: ${durationS} s measured after a ${firstWarmupS} s warm-up. Both see the same machine speed, so the VM's speed steps (which make sequential rounds disagree by more than this effect) cancel. See \`bench/lib/paired.ts\`.`,
       '* cost = 1 - (CPU per request of "wharf") / (CPU per request of the other): the throughput the other loses on a whole core, as both are CPU-bound. The rps columns are what each got while sharing the core (the scheduler shares it per thread, so a busy thread pool gets a little more than half).',
       `* "logs": "wharf" vs "${WHARF_LOGS}" (its /metrics scraped once a second, as in its row). "control": "wharf" vs "${WHARF_TWIN}", the same config on port ${WHARF_TWIN_PORT}. The two kinds alternate, ${pairedWindows} windows each.${paired.skipped ? ` Stopped early: ${paired.skipped}.` : ''}`,
       '',

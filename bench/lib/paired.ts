@@ -17,7 +17,7 @@
 import { treeCpuSeconds } from './procs.ts';
 import { median, percentile } from './stats.ts';
 import type { Target } from './targets.ts';
-import { runWrk } from './wrk.ts';
+import { runWrk, type WrkResult } from './wrk.ts';
 
 export interface PairSide {
   /** Requests wrk completed in the measured window. */
@@ -78,7 +78,7 @@ export interface PairedOptions {
   readonly warmupS: number;
   /** CPU list for wrk (both wrk share it). */
   readonly loadCpus: string;
-  /** Started with B's measured load, stopped after it; its report becomes the window's note. */
+  /** Runs beside B's load, warm-up included; its report becomes the window's note. */
   readonly besideB?: () => { stop(): string };
 }
 
@@ -89,30 +89,36 @@ export async function runPairedWindow(
   b: Target,
   o: PairedOptions,
 ): Promise<PairedWindow> {
-  const both = (durationS: number, latency: boolean) =>
+  const both = (durationS: number) =>
     Promise.all(
-      [a, b].map((t) => runWrk({ url: t.url, host: t.hostHeader, cpus: o.loadCpus, durationS, latency })),
+      [a, b].map((t) =>
+        runWrk({ url: t.url, host: t.hostHeader, cpus: o.loadCpus, durationS, latency: false }),
+      ),
     );
-  if (o.warmupS > 0) await both(o.warmupS, false);
-  const pa = a.pid();
-  const pb = b.pid();
-  if (pa === undefined || pb === undefined) throw new Error('paired run: a target has no process');
-  const cpuA = treeCpuSeconds(pa);
-  const cpuB = treeCpuSeconds(pb);
-  const beside = o.besideB?.();
-  const [ra, rb] = await both(o.durationS, false);
-  const note = beside?.stop();
-  const side = (r: NonNullable<typeof ra>, cpuS: number): PairSide => ({
+  const side = (r: WrkResult, cpuS: number): PairSide => ({
     requests: r.requests,
     cpuS,
     rps: r.rps,
     errors:
       r.non2xx + r.socketErrors.connect + r.socketErrors.read + r.socketErrors.write + r.socketErrors.timeout,
   });
-  return {
-    window,
-    a: side(ra!, treeCpuSeconds(pa) - cpuA),
-    b: side(rb!, treeCpuSeconds(pb) - cpuB),
-    note,
-  };
+  // From the warm-up on: what B pays once (the first /metrics scrape, say) belongs to its warm-up.
+  const beside = o.besideB?.();
+  try {
+    if (o.warmupS > 0) await both(o.warmupS);
+    const pa = a.pid();
+    const pb = b.pid();
+    if (pa === undefined || pb === undefined) throw new Error('paired run: a target has no process');
+    const cpuA = treeCpuSeconds(pa);
+    const cpuB = treeCpuSeconds(pb);
+    const [ra, rb] = await both(o.durationS);
+    return {
+      window,
+      a: side(ra!, treeCpuSeconds(pa) - cpuA),
+      b: side(rb!, treeCpuSeconds(pb) - cpuB),
+      note: beside?.stop(),
+    };
+  } finally {
+    beside?.stop();
+  }
 }
