@@ -581,7 +581,7 @@ function report(rows: Row[], runDir: string, profile: SelfTime[] | undefined, pa
   const pairedControl = paired.control.length ? summarizePaired(paired.control) : undefined;
   if (pairedLogs) {
     L.push(
-      `* Issue 5: access log + metrics cost <= 10% of throughput: ${verdict(pairedLogs.cost <= 0.1, `paired windows: ${costSpread(pairedLogs)} of "wharf"'s throughput at equal CPU`)}`,
+      `* Issue 5: access log + metrics cost <= 10% of throughput: ${verdict(pairedLogs.cost <= 0.1, `paired windows: ${costSpread(pairedLogs)} of "wharf"'s throughput at equal CPU; request rate while sharing the core ${fmt(pairedLogs.rpsRatio)}x`)}`,
       `  * The A/A control (the same config on both sides) reads ${pairedControl ? costSpread(pairedControl) : 'nothing (not run)'}: the method's own error.`,
     );
   }
