@@ -126,7 +126,6 @@ const UNDICI_FLOOR = 'undici floor (node:http + undici, nothing on top)';
 const UNDICI_FLOOR_HTTPS = 'undici floor HTTPS (node:https + undici, nothing on top)';
 /** Only in the paired windows: the plain "wharf" config again, the A/A control. */
 const WHARF_TWIN = 'wharf twin (A/A control)';
-const WHARF_TWIN_PORT = 18207;
 
 /**
  * Run order within a round (reversed every other round): rows that are compared sit side by side.
@@ -377,7 +376,7 @@ async function runPaired(active: Row[], runDir: string): Promise<PairedResult> {
   const twin = wharfTarget({
     runDir,
     cpus: PROXY_CPU,
-    variant: { name: WHARF_TWIN, port: WHARF_TWIN_PORT, config: () => baseWharfConfig(WHARF_TWIN_PORT) },
+    variant: { name: WHARF_TWIN, port: PORTS.wharfTwin, config: () => baseWharfConfig(PORTS.wharfTwin) },
   });
   if (twin.unavailable) return none(`control: ${twin.unavailable}`);
   const restart = async (t: Target) => {
@@ -619,7 +618,7 @@ function report(rows: Row[], runDir: string, profile: SelfTime[] | undefined, pa
     L.push(
       `* Two Wharf processes, started afresh for each window, pinned together to CPU ${PROXY_CPU}, each loaded by its own \`wrk -t1 -c64\` on CPU ${LOAD_CPU}, started at the same instant: ${durationS} s measured after a ${pairedWarmupS} s warm-up (fresh processes need it to reach their steady state). Both see the same machine speed, so the VM's speed steps (which make sequential rounds disagree by more than this effect) cancel. See \`bench/lib/paired.ts\`.`,
       '* cost = 1 - (CPU per request of "wharf") / (CPU per request of the other): the throughput the other loses on a whole core, as both are CPU-bound. The rps columns are what each got while sharing the core (the scheduler shares it per thread, so a busy thread pool gets a little more than half).',
-      `* "logs": "wharf" vs "${WHARF_LOGS}" (its /metrics scraped once a second, as in its row). "control": "wharf" vs "${WHARF_TWIN}", the same config on port ${WHARF_TWIN_PORT}. The two kinds alternate, ${pairedWindows} windows each.${paired.skipped ? ` Stopped early: ${paired.skipped}.` : ''}`,
+      `* "logs": "wharf" vs "${WHARF_LOGS}" (its /metrics scraped once a second, as in its row). "control": "wharf" vs "${WHARF_TWIN}", the same config on port ${PORTS.wharfTwin}. The two kinds alternate, ${pairedWindows} windows each.${paired.skipped ? ` Stopped early: ${paired.skipped}.` : ''}`,
       '',
       '| window | pair | "wharf" CPU-us/req | other CPU-us/req | cost % | "wharf" rps | other rps | errors | beside the other |',
       '|---:|---|---:|---:|---:|---:|---:|---:|---|',

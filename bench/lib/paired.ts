@@ -78,7 +78,7 @@ export interface PairedOptions {
   readonly warmupS: number;
   /** CPU list for wrk (both wrk share it). */
   readonly loadCpus: string;
-  /** Runs beside B's load, warm-up included; its report becomes the window's note. */
+  /** Runs beside B's load, warm-up included; its report becomes the window's note. stop() must be idempotent. */
   readonly besideB?: () => { stop(): string };
 }
 
@@ -119,6 +119,7 @@ export async function runPairedWindow(
       note: beside?.stop(),
     };
   } finally {
+    // Again for the paths that threw: stopping twice is harmless (scrapeMetrics' stop is idempotent).
     beside?.stop();
   }
 }

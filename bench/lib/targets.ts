@@ -24,6 +24,8 @@ export const PORTS = {
   nodeProxy: 18203,
   wharf: 18204,
   wharfLogs: 18205,
+  /** Only in the paired windows: the A/A control, the plain Wharf config again. */
+  wharfTwin: 18207,
   undiciFloor: 18206,
   undiciFloorHttps: 18216,
   nginxHttps: 18211,
