@@ -173,9 +173,11 @@ const wharfVariants: WharfVariant[] = [
   },
 ];
 
+type Run = WrkResult & { cpuPer10k: number; foreign: number; round: number; metricsScrapes?: string };
+
 interface Row {
   target: Target;
-  runs: Array<WrkResult & { cpuPer10k: number; foreign: number; round: number; metricsScrapes?: string }>;
+  runs: Run[];
   rssMiB?: number;
   commandLine?: string;
   error?: string;
@@ -456,7 +458,7 @@ function summary(r: Row): Summary {
 }
 
 /** (row / reference) within each round: the two ran seconds apart, on the same machine speed. */
-function sameRoundRatios(r: Row, ref: Row | undefined, pick: (w: WrkResult) => number): number[] {
+function sameRoundRatios(r: Row, ref: Row | undefined, pick: (w: Run) => number): number[] {
   if (!ref) return [];
   const ratios: number[] = [];
   for (const run of r.runs) {
@@ -467,12 +469,12 @@ function sameRoundRatios(r: Row, ref: Row | undefined, pick: (w: WrkResult) => n
 }
 
 /** Median over rounds of the same-round ratio, as in the reference run. */
-function sameRoundRatio(r: Row, ref: Row | undefined, pick: (w: WrkResult) => number): number {
+function sameRoundRatio(r: Row, ref: Row | undefined, pick: (w: Run) => number): number {
   return median(sameRoundRatios(r, ref, pick));
 }
 
 /** "0.55x (middle half 0.52-0.58, 8 rounds)": the median and the spread a reader should weigh it by. */
-function ratioSpread(r: Row, ref: Row | undefined, pick: (w: WrkResult) => number): string {
+function ratioSpread(r: Row, ref: Row | undefined, pick: (w: Run) => number): string {
   const xs = sameRoundRatios(r, ref, pick);
   if (xs.length === 0) return '-';
   return `${fmt(median(xs))}x (middle half ${fmt(percentile(xs, 25))}-${fmt(percentile(xs, 75))}, ${xs.length} rounds)`;
@@ -603,6 +605,7 @@ function report(rows: Row[], runDir: string, profile: SelfTime[] | undefined, pa
     );
   if (wharfTls?.runs.length && nginxTls) {
     const rps = (w: WrkResult) => w.rps;
+    const cpu = (w: Run) => w.cpuPer10k;
     const rr = sameRoundRatio(wharfTls, nginxTls, rps);
     L.push(
       `* Issue 7: Wharf edge HTTPS >= 0.6x nginx HTTPS rps: ${verdict(rr >= 0.6, ratioSpread(wharfTls, nginxTls, rps))}`,
@@ -610,6 +613,8 @@ function report(rows: Row[], runDir: string, profile: SelfTime[] | undefined, pa
     if (floorTls?.runs.length)
       L.push(
         `  * For scale, the bare node:https + undici stack: ${ratioSpread(floorTls, nginxTls, rps)} rps; Wharf edge / floor ${ratioSpread(wharfTls, floorTls, rps)}.`,
+        // Why the floor bounds the edge: rps follows CPU per request once the proxy's core is full.
+        `  * CPU per request: floor / nginx HTTPS ${ratioSpread(floorTls, nginxTls, cpu)}; Wharf edge / floor ${ratioSpread(wharfTls, floorTls, cpu)}.`,
       );
   } else
     L.push(`* Issue 7: HTTPS >= 0.6x nginx: not available: ${wharfTls?.target.unavailable ?? 'not run'}`);

@@ -63,3 +63,5 @@ const server = tls
     )
   : http.createServer(relay);
 server.listen(listen, '127.0.0.1');
+// Exit normally on SIGTERM so `node --cpu-prof` writes its profile.
+process.on('SIGTERM', () => process.exit(0));
