@@ -65,6 +65,9 @@ export function projectsView(table: RouteTable, health: HealthView) {
   return { version: table.version, projects };
 }
 
+/** The JSON `/api/projects` answers (also what clients and tests parse). */
+export type ProjectsDocument = ReturnType<typeof projectsView>;
+
 export class AdminServer {
   readonly server: http.Server;
 

@@ -255,7 +255,7 @@ class Exchange {
       this.reply(413, 'payload-too-large', `request body over ${opts.maxBodyBytes} bytes`);
       return;
     }
-    if (this.h.via !== undefined && this.h.via.split(',').some((t) => t.trim() === opts.tier)) {
+    if (this.h.via?.split(',').some((t) => t.trim() === opts.tier)) {
       // This tier already handled the request once: a project whose instances are Wharf itself.
       this.replyBody(508, 'loop-detected', {
         reason: `the request came back to the ${opts.tier} tier (routing loop)`,

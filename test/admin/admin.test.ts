@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { ProjectsDocument } from '../../src/admin/server.ts';
+import type { Problem } from '../../src/model/problem.ts';
 import { startUpstream, type TestUpstream } from '../support/upstream.ts';
 import { type Started, startWharf } from '../support/wharf.ts';
 
@@ -32,7 +34,7 @@ describe('admin API', () => {
   });
 
   it('/api/projects has the documented shape', async () => {
-    const body = (await (await fetch(`${w.admin}/api/projects`)).json()) as any;
+    const body = (await (await fetch(`${w.admin}/api/projects`)).json()) as ProjectsDocument;
     assert.equal(body.projects.length, 1);
     const inst = body.projects[0].ports[0].instances[0];
     assert.equal(body.projects[0].name, 'shop');
@@ -43,7 +45,7 @@ describe('admin API', () => {
   });
 
   it('/api/problems lists Problems', async () => {
-    const body = (await (await fetch(`${w.admin}/api/problems`)).json()) as any;
+    const body = (await (await fetch(`${w.admin}/api/problems`)).json()) as { problems: Problem[] };
     assert.deepEqual(body, { problems: [] });
   });
 
@@ -64,7 +66,7 @@ describe('admin API', () => {
   it('unknown admin paths are 404 JSON', async () => {
     const r = await fetch(`${w.admin}/nope`);
     assert.equal(r.status, 404);
-    assert.equal(((await r.json()) as any).error, 'not found');
+    assert.equal(((await r.json()) as { error: string }).error, 'not found');
   });
 });
 

@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import type { IncomingHttpHeaders, Server } from 'node:http';
 import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
+import type { Problem } from '../../src/model/problem.ts';
 import { makeCa, type TestCa } from '../support/certs.ts';
 import { rawExchange } from '../support/raw.ts';
 import { startUpstream, type TestUpstream } from '../support/upstream.ts';
@@ -28,7 +31,7 @@ function httpsGet(
   ca: string,
   headers: Record<string, string> = {},
   path = '/',
-): Promise<{ status: number; headers: Record<string, any>; body: string }> {
+): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
     const req = https.request(
       { host: '127.0.0.1', port, path, servername: host, ca, headers: { host, ...headers }, agent: false },
@@ -200,11 +203,12 @@ describe('edge tier', () => {
     assert.match(after.san, /renewed\.other\.example\.org/);
 
     writeFileSync(join(certDir, 'other.crt'), 'not a certificate');
-    let problems: any[] = [];
+    let problems: Problem[] = [];
     const d2 = Date.now() + 8000;
     while (problems.length === 0 && Date.now() < d2) {
       await new Promise((r) => setTimeout(r, 100));
-      problems = ((await (await fetch(`${edge.admin}/api/problems`)).json()) as any).problems;
+      problems = ((await (await fetch(`${edge.admin}/api/problems`)).json()) as { problems: Problem[] })
+        .problems;
     }
     assert.equal(problems[0]?.code, 'bad-certificate');
     const still = await handshake(edge.port, 'api.other.example.org', ca.caPem);
@@ -245,7 +249,9 @@ describe('edge limits and redirect', () => {
   });
 
   it('redirects plain HTTP to https with 308', async () => {
-    const redirect = (w.wharf as any).redirect.address().port as number;
+    // The redirect listener is internal to Wharf; its port is read off the server for the test.
+    const server = (w.wharf as unknown as { redirect: Server }).redirect;
+    const redirect = (server.address() as AddressInfo).port;
     const raw = await rawExchange(
       redirect,
       'GET /a?b=1 HTTP/1.1\r\nHost: shop.apps.example.com\r\nConnection: close\r\n\r\n',

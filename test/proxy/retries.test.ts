@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
+import type { ProjectsDocument } from '../../src/admin/server.ts';
 import { deadPort, startUpstream, type TestUpstream } from '../support/upstream.ts';
 import { get, type Started, startWharf } from '../support/wharf.ts';
 
@@ -45,9 +46,9 @@ describe('retries and upstream failures', () => {
       ['n=1', 'n=3', 'n=5', 'n=7', 'n=9'],
       'each POST body arrived exactly once and intact',
     );
-    const projects = (await (await fetch(`${w.admin}/api/projects`)).json()) as any;
-    const a = projects.projects[0].ports[0].instances.find((x: any) => x.name === 'a');
-    assert.equal(a.state, 'unhealthy');
+    const projects = (await (await fetch(`${w.admin}/api/projects`)).json()) as ProjectsDocument;
+    const a = projects.projects[0].ports[0].instances.find((x) => x.name === 'a');
+    assert.equal(a?.state, 'unhealthy');
   });
 
   it('answers 502 JSON naming project, port, instance and reason when every attempt is refused', async () => {

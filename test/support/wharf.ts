@@ -43,6 +43,7 @@ export async function get(
   status: number;
   headers: Record<string, string | string[] | undefined>;
   body: string;
+  // biome-ignore lint/suspicious/noExplicitAny: a test helper; each test asserts on the fields it reads.
   json: () => any;
 }> {
   const { request } = await import('undici');
