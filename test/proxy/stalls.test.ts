@@ -96,6 +96,14 @@ describe('stalled clients (body-idle)', () => {
     assert.match(raw, /late$/);
   });
 
+  it('after a whole upload, an upstream slower than body-idle to answer is not cut (the route timeout governs)', async () => {
+    const { raw } = await exchange(
+      'POST /late HTTP/1.1\r\nHost: p.test.local\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello',
+    );
+    assert.match(raw, /^HTTP\/1.1 200/);
+    assert.match(raw, /late$/);
+  });
+
   it('a client that stops reading a large response is cut, and the upstream response is abandoned', async () => {
     const s = net.connect(w.port, '127.0.0.1');
     s.on('error', () => {});

@@ -1,0 +1,135 @@
+// The upstream deadlines the forwarder's sweep keeps: the route's `timeout` until response headers,
+// counted from when the request body was all taken, and `body-idle` inside the upstream's body.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { AccessRecord } from '../../src/model/access.ts';
+import { rawExchange } from '../support/raw.ts';
+import { startUpstream, type TestUpstream } from '../support/upstream.ts';
+import { type Started, startWharf } from '../support/wharf.ts';
+
+const TIMEOUT_MS = 300;
+const BODY_IDLE_MS = 400;
+
+describe('upstream deadlines', () => {
+  let up: TestUpstream;
+  let w: Started;
+  const access: AccessRecord[] = [];
+  const lastAccess = async (path: string): Promise<AccessRecord | undefined> => {
+    // The record is written when the exchange ends, which may trail the client's view by a turn.
+    for (let i = 0; i < 50; i++) {
+      const rec = access.findLast((r) => r.path === path);
+      if (rec) return rec;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return undefined;
+  };
+
+  before(async () => {
+    up = await startUpstream('up', (req, res, body) => {
+      if (req.url === '/silent') return; // takes the request, never answers
+      if (req.url === '/stall') {
+        // Headers and part of the body, then silence for longer than body-idle.
+        res.writeHead(200, { 'content-length': '10' });
+        res.write('01234');
+        return;
+      }
+      res.end(`got ${body.length} bytes`);
+    });
+    w = await startWharf(
+      {
+        timeouts: { 'body-idle': `${BODY_IDLE_MS}ms` },
+        // One project per test: a timeout ejects the instance (passive health) for that project only.
+        projects: Object.fromEntries(
+          ['p1', 'p2', 'p3', 'p4'].map((name) => [
+            name,
+            { timeout: `${TIMEOUT_MS}ms`, retries: 0, instances: { a: { http: up.address } } },
+          ]),
+        ),
+      },
+      { onAccess: (rec) => access.push(rec) },
+    );
+  });
+  after(async () => {
+    await w.stop();
+    up.server.closeAllConnections();
+    await up.close();
+  });
+
+  it('no response headers within the route timeout: 504 response-timeout, near the deadline', async () => {
+    const t0 = Date.now();
+    const raw = await rawExchange(
+      w.port,
+      'GET /silent HTTP/1.1\r\nHost: p1.test.local\r\nConnection: close\r\n\r\n',
+      5000,
+    );
+    const ms = Date.now() - t0;
+    assert.match(raw, /^HTTP\/1.1 504/);
+    assert.match(raw, /"project":"p1"/);
+    // The sweep runs every 100 ms: the answer comes within a sweep or two of the deadline.
+    assert.ok(ms >= TIMEOUT_MS && ms < TIMEOUT_MS + 700, `answered after ${ms} ms`);
+    assert.equal((await lastAccess('/silent'))?.error, 'response-timeout');
+  });
+
+  it('an upstream silent inside its body is cut after body-idle; the client sees the body incomplete', async () => {
+    const t0 = Date.now();
+    const raw = await rawExchange(
+      w.port,
+      'GET /stall HTTP/1.1\r\nHost: p2.test.local\r\nConnection: close\r\n\r\n',
+      5000,
+    );
+    const ms = Date.now() - t0;
+    assert.match(raw, /^HTTP\/1.1 200/);
+    assert.match(raw, /\r\n\r\n01234$/, 'the five bytes sent, and not the ten promised');
+    assert.ok(ms >= BODY_IDLE_MS && ms < BODY_IDLE_MS + 700, `cut after ${ms} ms`);
+    const rec = await lastAccess('/stall');
+    assert.equal(rec?.error, 'response-timeout');
+    assert.equal(rec?.bytesOut, 5);
+  });
+
+  it('an upload slower than the route timeout goes through: the wait for headers starts after the body', async () => {
+    const t0 = Date.now();
+    const raw = await rawExchange(
+      w.port,
+      (s) => {
+        s.write(
+          'POST /upload HTTP/1.1\r\nHost: p3.test.local\r\nContent-Length: 6\r\nConnection: close\r\n\r\n',
+        );
+        let sent = 0;
+        // 6 bytes over about 900 ms: three route timeouts in all, each gap under body-idle.
+        const drip = setInterval(() => {
+          s.write('x');
+          if (++sent === 6) clearInterval(drip);
+        }, 150);
+        s.on('close', () => clearInterval(drip));
+      },
+      5000,
+    );
+    assert.ok(Date.now() - t0 >= 3 * TIMEOUT_MS);
+    assert.match(raw, /^HTTP\/1.1 200/);
+    assert.match(raw, /got 6 bytes$/);
+  });
+
+  it('after an upload, an upstream that never answers gets 504 one route timeout after the body', async () => {
+    const t0 = Date.now();
+    const raw = await rawExchange(
+      w.port,
+      (s) => {
+        s.write(
+          'POST /silent HTTP/1.1\r\nHost: p4.test.local\r\nContent-Length: 3\r\nConnection: close\r\n\r\n',
+        );
+        let sent = 0;
+        const drip = setInterval(() => {
+          s.write('x');
+          if (++sent === 3) clearInterval(drip);
+        }, 200);
+        s.on('close', () => clearInterval(drip));
+      },
+      5000,
+    );
+    const ms = Date.now() - t0;
+    assert.match(raw, /^HTTP\/1.1 504/);
+    // The body's last byte left at about 600 ms; the deadline is one timeout later.
+    assert.ok(ms >= 600 + TIMEOUT_MS - 50 && ms < 600 + TIMEOUT_MS + 800, `answered after ${ms} ms`);
+  });
+});
