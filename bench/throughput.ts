@@ -36,7 +36,7 @@ import {
   summarizePaired,
   throughputCost,
 } from './lib/paired.ts';
-import { QuietWaiter, stopAll, treeCpuSeconds, treePeakRssMiB } from './lib/procs.ts';
+import { QuietWaiter, signalTree, stopAll, treeCpuSeconds, treePeakRssMiB } from './lib/procs.ts';
 import { fmt, fmtInt, median, percentile } from './lib/stats.ts';
 import { machineInfo } from './lib/sysinfo.ts';
 import {
@@ -302,47 +302,32 @@ async function main(): Promise<void> {
   const active = rows
     .filter((r) => !r.target.unavailable)
     .sort((a, b) => runRank(a.target.name) - runRank(b.target.name));
+  const upstreamPids = new Set(ups.map((u) => u.proc?.pid));
+  const proxies = active.map((r) => r.target).filter((t) => !upstreamPids.has(t.pid()));
   for (let round = 0; round < rounds; round++) {
     // ABBA: forward, then reversed, so no row always runs before its partner.
     const order = round % 2 === 0 ? active : [...active].reverse();
     for (const r of order) {
       const t = r.target;
-      const foreign = await quiet.wait();
-      const base = { url: t.url, host: t.hostHeader, cpus: LOAD_CPU };
-      const warm = round === 0 ? firstWarmupS : warmupS;
-      if (warm > 0) await runWrk({ ...base, durationS: warm, latency: false });
-      const pid = t.pid();
-      const cpu0 = pid ? treeCpuSeconds(pid) : Number.NaN;
-      const variant = wharfVariants.find((v) => v.name === t.name);
-      const scraper = variant?.scrapeMetrics ? scrapeMetrics(adminPortOf(variant.port)) : undefined;
-      const res = await runWrk({ ...base, durationS });
-      const scrapes = scraper?.stop();
-      const cpu = pid ? treeCpuSeconds(pid) - cpu0 : Number.NaN;
-      r.commandLine = wrkArgs({ ...base, durationS })
-        .map((a) => (/[\s']/.test(a) ? `'${a}'` : a))
-        .join(' ');
-      r.runs.push({
-        ...res,
-        cpuPer10k: (cpu / res.requests) * 10_000,
-        foreign,
-        round,
-        metricsScrapes: scrapes,
-      });
-      const errs = res.non2xx + res.socketErrors.connect + res.socketErrors.read + res.socketErrors.timeout;
-      log(
-        `round ${round + 1}/${rounds} ${t.name}: ${fmtInt(res.rps)} rps, p50 ${fmt(res.p50ms)} ms, p99 ${fmt(res.p99ms)} ms, ` +
-          `cpu ${fmt(cpu, 2)} s, foreign cpu ${fmt(foreign * 100, 0)}%${errs ? `, ERRORS ${errs}` : ''}`,
-      );
+      const thaw = freezeAllBut(proxies, [t]);
+      try {
+        await measureRow(r, round);
+      } finally {
+        thaw();
+      }
     }
   }
   for (const r of active) {
     const pid = r.target.pid();
     if (pid) r.rssMiB = treePeakRssMiB(pid);
   }
-  const paired = await runPaired(active, runDir);
+  const thaw = freezeAllBut(
+    proxies,
+    active.map((r) => r.target).filter((t) => t.name === WHARF || t.name === WHARF_LOGS),
+  );
+  const paired = await runPaired(active, runDir).finally(thaw);
   for (const r of rows) await r.target.stop();
   await stopUpstreams(ups);
-
   const md = report(rows, runDir, profile, paired);
   const out =
     args.out ?? (quick ? join(runDir, 'throughput.md') : join(BENCH_DIR, 'results', 'throughput.md'));
@@ -354,6 +339,53 @@ async function main(): Promise<void> {
     log('top self-time functions (Wharf):');
     for (const p of profile) log(`  ${fmt(p.share * 100, 1)}%  ${fmt(p.selfMs, 0)} ms  ${p.fn}  ${p.where}`);
   }
+}
+
+/**
+ * Freezes (SIGSTOP) every proxy of `all` except `measured`; returns the function that thaws them. All
+ * proxies are pinned to the same CPU, and one that is idle still runs timers, health probes and GC
+ * there: in a run without freezing, Wharf's p99 jumped between 7 and 21 ms from round to round.
+ */
+function freezeAllBut(all: readonly Target[], measured: readonly Target[]): () => void {
+  const pids = all
+    .filter((t) => !measured.includes(t))
+    .map((t) => t.pid())
+    .filter((p): p is number => p !== undefined);
+  for (const p of pids) signalTree(p, 'SIGSTOP');
+  return () => {
+    for (const p of pids) signalTree(p, 'SIGCONT');
+  };
+}
+
+/** One measured run of one row: warm-up, then wrk with CPU accounting (and /metrics scrapes). */
+async function measureRow(r: Row, round: number): Promise<void> {
+  const t = r.target;
+  const foreign = await quiet.wait();
+  const base = { url: t.url, host: t.hostHeader, cpus: LOAD_CPU };
+  const warm = round === 0 ? firstWarmupS : warmupS;
+  if (warm > 0) await runWrk({ ...base, durationS: warm, latency: false });
+  const pid = t.pid();
+  const cpu0 = pid ? treeCpuSeconds(pid) : Number.NaN;
+  const variant = wharfVariants.find((v) => v.name === t.name);
+  const scraper = variant?.scrapeMetrics ? scrapeMetrics(adminPortOf(variant.port)) : undefined;
+  const res = await runWrk({ ...base, durationS });
+  const scrapes = scraper?.stop();
+  const cpu = pid ? treeCpuSeconds(pid) - cpu0 : Number.NaN;
+  r.commandLine = wrkArgs({ ...base, durationS })
+    .map((a) => (/[\s']/.test(a) ? `'${a}'` : a))
+    .join(' ');
+  r.runs.push({
+    ...res,
+    cpuPer10k: (cpu / res.requests) * 10_000,
+    foreign,
+    round,
+    metricsScrapes: scrapes,
+  });
+  const errs = res.non2xx + res.socketErrors.connect + res.socketErrors.read + res.socketErrors.timeout;
+  log(
+    `round ${round + 1}/${rounds} ${t.name}: ${fmtInt(res.rps)} rps, p50 ${fmt(res.p50ms)} ms, p99 ${fmt(res.p99ms)} ms, ` +
+      `cpu ${fmt(cpu, 2)} s, foreign cpu ${fmt(foreign * 100, 0)}%${errs ? `, ERRORS ${errs}` : ''}`,
+  );
 }
 
 interface PairedResult {
@@ -510,7 +542,7 @@ function report(rows: Row[], runDir: string, profile: SelfTime[] | undefined, pa
   L.push('', '## Method', '');
   L.push(
     `* Three node:http upstreams (\`bench/upstream.ts\`, 100-byte body, keep-alive) on 127.0.0.1:${PORTS.upstreams.join(', ')}, not pinned.`,
-    `* Each proxy pinned to CPU ${PROXY_CPU} with \`taskset\`; wrk pinned to CPU ${LOAD_CPU}: \`taskset -c ${LOAD_CPU} wrk -t1 -c64 -d${durationS}s --latency -H 'Host: bench.bench.local' URL\` after a warm-up (discarded).`,
+    `* Each proxy pinned to CPU ${PROXY_CPU} with \`taskset\`; wrk pinned to CPU ${LOAD_CPU}: \`taskset -c ${LOAD_CPU} wrk -t1 -c64 -d${durationS}s --latency -H 'Host: bench.bench.local' URL\` after a warm-up (discarded). The other proxies are frozen (SIGSTOP) while a row runs, so their timers, probes and GC do not share its CPU; the upstreams are never frozen.`,
     `* ${rounds} interleaved round(s) of ${durationS} s per row. Rows that are compared run next to each other, forward in one round and reversed in the next (the VM's speed changes in steps lasting seconds to minutes, so only runs seconds apart compare). Warm-up ${firstWarmupS} s in the first round, ${warmupS} s after. Before each run the harness waits (at most ${quietMaxMs / 1000} s per run, ${quietBudgetMs / 1000} s in all${quiet.exhausted ? ': this budget ran out, so later runs started on a busy machine' : ''}) until CPU used by processes that are not ours is below ${quietThreshold * 100}% of one core; the value seen is recorded per run ("foreign").`,
     '* rps, p50 and p99 are medians over rounds, each metric separately. "x nginx" columns are the median over rounds of the ratio to nginx *in the same round* (HTTPS rows: to nginx HTTPS).',
     '* CPU s / 10k req: user+system CPU of the proxy process tree (nginx: master + worker) during the measured run, per 10,000 requests. For "direct", the upstream\'s. Peak RSS: VmHWM summed over the process tree, at the end of the run.',

@@ -215,6 +215,18 @@ export function processTree(pid: number): number[] {
 }
 
 /**
+ * SIGSTOP or SIGCONT to every process of a tree. Frozen, a proxy that is not being measured cannot run
+ * its timers, health probes or garbage collection on the CPU the measured one is pinned to.
+ */
+export function signalTree(pid: number, sig: 'SIGSTOP' | 'SIGCONT'): void {
+  for (const p of processTree(pid)) {
+    try {
+      process.kill(p, sig);
+    } catch {}
+  }
+}
+
+/**
  * CPU seconds (user+system) used so far by a process tree. The proxies run under `taskset`, which
  * execs, so the managed pid is the proxy itself; nginx's worker is its child and is summed in.
  */
