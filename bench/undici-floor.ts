@@ -13,7 +13,13 @@ if (!listen || upstreams.length === 0) {
   process.stderr.write('usage: undici-floor.ts LISTEN_PORT UPSTREAM_PORT...\n');
   process.exit(2);
 }
-const pools = upstreams.map((p) => new Pool(`http://127.0.0.1:${p}`, { connections: 64, pipelining: 1 }));
+// No response timeouts: an armed undici timeout is a timer object undici keeps in its list for up to a
+// second after the request (two per request when headersTimeout and bodyTimeout differ), and the GC
+// then promotes them. Wharf keeps its deadlines in one sweep (src/proxy/forward.ts) and arms none.
+const pools = upstreams.map(
+  (p) =>
+    new Pool(`http://127.0.0.1:${p}`, { connections: 64, pipelining: 1, headersTimeout: 0, bodyTimeout: 0 }),
+);
 let next = 0;
 
 class Relay implements Dispatcher.DispatchHandler {

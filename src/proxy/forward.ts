@@ -397,6 +397,11 @@ class Exchange {
     return this.bodyless || (this.limited ?? this.req).readableEnded;
   }
 
+  /** Whether undici has paused the request body: the upstream connection takes no more for now. */
+  uploadHeldBack(): boolean {
+    return (this.limited ?? this.req).isPaused();
+  }
+
   /**
    * The request body for undici. With a body limit, a chunked body is counted as it streams and cut
    * at the limit (a declared Content-Length over the limit was refused before routing).
@@ -561,8 +566,12 @@ class Attempt implements Dispatcher.DispatchHandler {
   private resumeUpstream?: () => void;
   sentAt = 0;
   responded = false;
-  /** When the wait for response headers began: the request body was all taken (0: not yet). */
+  /** When the current wait for response headers began (0: not waiting); see waitStart. */
   private waitingSince = 0;
+  /** Whether a sweep has seen the request body all taken. */
+  private sawBodyTaken = false;
+  /** The client socket's bytesRead at the last sweep: whether the upload moved since. */
+  private bytesReadSeen = -1;
   /** The last sign of life inside the upstream's body. */
   private lastDataAt = 0;
   /** Paused by the client's backpressure: silence then is the client's, not the upstream's. */
@@ -596,7 +605,6 @@ class Attempt implements Dispatcher.DispatchHandler {
     });
     fw.track(this);
     this.sentAt = performance.now();
-    if (ex.bodyless) this.waitingSince = this.sentAt;
     // `servername` is accepted by undici's Request but missing from its DispatchOptions type. Only TLS
     // upstreams use it; given, undici skips deriving it from the Host header with an IP-address test.
     const options: Dispatcher.DispatchOptions & { servername: string } = {
@@ -630,20 +638,18 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   /**
-   * Whether this attempt is past a deadline at `now` (the sweep calls it): the route's `timeout` for
-   * response headers, counted from when the request body was all taken (an upload's pace is the
-   * client's, and `body-idle` watches that), then `body-idle` between chunks of the response body.
+   * Whether this attempt is past a deadline at `now` (the sweep calls it): the route's `timeout` while
+   * waiting for response headers (see waitStart), then `body-idle` between chunks of the response
+   * body. Both count only once undici has the request on a connection, as its own timers did: time
+   * queued for a pooled connection is the pool's, and connecting has its own timeout.
    */
   checkDeadline(now: number): boolean {
-    if (this.done || this.abortedWith || this.overdue) return false;
+    if (this.done || this.abortedWith || this.overdue || !this.abortUpstream) return false;
     const ex = this.ex;
     if (!this.responded) {
-      if (this.waitingSince === 0) {
-        if (!ex.requestBodyTaken()) return false;
-        this.waitingSince = now;
-      }
+      this.waitingSince = this.waitStart(now);
       const limit = ex.route!.settings.timeoutMs;
-      if (limit > 0 && now - this.waitingSince >= limit)
+      if (limit > 0 && this.waitingSince > 0 && now - this.waitingSince >= limit)
         this.overdue = new undiciErrors.HeadersTimeoutError();
     } else {
       const limit = ex.fw.opts.bodyIdleMs;
@@ -653,17 +659,37 @@ class Attempt implements Dispatcher.DispatchHandler {
     return this.overdue !== undefined;
   }
 
+  /**
+   * When the current wait for response headers began, as the sweep at `now` sees it (0: not waiting).
+   * Without a body, when undici took the request (onConnect). With one, when the body was all taken:
+   * while the client is still sending, the pace is the client's, which `body-idle` judges. Unless the
+   * upstream has stopped taking the body (undici holds it back and nothing arrived since the last
+   * sweep): that is waiting for the upstream too, and gets its 504 as it did under undici's timer.
+   */
+  private waitStart(now: number): number {
+    const ex = this.ex;
+    if (ex.bodyless) return this.waitingSince;
+    if (ex.requestBodyTaken()) {
+      if (this.sawBodyTaken) return this.waitingSince;
+      this.sawBodyTaken = true;
+      return now;
+    }
+    const read = ex.req.socket?.bytesRead ?? 0;
+    const stuck = read === this.bytesReadSeen && ex.uploadHeldBack();
+    this.bytesReadSeen = read;
+    return stuck ? this.waitingSince || now : 0;
+  }
+
   /** Fails the attempt with the error checkDeadline found, through undici (which closes the socket). */
   timeOut(): void {
     if (this.done || !this.overdue) return;
-    // Not yet on a connection (queued in the pool): onConnect aborts it as soon as it is.
     this.abortUpstream?.(this.overdue);
   }
 
   onConnect(abort: (err?: Error) => void): void {
     this.abortUpstream = abort;
+    if (this.ex.bodyless) this.waitingSince = performance.now();
     if (this.abortedWith) abort(this.abortedWith);
-    else if (this.overdue) abort(this.overdue);
   }
 
   onHeaders(status: number, rawHeaders: Buffer[], resume: () => void): boolean {

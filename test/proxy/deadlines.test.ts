@@ -2,6 +2,9 @@
 // counted from when the request body was all taken, and `body-idle` inside the upstream's body.
 
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import type { AccessRecord } from '../../src/model/access.ts';
 import { rawExchange } from '../support/raw.ts';
@@ -9,10 +12,14 @@ import { startUpstream, type TestUpstream } from '../support/upstream.ts';
 import { type Started, startWharf } from '../support/wharf.ts';
 
 const TIMEOUT_MS = 300;
-const BODY_IDLE_MS = 400;
+// Longer than a route timeout plus two sweeps: body-idle on the client's socket must not win the race
+// when an upstream stops taking an upload (the client is silent then too).
+const BODY_IDLE_MS = 1000;
 
 describe('upstream deadlines', () => {
   let up: TestUpstream;
+  /** Answers its health probes; takes other requests and never reads their bodies nor answers. */
+  let hold: http.Server;
   let w: Started;
   const access: AccessRecord[] = [];
   const lastAccess = async (path: string): Promise<AccessRecord | undefined> => {
@@ -36,14 +43,24 @@ describe('upstream deadlines', () => {
       }
       res.end(`got ${body.length} bytes`);
     });
+    hold = http.createServer((req, res) => {
+      if (req.url === '/') return void res.end('ok'); // the health probe
+      req.pause();
+    });
+    await new Promise<void>((r) => hold.listen(0, '127.0.0.1', r));
+    const holdAddress = `127.0.0.1:${(hold.address() as AddressInfo).port}`;
     w = await startWharf(
       {
         timeouts: { 'body-idle': `${BODY_IDLE_MS}ms` },
         // One project per test: a timeout ejects the instance (passive health) for that project only.
         projects: Object.fromEntries(
-          ['p1', 'p2', 'p3', 'p4'].map((name) => [
+          ['p1', 'p2', 'p3', 'p4', 'p5'].map((name) => [
             name,
-            { timeout: `${TIMEOUT_MS}ms`, retries: 0, instances: { a: { http: up.address } } },
+            {
+              timeout: `${TIMEOUT_MS}ms`,
+              retries: 0,
+              instances: { a: { http: name === 'p5' ? holdAddress : up.address } },
+            },
           ]),
         ),
       },
@@ -54,6 +71,8 @@ describe('upstream deadlines', () => {
     await w.stop();
     up.server.closeAllConnections();
     await up.close();
+    hold.closeAllConnections();
+    await new Promise((r) => hold.close(r));
   });
 
   it('no response headers within the route timeout: 504 response-timeout, near the deadline', async () => {
@@ -131,5 +150,40 @@ describe('upstream deadlines', () => {
     assert.match(raw, /^HTTP\/1.1 504/);
     // The body's last byte left at about 600 ms; the deadline is one timeout later.
     assert.ok(ms >= 600 + TIMEOUT_MS - 50 && ms < 600 + TIMEOUT_MS + 800, `answered after ${ms} ms`);
+  });
+
+  it('an upload the upstream stops taking gets 504 one route timeout later, not a cut connection', async () => {
+    let sent = 0;
+    // Far more than the loopback buffers hold, produced only as fast as it is taken.
+    const body = new Readable({
+      read() {
+        if (sent >= 512 * 1024 ** 2) return void this.push(null);
+        sent += 1024 ** 2;
+        this.push(Buffer.alloc(1024 ** 2, 120));
+      },
+    });
+    const t0 = Date.now();
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request(
+        {
+          port: w.port,
+          method: 'POST',
+          path: '/held',
+          headers: { host: 'p5.test.local', 'content-length': String(512 * 1024 ** 2) },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      body.pipe(req);
+    });
+    const ms = Date.now() - t0;
+    body.destroy();
+    assert.equal(status, 504);
+    assert.ok(sent < 512 * 1024 ** 2, `the whole body went up (${sent} bytes)`);
+    assert.ok(ms < TIMEOUT_MS + 1500, `answered after ${ms} ms`);
+    assert.equal((await lastAccess('/held'))?.error, 'response-timeout');
   });
 });
