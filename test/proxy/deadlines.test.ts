@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import type { AccessRecord } from '../../src/model/access.ts';
-import { rawExchange } from '../support/raw.ts';
+import { rawExchange, trickledPost } from '../support/raw.ts';
 import { startUpstream, type TestUpstream } from '../support/upstream.ts';
 import { type Started, startWharf } from '../support/wharf.ts';
 
@@ -110,18 +110,8 @@ describe('upstream deadlines', () => {
     const t0 = Date.now();
     const raw = await rawExchange(
       w.port,
-      (s) => {
-        s.write(
-          'POST /upload HTTP/1.1\r\nHost: p3.test.local\r\nContent-Length: 6\r\nConnection: close\r\n\r\n',
-        );
-        let sent = 0;
-        // 6 bytes over about 900 ms: three route timeouts in all, each gap under body-idle.
-        const drip = setInterval(() => {
-          s.write('x');
-          if (++sent === 6) clearInterval(drip);
-        }, 150);
-        s.on('close', () => clearInterval(drip));
-      },
+      // 6 bytes over about 900 ms: three route timeouts in all, each gap under body-idle.
+      trickledPost('/upload HTTP/1.1\r\nHost: p3.test.local\r\n', 6, 150),
       5000,
     );
     assert.ok(Date.now() - t0 >= 3 * TIMEOUT_MS);
@@ -133,17 +123,7 @@ describe('upstream deadlines', () => {
     const t0 = Date.now();
     const raw = await rawExchange(
       w.port,
-      (s) => {
-        s.write(
-          'POST /silent HTTP/1.1\r\nHost: p4.test.local\r\nContent-Length: 3\r\nConnection: close\r\n\r\n',
-        );
-        let sent = 0;
-        const drip = setInterval(() => {
-          s.write('x');
-          if (++sent === 3) clearInterval(drip);
-        }, 200);
-        s.on('close', () => clearInterval(drip));
-      },
+      trickledPost('/silent HTTP/1.1\r\nHost: p4.test.local\r\n', 3, 200),
       5000,
     );
     const ms = Date.now() - t0;

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { rawExchange } from '../support/raw.ts';
+import { rawExchange, trickledPost } from '../support/raw.ts';
 import { startUpstream, type TestUpstream } from '../support/upstream.ts';
 import { type Started, startWharf } from '../support/wharf.ts';
 
@@ -74,18 +74,10 @@ describe('stalled clients (body-idle)', () => {
   });
 
   it('an upload that trickles (each pause shorter than body-idle) goes through whole', async () => {
-    const { raw } = await exchange((s) => {
-      s.write(
-        'POST /upload HTTP/1.1\r\nHost: p.test.local\r\nContent-Length: 8\r\nConnection: close\r\n\r\n',
-      );
-      let sent = 0;
-      // 8 bytes over about 1.6 s: three times body-idle in all, never silent for as long.
-      const drip = setInterval(() => {
-        s.write('x');
-        if (++sent === 8) clearInterval(drip);
-      }, BODY_IDLE_MS / 2.5);
-      s.on('close', () => clearInterval(drip));
-    });
+    // 8 bytes over about 1.6 s: three times body-idle in all, never silent for as long.
+    const { raw } = await exchange(
+      trickledPost('/upload HTTP/1.1\r\nHost: p.test.local\r\n', 8, BODY_IDLE_MS / 2.5),
+    );
     assert.match(raw, /^HTTP\/1.1 200/);
     assert.match(raw, /got 8 bytes$/);
   });

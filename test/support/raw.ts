@@ -28,3 +28,19 @@ export function rawExchange(
     else sock.write(payload);
   });
 }
+
+/**
+ * A driver for rawExchange: sends a POST's head with Content-Length `bytes`, then its body one byte
+ * every `everyMs` (a slow but moving client).
+ */
+export function trickledPost(head: string, bytes: number, everyMs: number): (sock: net.Socket) => void {
+  return (s) => {
+    s.write(`POST ${head}Content-Length: ${bytes}\r\nConnection: close\r\n\r\n`);
+    let sent = 0;
+    const drip = setInterval(() => {
+      s.write('x');
+      if (++sent === bytes) clearInterval(drip);
+    }, everyMs);
+    s.on('close', () => clearInterval(drip));
+  };
+}
