@@ -85,7 +85,8 @@ export class FrontServer {
     // No socket timeout while a request is in flight: node would refresh its timer on every read and
     // write (about 1% of an HTTPS request's CPU). Every phase has its own deadline instead: headers
     // (headersTimeout), idle keep-alive (keepAliveTimeout), the upstream's answer (the route's
-    // timeout), and a stalled upload or reader (the forwarder arms `body-idle` only then).
+    // timeout, kept by the forwarder's sweep), and a stalled upload or reader (the forwarder arms
+    // `body-idle` only then).
     server.timeout = 0;
     const handle = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean) => {
       if (req.rawHeaders.length > opts.maxHeaders * 2) {

@@ -25,7 +25,8 @@ export class UpstreamPools {
         connect: { timeout: this.opts.connectTimeoutMs },
         keepAliveTimeout: this.opts.idleTimeoutMs,
         keepAliveMaxTimeout: this.opts.idleTimeoutMs,
-        // Per-request timeouts are set on each dispatch; these are only the ceilings.
+        // No undici timeouts: the forwarder's sweep keeps the route's timeout and body-idle (see
+        // Forwarder.sweep; undici's per-request timers were a GC cost).
         headersTimeout: 0,
         bodyTimeout: 0,
       });
