@@ -161,9 +161,11 @@ describe('upstream deadlines', () => {
     });
     const ms = Date.now() - t0;
     body.destroy();
+    console.log(`# sent ${sent} bytes before the stall`);
     assert.equal(status, 504);
     assert.ok(sent < 512 * 1024 ** 2, `the whole body went up (${sent} bytes)`);
-    assert.ok(ms < TIMEOUT_MS + 1500, `answered after ${ms} ms`);
+    // Generous: how fast the buffers before the stall fill (9 MiB here) is the machine's pace.
+    assert.ok(ms < TIMEOUT_MS + 3000, `answered after ${ms} ms`);
     assert.equal((await lastAccess('/held'))?.error, 'response-timeout');
   });
 });
