@@ -394,12 +394,17 @@ class Exchange {
 
   /** Whether undici has taken the whole request body (the response deadline starts then). */
   requestBodyTaken(): boolean {
-    return this.bodyless || (this.limited ?? this.req).readableEnded;
+    return this.bodyless || this.requestBody().readableEnded;
   }
 
   /** Whether undici has paused the request body: the upstream connection takes no more for now. */
   uploadHeldBack(): boolean {
-    return (this.limited ?? this.req).isPaused();
+    return this.requestBody().isPaused();
+  }
+
+  /** The stream undici reads the request body from: the client's, or its size-limited copy. */
+  private requestBody(): Readable {
+    return this.limited ?? this.req;
   }
 
   /**
@@ -572,7 +577,10 @@ class Attempt implements Dispatcher.DispatchHandler {
   private sawBodyTaken = false;
   /** The client socket's bytesRead at the last sweep: whether the upload moved since. */
   private bytesReadSeen = -1;
-  /** The last sign of life inside the upstream's body. */
+  /** Response body chunks so far, and the count the last sweep saw: progress without a clock read. */
+  private chunks = 0;
+  private chunksSeen = 0;
+  /** When a sweep (or the headers) last saw the upstream's body move, or the client hold it back. */
   private lastDataAt = 0;
   /** Paused by the client's backpressure: silence then is the client's, not the upstream's. */
   private paused = false;
@@ -653,7 +661,11 @@ class Attempt implements Dispatcher.DispatchHandler {
         this.overdue = new undiciErrors.HeadersTimeoutError();
     } else {
       const limit = ex.fw.opts.bodyIdleMs;
-      if (limit > 0 && !this.paused && now - this.lastDataAt >= limit)
+      // Silence while paused is the client's (watchStall judges that), so it restarts the count.
+      if (this.chunks !== this.chunksSeen || this.paused) {
+        this.chunksSeen = this.chunks;
+        this.lastDataAt = now;
+      } else if (limit > 0 && now - this.lastDataAt >= limit)
         this.overdue = new undiciErrors.BodyTimeoutError();
     }
     return this.overdue !== undefined;
@@ -722,7 +734,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
-    this.lastDataAt = performance.now();
+    this.chunks++;
     if (this.discarding) return true;
     const ex = this.ex;
     ex.bytesOut += chunk.length;
@@ -731,7 +743,6 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.paused = true;
     this.drainBound ??= () => {
       this.paused = false;
-      this.lastDataAt = performance.now();
       this.resumeUpstream?.();
     };
     ex.res.once('drain', this.drainBound);
