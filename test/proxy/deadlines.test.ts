@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import type { AccessRecord } from '../../src/model/access.ts';
-import { rawExchange, trickledPost } from '../support/raw.ts';
+import { timedExchange, trickledPost } from '../support/raw.ts';
 import { startUpstream, type TestUpstream } from '../support/upstream.ts';
 import { type Started, startWharf } from '../support/wharf.ts';
 
@@ -75,14 +75,12 @@ describe('upstream deadlines', () => {
     await new Promise((r) => hold.close(r));
   });
 
+  const exchange = (drive: Parameters<typeof timedExchange>[1]) => timedExchange(w.port, drive);
+
   it('no response headers within the route timeout: 504 response-timeout, near the deadline', async () => {
-    const t0 = Date.now();
-    const raw = await rawExchange(
-      w.port,
+    const { raw, ms } = await exchange(
       'GET /silent HTTP/1.1\r\nHost: p1.test.local\r\nConnection: close\r\n\r\n',
-      5000,
     );
-    const ms = Date.now() - t0;
     assert.match(raw, /^HTTP\/1.1 504/);
     assert.match(raw, /"project":"p1"/);
     // The sweep runs every 100 ms: the answer comes within a sweep or two of the deadline.
@@ -91,13 +89,9 @@ describe('upstream deadlines', () => {
   });
 
   it('an upstream silent inside its body is cut after body-idle; the client sees the body incomplete', async () => {
-    const t0 = Date.now();
-    const raw = await rawExchange(
-      w.port,
+    const { raw, ms } = await exchange(
       'GET /stall HTTP/1.1\r\nHost: p2.test.local\r\nConnection: close\r\n\r\n',
-      5000,
     );
-    const ms = Date.now() - t0;
     assert.match(raw, /^HTTP\/1.1 200/);
     assert.match(raw, /\r\n\r\n01234$/, 'the five bytes sent, and not the ten promised');
     assert.ok(ms >= BODY_IDLE_MS && ms < BODY_IDLE_MS + 700, `cut after ${ms} ms`);
@@ -107,26 +101,15 @@ describe('upstream deadlines', () => {
   });
 
   it('an upload slower than the route timeout goes through: the wait for headers starts after the body', async () => {
-    const t0 = Date.now();
-    const raw = await rawExchange(
-      w.port,
-      // 6 bytes over about 900 ms: three route timeouts in all, each gap under body-idle.
-      trickledPost('/upload HTTP/1.1\r\nHost: p3.test.local\r\n', 6, 150),
-      5000,
-    );
-    assert.ok(Date.now() - t0 >= 3 * TIMEOUT_MS);
+    // 6 bytes over about 900 ms: three route timeouts in all, each gap under body-idle.
+    const { raw, ms } = await exchange(trickledPost('/upload HTTP/1.1\r\nHost: p3.test.local\r\n', 6, 150));
+    assert.ok(ms >= 3 * TIMEOUT_MS);
     assert.match(raw, /^HTTP\/1.1 200/);
     assert.match(raw, /got 6 bytes$/);
   });
 
   it('after an upload, an upstream that never answers gets 504 one route timeout after the body', async () => {
-    const t0 = Date.now();
-    const raw = await rawExchange(
-      w.port,
-      trickledPost('/silent HTTP/1.1\r\nHost: p4.test.local\r\n', 3, 200),
-      5000,
-    );
-    const ms = Date.now() - t0;
+    const { raw, ms } = await exchange(trickledPost('/silent HTTP/1.1\r\nHost: p4.test.local\r\n', 3, 200));
     assert.match(raw, /^HTTP\/1.1 504/);
     // The body's last byte left at about 600 ms; the deadline is one timeout later.
     assert.ok(ms >= 600 + TIMEOUT_MS - 50 && ms < 600 + TIMEOUT_MS + 800, `answered after ${ms} ms`);

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { rawExchange, trickledPost } from '../support/raw.ts';
+import { timedExchange, trickledPost } from '../support/raw.ts';
 import { startUpstream, type TestUpstream } from '../support/upstream.ts';
 import { type Started, startWharf } from '../support/wharf.ts';
 
@@ -57,12 +57,7 @@ describe('stalled clients (body-idle)', () => {
     return connections();
   };
 
-  /** What came back before the server closed the connection, and how long that took. */
-  const exchange = async (drive: string | ((s: net.Socket) => void)) => {
-    const t0 = Date.now();
-    const raw = await rawExchange(w.port, drive, 5000);
-    return { raw, ms: Date.now() - t0 };
-  };
+  const exchange = (drive: Parameters<typeof timedExchange>[1]) => timedExchange(w.port, drive);
 
   it('an upload that stops is cut after body-idle', async () => {
     const { raw, ms } = await exchange(

@@ -44,3 +44,14 @@ export function trickledPost(head: string, bytes: number, everyMs: number): (soc
     s.on('close', () => clearInterval(drip));
   };
 }
+
+/** rawExchange, and how long it took until the server closed (or `waitMs` passed). */
+export async function timedExchange(
+  port: number,
+  payload: string | Buffer | ((sock: net.Socket) => void),
+  waitMs = 5000,
+): Promise<{ raw: string; ms: number }> {
+  const t0 = Date.now();
+  const raw = await rawExchange(port, payload, waitMs);
+  return { raw, ms: Date.now() - t0 };
+}
