@@ -210,6 +210,8 @@ export class Wharf {
       instanceHeader: c.instanceHeader,
       bodyIdleMs: c.timeouts.bodyIdleMs,
       maxBodyBytes: c.limits.maxBodyBytes,
+      maxHeaders: c.limits.maxHeaders,
+      limits: this.limits,
       table: () => this.current,
       health: this.health,
       pools: this.pools,

@@ -22,4 +22,6 @@ export interface AccessRecord {
   readonly attempts: number;
   /** Why the request failed or was retried (`connect-refused`, `no-healthy-instance`, ...). */
   readonly error?: string;
+  /** The client's protocol: `http/1.1`, `h2`, with `+upgrade` for a tunnel (WebSocket). */
+  readonly protocol?: string;
 }

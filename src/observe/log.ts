@@ -90,6 +90,8 @@ export function accessLine(r: AccessRecord): string {
   if (r.instance !== undefined) line += `,"instance":${jsonString(r.instance)}`;
   line += `,"attempts":${r.attempts}`;
   if (r.error !== undefined) line += `,"error":${jsonString(r.error)}`;
+  // Our own constants (http/1.1, h2, ...+upgrade): nothing to escape.
+  if (r.protocol !== undefined) line += `,"protocol":"${r.protocol}"`;
   return `${line}}\n`;
 }
 

@@ -13,10 +13,13 @@ export interface ErrorBody {
 }
 
 const TITLES: Record<number, string> = {
+  200: 'ok',
   400: 'bad request',
   404: 'not found',
+  405: 'method not allowed',
   408: 'request timeout',
   413: 'payload too large',
+  417: 'expectation failed',
   429: 'too many requests',
   431: 'request header fields too large',
   502: 'bad gateway',
@@ -61,11 +64,13 @@ export function classifyError(err: Error & { code?: string }): AttemptError {
       return 'response-timeout';
     case 'ECONNRESET':
     case 'EPIPE':
+    case 'ETIMEDOUT':
     case 'UND_ERR_SOCKET':
-    case 'UND_ERR_CLOSED':
       return 'reset';
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
+    case 'EHOSTDOWN':
+    case 'ENETDOWN':
     case 'EADDRNOTAVAIL':
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
@@ -76,10 +81,50 @@ export function classifyError(err: Error & { code?: string }): AttemptError {
       if (
         err.code?.startsWith('HPE_') ||
         err.code === 'UND_ERR_INFO' ||
-        err.code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'
+        err.code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' ||
+        err.code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE'
       )
         return 'invalid-response';
       return 'reset';
+  }
+}
+
+/**
+ * Who an undici error is evidence against. Only `upstream` errors may count against an instance:
+ * refused, timed-out or failed connections, resets, and answers that broke the protocol. undici also
+ * fails requests it refuses to send (a target or header it will not write: UND_ERR_INVALID_ARG,
+ * UND_ERR_NOT_SUPPORTED; a body shorter or longer than its Content-Length), which is the request's
+ * fault, and requests on a pool we closed, which is ours. An error it raises that this list does
+ * not know is not blamed on the instance either: one crafted request must never eject anything.
+ */
+export function blameOf(err: Error & { code?: string }): 'upstream' | 'request' | 'local' {
+  if (err.name === 'HTTPParserError') return 'upstream';
+  switch (err.code) {
+    case 'ECONNREFUSED':
+    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'ETIMEDOUT':
+    case 'UND_ERR_SOCKET':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'EHOSTDOWN':
+    case 'ENETDOWN':
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'UND_ERR_INFO':
+    case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
+    case 'UND_ERR_RES_EXCEEDED_MAX_SIZE':
+      return 'upstream';
+    case 'UND_ERR_INVALID_ARG':
+    case 'UND_ERR_NOT_SUPPORTED':
+    case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
+      return 'request';
+    default:
+      return err.code?.startsWith('HPE_') ? 'upstream' : 'local';
   }
 }
 
@@ -90,4 +135,25 @@ export function isConnectFailure(e: AttemptError): boolean {
 
 export function statusForError(e: AttemptError): number {
   return e === 'response-timeout' || e === 'connect-timeout' ? 504 : 502;
+}
+
+/** The `reason` of a 502/503/504 body for an attempt that failed with `kind`. */
+export function describeFailure(kind: string, attempts: number): string {
+  const tries = attempts > 1 ? ` (after ${attempts} attempts)` : '';
+  switch (kind) {
+    case 'connect-refused':
+      return `connection refused by the upstream${tries}`;
+    case 'connect-timeout':
+      return `timed out connecting to the upstream${tries}`;
+    case 'connect-error':
+      return `could not connect to the upstream${tries}`;
+    case 'response-timeout':
+      return `the upstream did not answer in time${tries}`;
+    case 'invalid-response':
+      return `the upstream sent an invalid HTTP response${tries}`;
+    case 'upstream-5xx':
+      return `the upstream answered with an error${tries}`;
+    default:
+      return `the upstream connection failed${tries}`;
+  }
 }

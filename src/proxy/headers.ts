@@ -51,12 +51,13 @@ function checkedName(name: string): string | undefined {
 export interface ForwardInfo {
   readonly clientIp: string;
   readonly proto: 'http' | 'https';
+  /** The Host to send when the request had none. */
   readonly host: string;
+  /** The Host to send whatever the request's said: an absolute-form target's authority wins (RFC 9112 §3.2.2). */
+  readonly hostOverride?: string;
   readonly requestId: string;
   /** Edge tier from an untrusted client: drop inbound x-forwarded-* and x-wharf-* instead of extending them. */
   readonly untrusted: boolean;
-  /** Keep `Upgrade`/`Connection: upgrade` (WebSocket handshakes). */
-  readonly upgrade?: string;
   /** Edge forwarding a pinned request to the internal tier: pass the pin on as `x-wharf-instance`. */
   readonly pin?: string;
   /** `x-wharf-via` to send: the tiers passed so far, this one last. */
@@ -120,12 +121,12 @@ export function upstreamRequestHeaders(raw: string[], info: ForwardInfo): string
     }
     out.push(name, value);
   }
+  if (info.hostOverride !== undefined) host = info.hostOverride;
   out.push('host', host ?? info.host);
   out.push('x-forwarded-for', xff === undefined ? info.clientIp : `${xff}, ${info.clientIp}`);
   out.push('x-forwarded-proto', xfp ?? info.proto);
   out.push('x-forwarded-host', xfh ?? host ?? info.host);
   out.push('x-request-id', info.requestId);
-  if (info.upgrade) out.push('connection', 'upgrade', 'upgrade', info.upgrade);
   if (info.pin) out.push('x-wharf-instance', info.pin);
   if (info.via) out.push('x-wharf-via', info.via);
   return out;
@@ -135,16 +136,20 @@ export function upstreamRequestHeaders(raw: string[], info: ForwardInfo): string
  * The client's response headers, straight from undici's raw `[name, value, ...]` buffers into the flat
  * array node's writeHead accepts: hop-by-hop headers (and those named in `Connection`) removed, names
  * kept as the upstream spelled them. `hideInternal` (edge tier) drops every `x-wharf-*` an inner tier
- * added. `x-request-id` is appended when the upstream did not send one.
+ * added. `x-request-id` is appended when the upstream did not send one, and `x-wharf-instance:
+ * <instance>` when given and no inner tier named the instance already (the innermost name wins: behind
+ * an edge that shows instance names, the client sees the pod's, not the internal replica's).
  */
 export function downstreamRawHeaders(
   raw: readonly Buffer[],
   hideInternal: boolean,
   requestId: string,
+  instance?: string,
 ): string[] {
   const out: string[] = [];
   let extra: Set<string> | undefined;
   let hasRequestId = false;
+  let hasInstance = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i].toString('latin1');
     const checked = checkedName(name);
@@ -156,9 +161,11 @@ export function downstreamRawHeaders(
       hasRequestId = true; // the only CHECKED name that is not hop-by-hop
     }
     if (hideInternal && namePrefix(name, 'x-wharf-')) continue;
+    if (instance !== undefined && sameName(name, 'x-wharf-instance')) hasInstance = true;
     out.push(name, raw[i + 1].toString('latin1'));
   }
   if (!hasRequestId) out.push('x-request-id', requestId);
+  if (instance !== undefined && !hasInstance) out.push('x-wharf-instance', instance);
   return extra ? withoutNames(out, extra) : out;
 }
 

@@ -5,13 +5,13 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { clientAddress } from '../util/client-address.ts';
 import { listen } from '../util/listen.ts';
 import { uniformSocketShape } from '../util/socket-shape.ts';
 import type { CertificateStore } from './certificates.ts';
 import { errorTitle, sendError } from './errors.ts';
-import { clientAddress, type Forwarder } from './forward.ts';
+import type { Forwarder } from './forward.ts';
 import type { ClientLimits } from './limits.ts';
-import { handleUpgrade } from './websocket.ts';
 
 export interface FrontOptions {
   readonly maxHeaderBytes: number;
@@ -88,31 +88,10 @@ export class FrontServer {
     // timeout, kept by the forwarder's sweep), and a stalled upload or reader (the forwarder arms
     // `body-idle` only then).
     server.timeout = 0;
+    // Every rule about a request (limits, routing, hygiene, logging) is the pipeline's (exchange.ts),
+    // for requests and Upgrades alike; the listener only decides how the connection ends.
     const handle = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean) => {
-      if (req.rawHeaders.length > opts.maxHeaders * 2) {
-        res.shouldKeepAlive = false;
-        sendError(
-          res,
-          431,
-          { reason: `more than ${opts.maxHeaders} header fields` },
-          { connection: 'close' },
-        );
-        return;
-      }
       if (this.draining) res.shouldKeepAlive = false;
-      const limits = opts.limits;
-      if (limits?.active) {
-        const ip = clientAddress(req);
-        if (limits.tooManyConnections(ip)) {
-          res.shouldKeepAlive = false;
-          sendError(res, 429, { reason: 'too many connections from this client' }, { connection: 'close' });
-          return;
-        }
-        if (!limits.allowRequest(ip)) {
-          sendError(res, 429, { reason: 'request rate limit exceeded' }, { 'retry-after': '1' });
-          return;
-        }
-      }
       fw.handle(req, res, expectContinue);
     };
     server.on('request', (req, res) => handle(req, res, false));
@@ -120,10 +99,9 @@ export class FrontServer {
     server.on('checkExpectation', (_req, res) => {
       sendError(res, 417, { reason: 'only Expect: 100-continue is supported' }, { connection: 'close' });
     });
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      if (req.rawHeaders.length > opts.maxHeaders * 2) return rawReply(socket, 431, 'too many header fields');
-      handleUpgrade(fw, req, socket, head);
-    });
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      fw.handleUpgrade(req, socket, head),
+    );
     server.on('connect', (_req: IncomingMessage, socket: Duplex) =>
       rawReply(socket, 405, 'CONNECT is not supported'),
     );
@@ -143,10 +121,7 @@ export class FrontServer {
     uniformSocketShape(server);
     server.on('connection', (socket: Socket) => {
       socket.setNoDelay(true);
-      if (opts.limits?.active) {
-        const a = socket.remoteAddress ?? '';
-        socket.once('close', opts.limits.connectionOpened(a.startsWith('::ffff:') ? a.slice(7) : a));
-      }
+      if (opts.limits?.active) socket.once('close', opts.limits.connectionOpened(clientAddress(socket)));
     });
     this.server = server;
   }

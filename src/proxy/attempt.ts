@@ -1,0 +1,273 @@
+// One upstream attempt of an exchange (the pipeline's forward phase): it is also its undici dispatch
+// handler (one object, no per-callback closures), for plain requests and Upgrades alike.
+//
+// It implements undici's original callbacks (onConnect, onHeaders, onData, onComplete, onError,
+// onUpgrade), which undici 7 still calls directly. They hand over the response headers as raw
+// buffers, which become the client's headers in one pass (downstreamRawHeaders). The newer
+// onResponseStart API goes through a wrapper that first parses them into an object, which would then
+// be copied, filtered and iterated by node again: about 5% of the instructions of a proxied request
+// (bench/README.md).
+
+import type { Duplex } from 'node:stream';
+import { type Dispatcher, errors as undiciErrors } from 'undici';
+import type { AttemptError } from '../model/outcome.ts';
+import type { Endpoint } from '../model/routes.ts';
+import { blameOf, classifyError, describeFailure, statusForError } from './errors.ts';
+import type { Exchange } from './exchange.ts';
+
+/** Why an attempt was aborted on purpose: neither is the upstream's fault. */
+export type AbortReason = 'client-gone' | 'rescue';
+
+class Aborted extends Error {
+  constructor(readonly why: AbortReason) {
+    super(why);
+  }
+}
+
+export class Attempt implements Dispatcher.DispatchHandler {
+  private abortUpstream?: (err?: Error) => void;
+  private resumeUpstream?: () => void;
+  sentAt = 0;
+  responded = false;
+  /** When the current wait for response headers began (0: not waiting); see waitStart. */
+  private waitingSince = 0;
+  /** Whether a sweep has seen the request body all taken. */
+  private sawBodyTaken = false;
+  /** The client connection's bytesRead at the last sweep: whether the upload moved since. */
+  private bytesReadSeen = -1;
+  /** Response body chunks so far, and the count the last sweep saw: progress without a clock read. */
+  private chunks = 0;
+  private chunksSeen = 0;
+  /** When a sweep (or the headers) last saw the upstream's body move, or the client hold it back. */
+  private lastDataAt = 0;
+  /** Paused by the client's backpressure: silence then is the client's, not the upstream's. */
+  private paused = false;
+  /** The timeout error checkDeadline found; timeOut() fails the attempt with it. */
+  private overdue?: Error;
+  /** A 502/503 being retried: its body is drained, not forwarded. */
+  discarding = false;
+  abortedWith?: AbortReason;
+  done = false;
+  private drainBound?: () => void;
+
+  constructor(
+    readonly ex: Exchange,
+    readonly endpoint: Endpoint,
+    readonly issueCookie: boolean,
+  ) {}
+
+  send(): void {
+    const ex = this.ex;
+    const fw = ex.fw;
+    const headers = ex.upstreamHeaders();
+    fw.track(this);
+    this.sentAt = performance.now();
+    // `servername` is accepted by undici's Request but missing from its DispatchOptions type. Only TLS
+    // upstreams use it; given, undici skips deriving it from the Host header with an IP-address test.
+    const options: Dispatcher.DispatchOptions & { servername: string } = {
+      path: ex.path,
+      method: ex.method as Dispatcher.HttpMethod,
+      headers,
+      body: ex.body(),
+      // Both deadlines are the forwarder's sweep's (see Forwarder.sweep); 0 arms no undici timer.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      idempotent: ex.idempotent,
+      blocking: false,
+      servername: this.endpoint.host,
+    };
+    if (ex.upgrade !== undefined) options.upgrade = ex.upgrade;
+    fw.opts.pools.get(this.endpoint.address).dispatch(options, this);
+  }
+
+  abort(why: AbortReason): void {
+    if (this.done || this.abortedWith) return;
+    this.abortedWith = why;
+    this.abortUpstream?.(new Aborted(why));
+  }
+
+  /** In-flight rescue: only before any response byte and only where a retry is safe. */
+  rescue(): boolean {
+    const ex = this.ex;
+    if (this.done || this.responded || ex.pinned || !ex.idempotent) return false;
+    if (!ex.bodyless && ex.down.req.readableDidRead) return false;
+    this.abort('rescue');
+    return true;
+  }
+
+  /**
+   * Whether this attempt is past a deadline at `now` (the sweep calls it): the route's `timeout` while
+   * waiting for response headers (see waitStart), then `body-idle` between chunks of the response
+   * body. Both count only once undici has the request on a connection, as its own timers did: time
+   * queued for a pooled connection is the pool's, and connecting has its own timeout.
+   */
+  checkDeadline(now: number): boolean {
+    if (this.done || this.abortedWith || this.overdue || !this.abortUpstream) return false;
+    const ex = this.ex;
+    if (!this.responded) {
+      this.waitingSince = this.waitStart(now);
+      const limit = ex.route!.settings.timeoutMs;
+      if (limit > 0 && this.waitingSince > 0 && now - this.waitingSince >= limit)
+        this.overdue = new undiciErrors.HeadersTimeoutError();
+    } else {
+      const limit = ex.fw.opts.bodyIdleMs;
+      // Silence while paused is the client's (watchStall judges that), so it restarts the count.
+      if (this.chunks !== this.chunksSeen || this.paused) {
+        this.chunksSeen = this.chunks;
+        this.lastDataAt = now;
+      } else if (limit > 0 && now - this.lastDataAt >= limit)
+        this.overdue = new undiciErrors.BodyTimeoutError();
+    }
+    return this.overdue !== undefined;
+  }
+
+  /**
+   * When the current wait for response headers began, as the sweep at `now` sees it (0: not waiting).
+   * Without a body, when undici took the request (onConnect). With one, when the body was all taken:
+   * while the client is still sending, the pace is the client's, which `body-idle` judges. Unless the
+   * upstream has stopped taking the body (undici holds it back and nothing arrived since the last
+   * sweep): that is waiting for the upstream too, and gets its 504 as it did under undici's timer.
+   */
+  private waitStart(now: number): number {
+    const ex = this.ex;
+    if (ex.bodyless) return this.waitingSince;
+    if (ex.requestBodyTaken()) {
+      if (this.sawBodyTaken) return this.waitingSince;
+      this.sawBodyTaken = true;
+      return now;
+    }
+    const read = ex.clientBytesRead();
+    const stuck = read === this.bytesReadSeen && ex.uploadHeldBack();
+    this.bytesReadSeen = read;
+    return stuck ? this.waitingSince || now : 0;
+  }
+
+  /** Fails the attempt with the error checkDeadline found, through undici (which closes the socket). */
+  timeOut(): void {
+    if (this.done || !this.overdue) return;
+    this.abortUpstream?.(this.overdue);
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortUpstream = abort;
+    if (this.ex.bodyless) this.waitingSince = performance.now();
+    if (this.abortedWith) abort(new Aborted(this.abortedWith));
+  }
+
+  onHeaders(status: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (status < 200) return true; // 1xx informational: 100 was answered by us; others are not forwarded
+    this.resumeUpstream = resume;
+    const ex = this.ex;
+    this.responded = true;
+    this.lastDataAt = performance.now();
+    ex.upstreamMs = this.lastDataAt - this.sentAt;
+    ex.outcome(this, status, undefined, ex.upstreamMs);
+    if ((status === 502 || status === 503) && ex.mayRetry(this, 'status')) {
+      this.discarding = true;
+      return true;
+    }
+    if (ex.down.headersSent || ex.clientGone) return true;
+    ex.down.writeHead(status, ex.responseHeaders(this, rawHeaders));
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.chunks++;
+    if (this.discarding) return true;
+    const ex = this.ex;
+    ex.bytesOut += chunk.length;
+    if (ex.down.write(chunk)) return true;
+    ex.watchStall('download');
+    this.paused = true;
+    this.drainBound ??= () => {
+      this.paused = false;
+      this.resumeUpstream?.();
+    };
+    ex.down.onDrain(this.drainBound);
+    return false;
+  }
+
+  onComplete(rawTrailers: Buffer[] | string[] | null): void {
+    this.settle();
+    const ex = this.ex;
+    if (this.discarding) {
+      if (ex.redispatch(this)) return;
+      // Every other instance became unavailable meanwhile; the drained 5xx cannot be replayed.
+      return ex.fail(this, 'upstream-5xx', 502, describeFailure('upstream-5xx', ex.attempts));
+    }
+    ex.down.end(rawTrailers && rawTrailers.length > 0 ? pairs(rawTrailers) : undefined);
+    ex.finish(ex.down.statusCode);
+  }
+
+  onUpgrade(status: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex): void {
+    this.settle();
+    const ex = this.ex;
+    this.responded = true;
+    ex.upstreamMs = performance.now() - this.sentAt;
+    ex.outcome(this, status, undefined, ex.upstreamMs);
+    ex.tunnel(this, (rawHeaders ?? []) as Buffer[], socket);
+  }
+
+  onError(err: Error & { code?: string }): void {
+    this.settle();
+    const ex = this.ex;
+    const aborted = this.abortedWith ?? (err instanceof Aborted ? err.why : undefined);
+    if (aborted === 'client-gone' || ex.clientGone) return; // finish() ran in onClientClose
+    if (ex.overLimit && !this.responded) {
+      return ex.reject({
+        status: 413,
+        error: 'payload-too-large',
+        body: {
+          reason: `request body over ${ex.fw.opts.maxBodyBytes} bytes`,
+          project: ex.projectName,
+          port: ex.portName,
+        },
+      });
+    }
+    // Only evidence from the upstream counts against it: an error undici raised about the request
+    // itself (a target or header it will not send), a client whose upload broke off, or our own
+    // pool being closed reached no instance, and never touches its health.
+    const blame = aborted ? 'upstream' : ex.requestFailed() ? 'request' : blameOf(err);
+    if (blame !== 'upstream') {
+      ex.lastError = blame === 'request' ? 'bad-request' : 'proxy-error';
+      if (this.responded) return ex.cut(err, ex.lastError);
+      if (blame === 'request')
+        return ex.reject({
+          status: 400,
+          error: 'bad-request',
+          body: {
+            reason: `the request cannot be forwarded: ${err.message}`,
+            project: ex.projectName,
+            port: ex.portName,
+          },
+        });
+      return ex.fail(this, 'proxy-error', 502, 'the proxy could not send the request');
+    }
+    const kind: AttemptError = aborted === 'rescue' ? 'response-timeout' : classifyError(err);
+    if (!aborted) ex.outcome(this, undefined, kind, performance.now() - this.sentAt);
+    ex.lastError = aborted ? 'rescued' : kind;
+    if (this.discarding) {
+      if (ex.redispatch(this)) return;
+      return ex.fail(this, kind, statusForError(kind), describeFailure(kind, ex.attempts));
+    }
+    if (!this.responded) {
+      if (ex.mayRetry(this, kind) && ex.redispatch(this)) return;
+      return ex.fail(this, kind, statusForError(kind), describeFailure(kind, ex.attempts));
+    }
+    ex.cut(err, kind);
+  }
+
+  private settle(): void {
+    if (this.done) return;
+    this.done = true;
+    this.ex.fw.untrack(this);
+  }
+}
+
+/** Raw `[name, value, ...]` (trailers) as the `[[name, value], ...]` addTrailers accepts. */
+function pairs(raw: readonly (Buffer | string)[]): [string, string][] {
+  const out: [string, string][] = [];
+  const str = (x: Buffer | string): string => (typeof x === 'string' ? x : x.toString('latin1'));
+  for (let i = 0; i + 1 < raw.length; i += 2) out.push([str(raw[i]), str(raw[i + 1])]);
+  return out;
+}
