@@ -165,7 +165,12 @@ export function translateService(
   }
 
   const ports: string[] = [];
+  let appProtocols: Record<string, string> | undefined;
   (svc.spec?.ports ?? []).forEach((p, i) => {
+    if (p?.name && typeof p.appProtocol === 'string' && p.appProtocol) {
+      appProtocols ??= Object.create(null) as Record<string, string>;
+      appProtocols[p.name] = p.appProtocol;
+    }
     if (!p?.name) {
       problems.push({
         object,
@@ -249,6 +254,7 @@ export function translateService(
       origin,
       created: meta.creationTimestamp ?? '',
       ports: exact(ports),
+      ...(appProtocols ? { appProtocols } : {}),
       settings,
       instances,
     },

@@ -2,7 +2,7 @@
 // object and swapped whole; nothing writes into it afterwards.
 
 import type { Problem } from './problem.ts';
-import type { ProjectSettings } from './settings.ts';
+import type { ProjectSettings, UpstreamProtocol } from './settings.ts';
 
 /**
  * Stable key of one routable endpoint: `<project>/<port>/<instance>@<host>:<port>`. Health state is
@@ -34,6 +34,8 @@ export interface PortRoute {
   readonly endpoints: readonly Endpoint[];
   readonly byInstance: ReadonlyMap<string, Endpoint>;
   readonly settings: ProjectSettings;
+  /** How Wharf speaks to these instances (the port's `appProtocol`, else the `protocol` setting). */
+  readonly protocol: UpstreamProtocol;
 }
 
 export interface ProjectRoute {

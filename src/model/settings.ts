@@ -8,6 +8,18 @@ export type Affinity =
 
 export type BalancerKind = 'p2c' | 'round-robin';
 
+/**
+ * How Wharf speaks to a port's instances: HTTP/1.1, HTTP/2 in cleartext with prior knowledge (h2c,
+ * what gRPC servers speak), or `auto`: the protocol the client used (HTTP/2 clients get h2c).
+ */
+export type UpstreamProtocol = 'http1' | 'h2c' | 'auto';
+
+/** `wharf.io/protocol`: one value for every port, and per-port values over it. */
+export interface ProtocolSetting {
+  readonly all: UpstreamProtocol;
+  readonly ports: ReadonlyMap<string, UpstreamProtocol>;
+}
+
 export interface StatusRange {
   readonly from: number;
   readonly to: number;
@@ -48,4 +60,6 @@ export interface ProjectSettings {
   readonly hstsMaxAge: number;
   /** Edge tier with TLS only: the `kubernetes.io/tls` Secret serving this project's hostnames. */
   readonly tlsSecret: SecretRef | null;
+  /** Upstream protocol per port (a Service port's `appProtocol` wins over it). */
+  readonly protocol: ProtocolSetting;
 }

@@ -32,6 +32,8 @@ export interface ProjectRecord {
   readonly created: string;
   /** Port names in declaration order; the first is the default when there is no port named `http`. */
   readonly ports: readonly string[];
+  /** A Service port's `appProtocol`, by port name (only ports that declare one). */
+  readonly appProtocols?: Readonly<Record<string, string>>;
   /** Raw per-project settings (DESIGN.md §3) keyed without the `wharf.io/` prefix; parsed by routing. */
   readonly settings: Readonly<Record<string, string>>;
   readonly instances: readonly InstanceRecord[];

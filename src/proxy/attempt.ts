@@ -8,12 +8,13 @@
 // be copied, filtered and iterated by node again: about 5% of the instructions of a proxied request
 // (bench/README.md).
 
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { type Dispatcher, errors as undiciErrors } from 'undici';
 import type { AttemptError } from '../model/outcome.ts';
 import type { Endpoint } from '../model/routes.ts';
 import { blameOf, classifyError, describeFailure, statusForError } from './errors.ts';
 import type { Exchange } from './exchange.ts';
+import { REFUSED_STREAM } from './h2-upstream.ts';
 
 /** Why an attempt was aborted on purpose: neither is the upstream's fault. */
 export type AbortReason = 'client-gone' | 'rescue';
@@ -76,6 +77,12 @@ export class Attempt implements Dispatcher.DispatchHandler {
       blocking: false,
       servername: this.endpoint.host,
     };
+    if (ex.upstreamProtocol === 'h2c') {
+      fw.opts.pools
+        .h2(this.endpoint.address)
+        .dispatch({ method: ex.method, path: ex.path, headers, body: options.body as Readable | null }, this);
+      return;
+    }
     if (ex.upgrade !== undefined) options.upgrade = ex.upgrade;
     fw.opts.pools.get(this.endpoint.address).dispatch(options, this);
   }
@@ -90,7 +97,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
   rescue(): boolean {
     const ex = this.ex;
     if (this.done || this.responded || ex.pinned || !ex.idempotent) return false;
-    if (!ex.bodyless && ex.down.req.readableDidRead) return false;
+    if (!ex.bodyless && ex.down.body.readableDidRead) return false;
     this.abort('rescue');
     return true;
   }
@@ -106,7 +113,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
     const ex = this.ex;
     if (!this.responded) {
       this.waitingSince = this.waitStart(now);
-      const limit = ex.route!.settings.timeoutMs;
+      const limit = ex.responseTimeoutMs;
       if (limit > 0 && this.waitingSince > 0 && now - this.waitingSince >= limit)
         this.overdue = new undiciErrors.HeadersTimeoutError();
     } else {
@@ -154,7 +161,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
     if (this.abortedWith) abort(new Aborted(this.abortedWith));
   }
 
-  onHeaders(status: number, rawHeaders: Buffer[], resume: () => void): boolean {
+  onHeaders(status: number, rawHeaders: (Buffer | string)[], resume: () => void): boolean {
     if (status < 200) return true; // 1xx informational: 100 was answered by us; others are not forwarded
     this.resumeUpstream = resume;
     const ex = this.ex;
@@ -167,13 +174,13 @@ export class Attempt implements Dispatcher.DispatchHandler {
       return true;
     }
     if (ex.down.headersSent || ex.clientGone) return true;
-    ex.down.writeHead(status, ex.responseHeaders(this, rawHeaders));
+    ex.respond(this, status, rawHeaders);
     return true;
   }
 
   onData(chunk: Buffer): boolean {
     this.chunks++;
-    if (this.discarding) return true;
+    if (this.discarding || this.ex.trailersOnly) return true;
     const ex = this.ex;
     ex.bytesOut += chunk.length;
     if (ex.down.write(chunk)) return true;
@@ -187,7 +194,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
     return false;
   }
 
-  onComplete(rawTrailers: Buffer[] | string[] | null): void {
+  onComplete(rawTrailers: (Buffer | string)[] | null): void {
     this.settle();
     const ex = this.ex;
     if (this.discarding) {
@@ -195,17 +202,17 @@ export class Attempt implements Dispatcher.DispatchHandler {
       // Every other instance became unavailable meanwhile; the drained 5xx cannot be replayed.
       return ex.fail(this, 'upstream-5xx', 502, describeFailure('upstream-5xx', ex.attempts));
     }
-    ex.down.end(rawTrailers && rawTrailers.length > 0 ? pairs(rawTrailers) : undefined);
+    if (!ex.trailersOnly) ex.down.end(rawTrailers && rawTrailers.length > 0 ? pairs(rawTrailers) : undefined);
     ex.finish(ex.down.statusCode);
   }
 
-  onUpgrade(status: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex): void {
+  onUpgrade(status: number, rawHeaders: (Buffer | string)[] | null, socket: Duplex): void {
     this.settle();
     const ex = this.ex;
     this.responded = true;
     ex.upstreamMs = performance.now() - this.sentAt;
     ex.outcome(this, status, undefined, ex.upstreamMs);
-    ex.tunnel(this, (rawHeaders ?? []) as Buffer[], socket);
+    ex.tunnel(this, rawHeaders ?? [], socket);
   }
 
   onError(err: Error & { code?: string }): void {
@@ -242,6 +249,18 @@ export class Attempt implements Dispatcher.DispatchHandler {
           },
         });
       return ex.fail(this, 'proxy-error', 502, 'the proxy could not send the request');
+    }
+    if (err.code === REFUSED_STREAM) {
+      // The instance declined the stream before processing it (overloaded, or going away): safe to
+      // retry anywhere, and no evidence that it is unhealthy.
+      ex.lastError = 'refused-stream';
+      if (ex.mayRetry(this, 'connect-refused') && ex.redispatch(this)) return;
+      return ex.fail(
+        this,
+        'refused-stream',
+        503,
+        'the instance refused the stream (HTTP/2 REFUSED_STREAM or GOAWAY)',
+      );
     }
     const kind: AttemptError = aborted === 'rescue' ? 'response-timeout' : classifyError(err);
     if (!aborted) ex.outcome(this, undefined, kind, performance.now() - this.sentAt);

@@ -118,6 +118,7 @@ export function blameOf(err: Error & { code?: string }): 'upstream' | 'request' 
     case 'UND_ERR_INFO':
     case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
     case 'UND_ERR_RES_EXCEEDED_MAX_SIZE':
+    case 'H2_REFUSED_STREAM':
       return 'upstream';
     case 'UND_ERR_INVALID_ARG':
     case 'UND_ERR_NOT_SUPPORTED':

@@ -34,7 +34,8 @@ import { Attempt } from './attempt.ts';
 import type { Downstream, ErrorAnswer } from './downstream.ts';
 import { isConnectFailure } from './errors.ts';
 import type { Forwarder } from './forward.ts';
-import { downstreamRawHeaders, upstreamRequestHeaders } from './headers.ts';
+import { grpcMessage, grpcStatusFor } from './grpc.ts';
+import { downstreamRawHeaders, rawHeader, upstreamRequestHeaders } from './headers.ts';
 import { type Inspected, inspect, requestTarget } from './request-head.ts';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
@@ -84,6 +85,14 @@ export class Exchange {
   limited?: Readable;
   overLimit = false;
   upstreamMs?: number;
+  /** The longest wait for response headers: the route's timeout, or a shorter `grpc-timeout`. */
+  responseTimeoutMs = 0;
+  /** How attempts reach the instances: HTTP/1.1 (undici) or h2c (h2-upstream.ts). */
+  upstreamProtocol: 'http1' | 'h2c' = 'http1';
+  /** The client takes trailers (gRPC, `TE: trailers`) over HTTP/2: the response ends with them. */
+  trailers = false;
+  /** A gRPC trailers-only answer went out in one HEADERS frame: nothing follows. */
+  trailersOnly = false;
   finished = false;
   clientGone = false;
   /** Why `body-idle` is armed on the client's connection: its upload, or a response it reads slowly. */
@@ -97,16 +106,14 @@ export class Exchange {
     /** The protocol an Upgrade asks for (`websocket`), or undefined for a plain request. */
     readonly upgrade?: string,
   ) {
-    const req = down.req;
     this.started = fw.opts.clock.now();
-    this.clientIp = fw.clientIp(req.socket);
+    this.clientIp = fw.clientIp(down.socket);
     this.trusted = fw.opts.trusted(this.clientIp);
-    this.h = inspect(req.rawHeaders, this.trusted);
-    this.method = req.method ?? 'GET';
+    this.h = inspect(down.rawHeaders, this.trusted);
+    this.method = down.method;
     this.idempotent = IDEMPOTENT.has(this.method);
-    const cl = this.h.contentLength;
-    this.bodyless = !this.h.chunked && (cl === undefined || cl === '0');
-    this.path = req.url ?? '/';
+    this.bodyless = !down.hasBody(this.h);
+    this.path = down.url;
   }
 
   run(): void {
@@ -122,8 +129,7 @@ export class Exchange {
 
   private earlyFilter(): Rejection | undefined {
     const { opts } = this.fw;
-    const raw = this.down.req.rawHeaders;
-    if (raw.length > opts.maxHeaders * 2) {
+    if (this.down.rawHeaders.length > opts.maxHeaders * 2) {
       return reject(431, 'too-many-headers', `more than ${opts.maxHeaders} header fields`, {
         connection: 'close',
       });
@@ -211,7 +217,26 @@ export class Exchange {
         this.pin = instance;
       }
     }
-    opts.budget.request(this.route.project, this.route.port);
+    const route = this.route;
+    opts.budget.request(route.project, route.port);
+    const grpcMs = this.h.grpcTimeoutMs;
+    const routeMs = route.settings.timeoutMs;
+    this.responseTimeoutMs = grpcMs !== undefined && (routeMs <= 0 || grpcMs < routeMs) ? grpcMs : routeMs;
+    // Upgrades are HTTP/1.1 by definition; `auto` keeps the client's protocol.
+    const p = this.upgrade !== undefined ? 'http1' : route.protocol;
+    this.upstreamProtocol = p === 'auto' ? (this.down.protocol === 'h2' ? 'h2c' : 'http1') : p;
+    this.trailers = this.down.protocol === 'h2' && (this.h.grpc || this.h.teTrailers === true);
+    if (this.h.grpc && this.upstreamProtocol === 'http1') {
+      return {
+        status: 502,
+        error: 'grpc-needs-h2c',
+        body: {
+          reason: `port "${route.port}" is reached over HTTP/1.1, and gRPC needs HTTP/2: give the port appProtocol grpc or kubernetes.io/h2c, or set wharf.io/protocol`,
+          project: this.projectName,
+          port: this.portName,
+        },
+      };
+    }
     return undefined;
   }
 
@@ -248,12 +273,9 @@ export class Exchange {
     const aff = route.settings.affinity;
     let hashKey: string | undefined;
     if (aff.kind === 'ip') hashKey = this.clientIp;
-    else if (aff.kind === 'header') {
-      const v = this.down.req.headers[aff.header];
-      hashKey = Array.isArray(v) ? v[0] : v;
-    } else if (aff.kind === 'cookie' && this.stickyToken === undefined) {
+    else if (aff.kind === 'header') hashKey = rawHeader(this.down.rawHeaders, aff.header);
+    else if (aff.kind === 'cookie' && this.stickyToken === undefined)
       this.stickyToken = readCookie(this.h.cookie, this.fw.cookie) ?? '';
-    }
     return {
       route,
       health: this.fw.opts.health,
@@ -278,7 +300,7 @@ export class Exchange {
 
   upstreamHeaders(): string[] {
     const opts = this.fw.opts;
-    return upstreamRequestHeaders(this.down.req.rawHeaders, {
+    return upstreamRequestHeaders(this.down.rawHeaders, {
       clientIp: this.clientIp,
       proto: opts.proto,
       host: this.host,
@@ -299,7 +321,7 @@ export class Exchange {
       this.watchStall('upload');
       // Once the upload is in, the client has nothing to send: the wait is the upstream's, which the
       // route's timeout bounds. Left armed, body-idle would cut a client whose upstream thinks longer.
-      this.down.req.once('end', () => this.uploadDone());
+      this.down.body.once('end', () => this.uploadDone());
     }
     this.dispatch(endpoint, issueCookie);
   }
@@ -320,7 +342,7 @@ export class Exchange {
     if (this.pinned || this.clientGone) return false;
     const route = this.route!;
     if (this.attempts > route.settings.retries) return false;
-    const bodySafe = this.bodyless || !this.down.req.readableDidRead;
+    const bodySafe = this.bodyless || !this.down.body.readableDidRead;
     const allowed = error !== 'status' && isConnectFailure(error) ? bodySafe : this.idempotent && bodySafe;
     if (!allowed) return false;
     this.tried ??= new Set();
@@ -372,12 +394,12 @@ export class Exchange {
 
   /** Request bytes read from the client's connection so far. */
   clientBytesRead(): number {
-    return this.down.req.socket?.bytesRead ?? 0;
+    return this.down.socket?.bytesRead ?? 0;
   }
 
   /** The stream undici reads the request body from: the client's, or its size-limited copy. */
   private requestBody(): Readable {
-    return this.limited ?? this.down.req;
+    return this.limited ?? this.down.body;
   }
 
   /**
@@ -387,11 +409,12 @@ export class Exchange {
   body(): Readable | null {
     if (this.bodyless) return null;
     const max = this.fw.opts.maxBodyBytes;
-    if (max <= 0 || !this.h.chunked) return this.down.req;
+    // A declared Content-Length over the limit was refused early; a body without one is counted.
+    if (max <= 0 || (this.h.contentLength !== undefined && !this.h.chunked)) return this.down.body;
     if (this.limited) return this.limited;
     let seen = 0;
     const ex = this;
-    this.limited = this.down.req.pipe(
+    this.limited = this.down.body.pipe(
       new Transform({
         transform(chunk: Buffer, _enc, cb) {
           seen += chunk.length;
@@ -419,7 +442,7 @@ export class Exchange {
   // ---- 6. rewrite response -------------------------------------------------------------------
 
   /** The client's response head from the upstream's raw headers. */
-  responseHeaders(a: Attempt, rawHeaders: readonly Buffer[], upgrade?: string): string[] {
+  responseHeaders(a: Attempt, rawHeaders: readonly (Buffer | string)[], upgrade?: string): string[] {
     const opts = this.fw.opts;
     // A flat [name, value, ...] list: repeated names (set-cookie) are simply repeated.
     const out = downstreamRawHeaders(
@@ -439,11 +462,25 @@ export class Exchange {
     return out;
   }
 
+  /** Writes the client's response head for an upstream answer (phase 6 applied). */
+  respond(a: Attempt, status: number, rawHeaders: readonly (Buffer | string)[]): void {
+    const headers = this.responseHeaders(a, rawHeaders);
+    if (this.trailers && this.h.grpc && hasName(rawHeaders, 'grpc-status')) {
+      // gRPC trailers-only: the status is in this one HEADERS frame, which ends the stream.
+      this.trailersOnly = true;
+      const out: Record<string, string> = {};
+      for (let i = 0; i < headers.length; i += 2) out[headers[i]] = headers[i + 1];
+      this.down.headersOnly(status, out);
+      return;
+    }
+    this.down.writeHead(status, headers, this.trailers);
+  }
+
   /**
    * The upstream switched protocols: answer 101 and join the two connections byte for byte until
    * either side closes. The access record is written when the tunnel ends.
    */
-  tunnel(a: Attempt, rawHeaders: readonly Buffer[], upstream: Duplex): void {
+  tunnel(a: Attempt, rawHeaders: readonly (Buffer | string)[], upstream: Duplex): void {
     const down = this.down;
     if (this.clientGone || !down.tunnel) {
       upstream.destroy();
@@ -464,8 +501,8 @@ export class Exchange {
 
   /** The client's upload broke off (it aborted or its connection failed): the request's fault. */
   requestFailed(): boolean {
-    const req = this.down.req;
-    return !this.bodyless && !req.complete && (req.destroyed || req.errored != null);
+    const body = this.down.body;
+    return !this.bodyless && !this.down.bodyComplete() && (body.destroyed || body.errored != null);
   }
 
   /** A failure after the response head went out: cut the response so it cannot pass for whole. */
@@ -486,12 +523,11 @@ export class Exchange {
     const headers: Record<string, string> = { 'x-request-id': this.requestId, ...r.headers };
     // A body the client already started sending is not wanted: close after answering instead of
     // reading what may be gigabytes.
-    if (!this.bodyless && !this.down.req.readableEnded) headers.connection = 'close';
-    if (r.status === 200) {
-      // OPTIONS *: an empty success, not an error document.
-      this.down.writeHead(200, flatten({ ...headers, 'content-length': '0' }));
-      this.down.end();
-    } else this.bytesOut += this.down.error(r.status, r.body, headers);
+    if (!this.bodyless && !this.down.body.readableEnded) headers.connection = 'close';
+    if (this.h.grpc) this.down.headersOnly(200, grpcError(r, headers));
+    else if (r.status === 200)
+      this.down.headersOnly(200, headers); // OPTIONS *: an empty success
+    else this.bytesOut += this.down.error(r.status, r.body, headers);
     this.finish(r.status, r.error);
   }
 
@@ -521,7 +557,7 @@ export class Exchange {
       client: this.clientIp,
       host: this.host || (this.h.host ?? ''),
       method: this.method,
-      path: this.down.req.url ?? '',
+      path: this.down.url,
       status,
       bytesIn: this.down.bytesRead(),
       bytesOut: this.bytesOut,
@@ -537,21 +573,36 @@ export class Exchange {
   }
 }
 
+/** An answer of ours to a gRPC client: a trailers-only response carrying the gRPC status. */
+function grpcError(r: Rejection, headers: Record<string, string>): Record<string, string> {
+  const where = r.body.project ? ` (${r.body.project}${r.body.port ? `/${r.body.port}` : ''})` : '';
+  const out: Record<string, string> = {
+    'content-type': 'application/grpc',
+    'grpc-status': String(grpcStatusFor(r.status, r.error)),
+    'grpc-message': grpcMessage(`${r.error}: ${r.body.reason}${where}`),
+  };
+  for (const k in headers) if (k !== 'connection' && k !== 'content-length') out[k] = headers[k];
+  return out;
+}
+
 function reject(status: number, error: string, reason: string, headers?: Record<string, string>): Rejection {
   return { status, error, body: { reason }, headers };
 }
 
-function flatten(headers: Record<string, string>): string[] {
-  const out: string[] = [];
-  for (const k in headers) out.push(k, headers[k]);
-  return out;
-}
-
-/** The `Upgrade` value of an upstream's 101, from undici's raw header buffers. */
-function upgradeToken(raw: readonly Buffer[]): string | undefined {
+/** The value of header `name` (lowercase) in an upstream's raw headers (buffers or strings). */
+function rawValue(raw: readonly (Buffer | string)[], name: string): string | undefined {
   for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i].length === 7 && raw[i].toString('latin1').toLowerCase() === 'upgrade')
-      return raw[i + 1].toString('latin1');
+    const k = raw[i];
+    if (k.length === name.length && k.toString().toLowerCase() === name) return raw[i + 1].toString();
   }
   return undefined;
+}
+
+function hasName(raw: readonly (Buffer | string)[], name: string): boolean {
+  return rawValue(raw, name) !== undefined;
+}
+
+/** The `Upgrade` value of an upstream's 101. */
+function upgradeToken(raw: readonly (Buffer | string)[]): string | undefined {
+  return rawValue(raw, 'upgrade');
 }

@@ -13,7 +13,7 @@ import type { Tier } from '../routing/build.ts';
 import { clientAddress } from '../util/client-address.ts';
 import type { Clock } from '../util/clock.ts';
 import type { Attempt } from './attempt.ts';
-import { Http1Downstream, UpgradeDownstream } from './downstream.ts';
+import { type H2Downstream, Http1Downstream, UpgradeDownstream } from './downstream.ts';
 import { Exchange } from './exchange.ts';
 import { rawHeader } from './headers.ts';
 import type { ClientLimits } from './limits.ts';
@@ -87,6 +87,11 @@ export class Forwarder {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const protocol = rawHeader(req.rawHeaders, 'upgrade') ?? 'websocket';
     new Exchange(this, new UpgradeDownstream(req, socket, head), false, protocol).run();
+  }
+
+  /** An HTTP/2 stream (h2-server.ts): the same pipeline again. */
+  handleStream(down: H2Downstream): void {
+    new Exchange(this, down, false).run();
   }
 
   /**

@@ -64,6 +64,14 @@ export interface ForwardInfo {
   readonly via?: string;
 }
 
+/**
+ * `TE: trailers` says the client takes trailers; gRPC requires it end to end (and it is the one TE
+ * value HTTP/2 allows), so it is passed on although TE is hop-by-hop. Other TE values are not.
+ */
+function onlyTrailers(value: string): boolean {
+  return value.trim().toLowerCase() === 'trailers';
+}
+
 /** Names the request's `Connection` headers list as hop-by-hop (keep-alive and close name none). */
 function connectionTokens(raw: string[]): Set<string> | undefined {
   let tokens: Set<string> | undefined;
@@ -93,12 +101,15 @@ export function upstreamRequestHeaders(raw: string[], info: ForwardInfo): string
     // names are looked at (and only x-* are lowercased).
     if (first !== 120 /* x */ && extra === undefined) {
       if (sameName(name, 'host')) host ??= value;
-      // Not x-*, so a CHECKED name here is a hop-by-hop one: dropped.
-      else if (checkedName(name) === undefined) out.push(name, value);
+      else {
+        // Not x-*, so a CHECKED name here is a hop-by-hop one: dropped, but `TE: trailers`.
+        const checked = checkedName(name);
+        if (checked === undefined || (checked === 'te' && onlyTrailers(value))) out.push(name, value);
+      }
       continue;
     }
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || extra?.has(lower)) continue;
+    if ((HOP_BY_HOP.has(lower) && !(lower === 'te' && onlyTrailers(value))) || extra?.has(lower)) continue;
     if (first === 120) {
       if (lower === 'x-forwarded-for') {
         if (!info.untrusted) xff = xff === undefined ? value : `${xff}, ${value}`;
@@ -141,7 +152,7 @@ export function upstreamRequestHeaders(raw: string[], info: ForwardInfo): string
  * an edge that shows instance names, the client sees the pod's, not the internal replica's).
  */
 export function downstreamRawHeaders(
-  raw: readonly Buffer[],
+  raw: readonly (Buffer | string)[],
   hideInternal: boolean,
   requestId: string,
   instance?: string,
@@ -151,22 +162,27 @@ export function downstreamRawHeaders(
   let hasRequestId = false;
   let hasInstance = false;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toString('latin1');
+    const name = latin1(raw[i]);
     const checked = checkedName(name);
     if (checked !== undefined) {
       if (HOP_BY_HOP.has(checked)) {
-        if (checked === 'connection') extra = connectionOptions(raw[i + 1].toString('latin1'), extra);
+        if (checked === 'connection') extra = connectionOptions(latin1(raw[i + 1]), extra);
         continue;
       }
       hasRequestId = true; // the only CHECKED name that is not hop-by-hop
     }
     if (hideInternal && namePrefix(name, 'x-wharf-')) continue;
     if (instance !== undefined && sameName(name, 'x-wharf-instance')) hasInstance = true;
-    out.push(name, raw[i + 1].toString('latin1'));
+    out.push(name, latin1(raw[i + 1]));
   }
   if (!hasRequestId) out.push('x-request-id', requestId);
   if (instance !== undefined && !hasInstance) out.push('x-wharf-instance', instance);
   return extra ? withoutNames(out, extra) : out;
+}
+
+/** undici hands HTTP/1.1 headers over as buffers; HTTP/2 upstreams (h2-upstream.ts) as strings. */
+function latin1(x: Buffer | string): string {
+  return typeof x === 'string' ? x : x.toString('latin1');
 }
 
 /** Adds the header names a `Connection` value lists (other than keep-alive and close) to `set`. */

@@ -1,6 +1,7 @@
 // What the pipeline needs from a request's head, read once: the headers it acts on (one pass over
 // rawHeaders, no header object) and the form of the request target (RFC 9112 §3.2).
 
+import { grpcTimeoutMs, isGrpc } from './grpc.ts';
 import { sameName } from './headers.ts';
 
 /** Request headers the pipeline needs, collected in one pass over rawHeaders. */
@@ -15,6 +16,12 @@ export interface Inspected {
   via?: string;
   /** A trusted hop in front (the edge) received this request over https. */
   httpsBefore?: boolean;
+  /** `content-type: application/grpc...`: errors of ours must be gRPC statuses. */
+  grpc: boolean;
+  /** `grpc-timeout`, in milliseconds. */
+  grpcTimeoutMs?: number;
+  /** `TE: trailers`: the client takes trailers. */
+  teTrailers?: boolean;
 }
 
 /**
@@ -22,10 +29,13 @@ export interface Inspected {
  * x-forwarded-proto) are believed from this client.
  */
 export function inspect(raw: string[], trusted: boolean): Inspected {
-  const out: Inspected = { chunked: false };
+  const out: Inspected = { chunked: false, grpc: false };
   for (let i = 0; i < raw.length; i += 2) {
     const k = raw[i];
     switch (k.length) {
+      case 2:
+        if (sameName(k, 'te')) out.teTrailers = raw[i + 1].trim().toLowerCase() === 'trailers';
+        break;
       case 4:
         if (out.host === undefined && sameName(k, 'host')) out.host = raw[i + 1];
         break;
@@ -36,7 +46,9 @@ export function inspect(raw: string[], trusted: boolean): Inspected {
         if (trusted && sameName(k, 'x-wharf-via')) out.via = raw[i + 1];
         break;
       case 12:
-        if (trusted && sameName(k, 'x-request-id')) out.requestId = raw[i + 1];
+        if (sameName(k, 'content-type')) out.grpc = isGrpc(raw[i + 1]);
+        else if (sameName(k, 'grpc-timeout')) out.grpcTimeoutMs = grpcTimeoutMs(raw[i + 1]);
+        else if (trusted && sameName(k, 'x-request-id')) out.requestId = raw[i + 1];
         break;
       case 14:
         if (sameName(k, 'content-length')) out.contentLength = raw[i + 1];

@@ -1,9 +1,10 @@
-// One undici Pool per upstream address, kept across table swaps: a swap reconciles by address, so
+// The connections to each upstream address, kept across table swaps: a swap reconciles by address, so
 // unchanged endpoints keep their warm keep-alive connections. Removed pools close after in-flight
-// requests finish.
+// requests finish. HTTP/1.1 goes through one undici Pool per address, h2c through one H2Origin.
 
 import { Pool } from 'undici';
 import type { RouteTable } from '../model/routes.ts';
+import { H2Origin } from './h2-upstream.ts';
 
 export interface PoolOptions {
   readonly connections: number;
@@ -11,8 +12,12 @@ export interface PoolOptions {
   readonly idleTimeoutMs: number;
 }
 
+/** HTTP/2 sessions per address: each carries ~100 concurrent streams, so a few are plenty. */
+const H2_SESSIONS = 4;
+
 export class UpstreamPools {
   private readonly pools = new Map<string, Pool>();
+  private readonly h2Origins = new Map<string, H2Origin>();
 
   constructor(private readonly opts: PoolOptions) {}
 
@@ -35,6 +40,20 @@ export class UpstreamPools {
     return pool;
   }
 
+  /** The h2c sessions to `address`. */
+  h2(address: string): H2Origin {
+    let origin = this.h2Origins.get(address);
+    if (!origin) {
+      origin = new H2Origin(address, {
+        connectTimeoutMs: this.opts.connectTimeoutMs,
+        idleTimeoutMs: this.opts.idleTimeoutMs,
+        maxSessions: H2_SESSIONS,
+      });
+      this.h2Origins.set(address, origin);
+    }
+    return origin;
+  }
+
   /**
    * Closes the pools of addresses that left the table. The caller knows which (main.ts counts them
    * per swap), so a swap costs O(changed) instead of reconcile's O(table): with 50,000 endpoints
@@ -43,9 +62,15 @@ export class UpstreamPools {
   release(addresses: Iterable<string>): void {
     for (const address of addresses) {
       const pool = this.pools.get(address);
-      if (!pool) continue;
-      this.pools.delete(address);
-      pool.close().catch(() => {});
+      if (pool) {
+        this.pools.delete(address);
+        pool.close().catch(() => {});
+      }
+      const origin = this.h2Origins.get(address);
+      if (origin) {
+        this.h2Origins.delete(address);
+        origin.close().catch(() => {});
+      }
     }
   }
 
@@ -64,14 +89,16 @@ export class UpstreamPools {
   }
 
   async close(): Promise<void> {
-    const all = [...this.pools.values()];
+    const all = [...this.pools.values(), ...this.h2Origins.values()];
     this.pools.clear();
+    this.h2Origins.clear();
     await Promise.all(all.map((p) => p.close().catch(() => {})));
   }
 
   async destroy(): Promise<void> {
-    const all = [...this.pools.values()];
+    const all = [...this.pools.values(), ...this.h2Origins.values()];
     this.pools.clear();
+    this.h2Origins.clear();
     await Promise.all(all.map((p) => p.destroy().catch(() => {})));
   }
 }

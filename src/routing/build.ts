@@ -4,11 +4,11 @@
 import { createHash } from 'node:crypto';
 import type { Problem } from '../model/problem.ts';
 import type { Endpoint, PortRoute, ProjectRoute, RouteTable } from '../model/routes.ts';
-import type { ProjectSettings } from '../model/settings.ts';
+import type { ProjectSettings, UpstreamProtocol } from '../model/settings.ts';
 import type { ClusterSnapshot, InstanceRecord, ProjectChange, ProjectRecord } from '../model/snapshot.ts';
 import { LayeredMap } from '../util/layered-map.ts';
 import { exact, flat } from '../util/strings.ts';
-import { DEFAULT_SETTINGS, parseSettings } from './settings.ts';
+import { DEFAULT_SETTINGS, parseSettings, protocolOfAppProtocol } from './settings.ts';
 
 export type { ProjectChange };
 
@@ -127,6 +127,7 @@ function buildPortRoute(
   port: string,
   settings: ProjectSettings,
   instances: readonly InstanceRecord[],
+  asUpstream: boolean,
 ): PortRoute {
   const endpoints: Endpoint[] = [];
   for (const inst of instances) {
@@ -163,7 +164,22 @@ function buildPortRoute(
     endpoints: sorted,
     byInstance: new InstanceIndex(sorted),
     settings,
+    protocol: upstreamProtocol(project, port, settings, asUpstream),
   });
+}
+
+/** The port's `appProtocol` when Wharf speaks it, else the project's `protocol` setting. */
+function upstreamProtocol(
+  project: ProjectRecord,
+  port: string,
+  settings: ProjectSettings,
+  asUpstream: boolean,
+): UpstreamProtocol {
+  const app = project.appProtocols?.[port];
+  const fromApp = app === undefined ? undefined : protocolOfAppProtocol(app);
+  // The edge's forward target is Wharf's internal tier, which speaks both: keep the client's protocol.
+  if (asUpstream && settings.protocol === DEFAULT_SETTINGS.protocol) return fromApp ?? 'auto';
+  return fromApp ?? settings.protocol.ports.get(port) ?? settings.protocol.all;
 }
 
 function exposedPorts(settings: ProjectSettings, ports: readonly string[], tier: Tier): readonly string[] {
@@ -192,6 +208,16 @@ function buildProject(project: ProjectRecord, conv: Conventions, asUpstream = fa
       message: `${field}: "${e.value}": ${e.reason}; using the default`,
     });
   }
+  for (const [port, app] of Object.entries(project.appProtocols ?? {})) {
+    if (protocolOfAppProtocol(app) !== undefined) continue;
+    problems.push({
+      object,
+      field: `spec.ports[${port}].appProtocol`,
+      severity: 'warning',
+      code: 'unsupported-app-protocol',
+      message: `port "${port}" declares appProtocol "${app}", which Wharf does not speak to instances (http, kubernetes.io/h2c, grpc, kubernetes.io/ws); using the protocol setting`,
+    });
+  }
   if (settings.health.port && !project.ports.includes(settings.health.port)) {
     problems.push({
       object,
@@ -218,7 +244,7 @@ function buildProject(project: ProjectRecord, conv: Conventions, asUpstream = fa
   const names = asUpstream ? project.ports : exposedPorts(settings, project.ports, conv.tier);
   if (names.length === 0) return { route: undefined, problems };
   const ports = new Map<string, PortRoute>();
-  for (const name of names) ports.set(name, buildPortRoute(project, name, settings, instances));
+  for (const name of names) ports.set(name, buildPortRoute(project, name, settings, instances, asUpstream));
   const route: ProjectRoute = Object.freeze({
     name: project.name,
     origin: project.origin,

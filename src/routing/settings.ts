@@ -6,8 +6,10 @@ import type {
   Affinity,
   HealthCheckSettings,
   ProjectSettings,
+  ProtocolSetting,
   SecretRef,
   StatusRange,
+  UpstreamProtocol,
 } from '../model/settings.ts';
 
 export const DEFAULT_SETTINGS: ProjectSettings = Object.freeze({
@@ -28,6 +30,7 @@ export const DEFAULT_SETTINGS: ProjectSettings = Object.freeze({
   allowPinHeader: false,
   hstsMaxAge: 0,
   tlsSecret: null,
+  protocol: Object.freeze({ all: 'http1', ports: new Map() }),
 }) as ProjectSettings;
 
 /** The setting keys, as written in the config file and (with the `wharf.io/` prefix) as annotations. */
@@ -47,6 +50,7 @@ export const SETTING_KEYS = [
   'allow-pin-header',
   'hsts-max-age',
   'tls-secret',
+  'protocol',
 ] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
 
@@ -126,6 +130,45 @@ export function parseSecretRef(value: string): SecretRef {
   if (!DNS_SUBDOMAIN.test(name))
     throw new Error(`"${name}" is not a Secret name (lowercase letters, digits, '-' and '.')`);
   return Object.freeze({ namespace, name });
+}
+
+const PROTOCOLS: ReadonlySet<string> = new Set<UpstreamProtocol>(['http1', 'h2c', 'auto']);
+
+/** `h2c`, or `grpc=h2c,http=http1`, or both: `auto,admin=http1` (a bare value covers the other ports). */
+export function parseProtocol(value: string): ProtocolSetting {
+  let all: UpstreamProtocol = 'http1';
+  const ports = new Map<string, UpstreamProtocol>();
+  for (const part of value.split(',').map((x) => x.trim())) {
+    const eq = part.indexOf('=');
+    const port = eq < 0 ? undefined : part.slice(0, eq).trim();
+    const proto = (eq < 0 ? part : part.slice(eq + 1)).trim();
+    if (!PROTOCOLS.has(proto))
+      throw new Error('expected http1, h2c or auto, or port=value pairs such as grpc=h2c');
+    if (port === undefined) all = proto as UpstreamProtocol;
+    else if (!PORT_NAME.test(port)) throw new Error(`"${port}" is not a port name`);
+    else ports.set(port, proto as UpstreamProtocol);
+  }
+  return Object.freeze({ all, ports });
+}
+
+/**
+ * A Service port's `appProtocol` (Kubernetes: IANA names or `kubernetes.io/...`) as an upstream
+ * protocol; undefined for one Wharf does not speak (the `protocol` setting applies then).
+ */
+export function protocolOfAppProtocol(appProtocol: string): UpstreamProtocol | undefined {
+  switch (appProtocol.trim().toLowerCase()) {
+    case 'kubernetes.io/h2c':
+    case 'h2c':
+    case 'http2':
+    case 'grpc':
+      return 'h2c';
+    case 'http':
+    case 'http1':
+    case 'kubernetes.io/ws':
+      return 'http1';
+    default:
+      return undefined;
+  }
 }
 
 function parseBool(value: string): boolean {
@@ -212,6 +255,9 @@ export function parseSettings(
           break;
         case 'tls-secret':
           s.tlsSecret = parseSecretRef(value);
+          break;
+        case 'protocol':
+          s.protocol = parseProtocol(value);
           break;
         default:
           throw new Error(`unknown setting; known: ${SETTING_KEYS.join(', ')}`);

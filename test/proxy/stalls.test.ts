@@ -50,7 +50,8 @@ describe('stalled clients (body-idle)', () => {
     await up.close();
   });
 
-  const connections = () => new Promise<number>((r) => w.wharf.front.server.getConnections((_e, n) => r(n)));
+  const connections = () =>
+    new Promise<number>((r) => w.wharf.front.listener.getConnections((_e, n) => r(n)));
   const waitForNoConnections = async (deadlineMs: number) => {
     const deadline = Date.now() + deadlineMs;
     while ((await connections()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
