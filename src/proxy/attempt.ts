@@ -19,6 +19,14 @@ import { REFUSED_STREAM } from './h2-upstream.ts';
 /** Why an attempt was aborted on purpose: neither is the upstream's fault. */
 export type AbortReason = 'client-gone' | 'rescue';
 
+/** The client's own deadline (grpc-timeout) passed before the answer: answered 504 / DEADLINE_EXCEEDED. */
+class ClientDeadline extends Error {
+  readonly code = 'WHARF_CLIENT_DEADLINE';
+  constructor() {
+    super("the client's deadline (grpc-timeout) passed before the instance answered");
+  }
+}
+
 class Aborted extends Error {
   constructor(readonly why: AbortReason) {
     super(why);
@@ -97,7 +105,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
   rescue(): boolean {
     const ex = this.ex;
     if (this.done || this.responded || ex.pinned || !ex.idempotent) return false;
-    if (!ex.bodyless && ex.down.body.readableDidRead) return false;
+    if (!ex.bodyReplayable()) return false;
     this.abort('rescue');
     return true;
   }
@@ -115,7 +123,12 @@ export class Attempt implements Dispatcher.DispatchHandler {
       this.waitingSince = this.waitStart(now);
       const limit = ex.responseTimeoutMs;
       if (limit > 0 && this.waitingSince > 0 && now - this.waitingSince >= limit)
-        this.overdue = new undiciErrors.HeadersTimeoutError();
+        // A deadline the client set (grpc-timeout) shorter than the route's is the client's budget,
+        // not evidence that the instance is slow.
+        this.overdue =
+          limit < ex.route!.settings.timeoutMs || ex.route!.settings.timeoutMs <= 0
+            ? new ClientDeadline()
+            : new undiciErrors.HeadersTimeoutError();
     } else {
       const limit = ex.fw.opts.bodyIdleMs;
       // Silence while paused is the client's (watchStall judges that), so it restarts the count.
@@ -231,49 +244,52 @@ export class Attempt implements Dispatcher.DispatchHandler {
         },
       });
     }
-    // Only evidence from the upstream counts against it: an error undici raised about the request
-    // itself (a target or header it will not send), a client whose upload broke off, or our own
-    // pool being closed reached no instance, and never touches its health.
-    const blame = aborted ? 'upstream' : ex.requestFailed() ? 'request' : blameOf(err);
-    if (blame !== 'upstream') {
-      ex.lastError = blame === 'request' ? 'bad-request' : 'proxy-error';
-      if (this.responded) return ex.cut(err, ex.lastError);
-      if (blame === 'request')
-        return ex.reject({
-          status: 400,
-          error: 'bad-request',
-          body: {
-            reason: `the request cannot be forwarded: ${err.message}`,
-            project: ex.projectName,
-            port: ex.portName,
-          },
-        });
-      return ex.fail(this, 'proxy-error', 502, 'the proxy could not send the request');
-    }
+    if (err instanceof ClientDeadline) return this.end(err, 'deadline-exceeded', 504, err.message);
     if (err.code === REFUSED_STREAM) {
       // The instance declined the stream before processing it (overloaded, or going away): safe to
       // retry anywhere, and no evidence that it is unhealthy.
       ex.lastError = 'refused-stream';
       if (ex.mayRetry(this, 'connect-refused') && ex.redispatch(this)) return;
-      return ex.fail(
-        this,
+      return this.end(
+        err,
         'refused-stream',
         503,
         'the instance refused the stream (HTTP/2 REFUSED_STREAM or GOAWAY)',
       );
     }
+    // Only evidence from the upstream counts against it: an error undici raised about the request
+    // itself (a target or header it will not send), a client whose upload broke off, or our own
+    // pool being closed reached no instance, and never touches its health.
+    const blame = aborted ? 'upstream' : ex.requestFailed() ? 'request' : blameOf(err);
+    if (blame === 'request') {
+      if (this.responded) return this.end(err, 'bad-request', 400, '');
+      return ex.reject({
+        status: 400,
+        error: 'bad-request',
+        body: {
+          reason: `the request cannot be forwarded: ${err.message}`,
+          project: ex.projectName,
+          port: ex.portName,
+        },
+      });
+    }
+    if (blame === 'local') return this.end(err, 'proxy-error', 502, 'the proxy could not send the request');
     const kind: AttemptError = aborted === 'rescue' ? 'response-timeout' : classifyError(err);
     if (!aborted) ex.outcome(this, undefined, kind, performance.now() - this.sentAt);
     ex.lastError = aborted ? 'rescued' : kind;
-    if (this.discarding) {
-      if (ex.redispatch(this)) return;
-      return ex.fail(this, kind, statusForError(kind), describeFailure(kind, ex.attempts));
+    if (!this.responded || this.discarding) {
+      // Nothing of this answer reached the client: another instance may still answer.
+      if ((this.discarding || ex.mayRetry(this, kind)) && ex.redispatch(this)) return;
     }
-    if (!this.responded) {
-      if (ex.mayRetry(this, kind) && ex.redispatch(this)) return;
-      return ex.fail(this, kind, statusForError(kind), describeFailure(kind, ex.attempts));
-    }
-    ex.cut(err, kind);
+    this.end(err, kind, statusForError(kind), describeFailure(kind, ex.attempts));
+  }
+
+  /** The exchange ends with this failure: an answer of ours, or a cut if the response had begun. */
+  private end(err: Error, kind: string, status: number, reason: string): void {
+    const ex = this.ex;
+    ex.lastError = kind;
+    if (this.responded && !this.discarding) return ex.cut(err, kind);
+    ex.fail(this, kind, status, reason);
   }
 
   private settle(): void {

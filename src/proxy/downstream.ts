@@ -322,6 +322,8 @@ export class H2Downstream implements Downstream {
   readonly protocol = 'h2';
   headersSent = false;
   statusCode = 0;
+  /** The whole response has been handed to the stream. */
+  private ended = false;
   private readonly startBytes: number;
 
   constructor(
@@ -359,8 +361,9 @@ export class H2Downstream implements Downstream {
 
   onAbort(cb: () => void): void {
     this.stream.once('close', () => {
-      // A stream the client reset (or whose session went away) before the response ended.
-      if (!this.stream.writableFinished || this.stream.rstCode !== h2.NGHTTP2_NO_ERROR) cb();
+      // A stream the client reset (or whose session went away) before the response ended. (A reset
+      // stream reads as writableFinished, so the end is our own flag.)
+      if (!this.ended || this.stream.rstCode !== h2.NGHTTP2_NO_ERROR) cb();
     });
   }
 
@@ -398,6 +401,7 @@ export class H2Downstream implements Downstream {
   }
 
   end(trailers?: [string, string][]): void {
+    this.ended = true;
     if (this.stream.destroyed) return;
     if (this.stream.listenerCount('wantTrailers') === 0) {
       this.stream.once('wantTrailers', () => {
@@ -415,6 +419,7 @@ export class H2Downstream implements Downstream {
 
   error(status: number, body: ErrorAnswer, headers: Record<string, string>): number {
     const payload = JSON.stringify({ error: errorTitle(status), ...body });
+    this.ended = true;
     if (this.stream.destroyed || this.stream.headersSent) {
       this.stream.destroy();
       return 0;
@@ -434,6 +439,7 @@ export class H2Downstream implements Downstream {
   }
 
   headersOnly(status: number, headers: Record<string, string>): void {
+    this.ended = true;
     if (this.stream.destroyed || this.stream.headersSent) return void this.stream.destroy();
     this.headersSent = true;
     this.statusCode = status;

@@ -36,6 +36,7 @@ import { isConnectFailure } from './errors.ts';
 import type { Forwarder } from './forward.ts';
 import { grpcMessage, grpcStatusFor } from './grpc.ts';
 import { downstreamRawHeaders, rawHeader, upstreamRequestHeaders } from './headers.ts';
+import { ReplayableBody } from './replay.ts';
 import { type Inspected, inspect, requestTarget } from './request-head.ts';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
@@ -83,6 +84,8 @@ export class Exchange {
   lastError?: string;
   bytesOut = 0;
   limited?: Readable;
+  /** h2c attempts: the body's start, kept for a retry after a refused stream. */
+  replay?: ReplayableBody;
   overLimit = false;
   upstreamMs?: number;
   /** The longest wait for response headers: the route's timeout, or a shorter `grpc-timeout`. */
@@ -342,7 +345,7 @@ export class Exchange {
     if (this.pinned || this.clientGone) return false;
     const route = this.route!;
     if (this.attempts > route.settings.retries) return false;
-    const bodySafe = this.bodyless || !this.down.body.readableDidRead;
+    const bodySafe = this.bodyReplayable();
     const allowed = error !== 'status' && isConnectFailure(error) ? bodySafe : this.idempotent && bodySafe;
     if (!allowed) return false;
     this.tried ??= new Set();
@@ -408,6 +411,22 @@ export class Exchange {
    */
   body(): Readable | null {
     if (this.bodyless) return null;
+    const source = this.limitedBody();
+    // h2c attempts keep the start of the body: a refused stream may then go elsewhere (replay.ts).
+    if (this.upstreamProtocol !== 'h2c') return source;
+    this.replay ??= new ReplayableBody(source);
+    return this.replay.next() ?? source;
+  }
+
+  /** Whether the request body can be sent again: none was read yet, or all of it was kept. */
+  bodyReplayable(): boolean {
+    return (
+      this.bodyless || !this.down.body.readableDidRead || (this.replay !== undefined && !this.replay.overflow)
+    );
+  }
+
+  /** The client's body, counted against `limits.max-body-bytes` when its length was not declared. */
+  private limitedBody(): Readable {
     const max = this.fw.opts.maxBodyBytes;
     // A declared Content-Length over the limit was refused early; a body without one is counted.
     if (max <= 0 || (this.h.contentLength !== undefined && !this.h.chunked)) return this.down.body;

@@ -95,11 +95,14 @@ export class H2Front {
     const budget = new ResetBudget(this.opts.resetBurst ?? 200, this.opts.resetsPerSecond ?? 100);
     session.on('stream', (stream: ServerHttp2Stream) => {
       stream.once('close', () => {
-        // The client reset the stream before our answer was complete: count it against the budget.
-        if (stream.rstCode === h2.NGHTTP2_CANCEL && !stream.writableFinished && !budget.take()) {
+        // The client reset the stream before any answer: count it against the budget.
+        if (stream.rstCode === h2.NGHTTP2_CANCEL && !stream.headersSent && !budget.take()) {
           this.abusiveSessions++;
+          // GOAWAY says why, then the connection goes: at once when its streams are done, or when
+          // the flush had its chance (destroying right away would drop the GOAWAY unsent).
           session.goaway(h2.NGHTTP2_ENHANCE_YOUR_CALM);
-          session.destroy();
+          session.close();
+          setTimeout(() => session.destroy(), 200).unref();
         }
       });
     });

@@ -13,7 +13,8 @@ export function chromiumMissing(): string | undefined {
   return reason;
 }
 
-export async function launch(): Promise<Browser> {
+/** `extraArgs`: e.g. `--host-resolver-rules` to reach test hostnames on loopback. */
+export async function launch(extraArgs: readonly string[] = []): Promise<Browser> {
   mkdirSync(OUTPUT, { recursive: true });
   // launch() gives every browser a fresh temporary user-data-dir of its own.
   return chromium.launch({
@@ -27,6 +28,7 @@ export async function launch(): Promise<Browser> {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...extraArgs,
     ],
   });
 }

@@ -31,7 +31,10 @@ export interface GrpcServer {
   cancelled: number;
   /** What the health service answers. */
   serving: 'SERVING' | 'NOT_SERVING';
+  /** Stops at once: connections and calls in flight are cut (a killed process). */
   close(): Promise<void>;
+  /** Stops gracefully: GOAWAY, calls in flight finish, no new ones are taken. */
+  shutdown(): Promise<void>;
 }
 
 export async function startGrpcServer(name: string): Promise<GrpcServer> {
@@ -47,6 +50,7 @@ export async function startGrpcServer(name: string): Promise<GrpcServer> {
         server.forceShutdown();
         resolve();
       }),
+    shutdown: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
   };
   server.addService(proto.wharf.test.Echo.service, {
     Unary(call: grpc.ServerUnaryCall<Msg, Msg>, cb: grpc.sendUnaryData<Msg>) {
@@ -173,6 +177,26 @@ export function echoClient(target: string, authority: string, ca?: string): Echo
       }),
     close: () => raw.close(),
   };
+}
+
+/** One length-prefixed gRPC message frame of an Echo `Msg` (text and count only), by hand. */
+export function msgFrame(text: string, count = 0): Buffer {
+  const parts = [Buffer.from([0x0a, Buffer.byteLength(text)]), Buffer.from(text)];
+  if (count > 0) {
+    const varint: number[] = [];
+    for (let v = count; ; v >>>= 7) {
+      if (v < 0x80) {
+        varint.push(v);
+        break;
+      }
+      varint.push((v & 0x7f) | 0x80);
+    }
+    parts.push(Buffer.from([0x18, ...varint]));
+  }
+  const msg = Buffer.concat(parts);
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(msg.length, 1);
+  return Buffer.concat([head, msg]);
 }
 
 export { grpc };
