@@ -226,3 +226,37 @@ describe('HTTP/2 on the internal tier (cleartext, prior knowledge) and the edge 
     }
   });
 });
+
+describe('HTTP/2 clients on SIGTERM', () => {
+  it('get GOAWAY, and the streams in flight finish', async () => {
+    const slow = await startUpstream('slow', (req, res) => setTimeout(() => res.end(`done ${req.url}`), 400));
+    const w = await startWharf({ projects: { slow: { instances: { 'slow-0': { http: slow.address } } } } });
+    const session = http2.connect(`http://127.0.0.1:${w.port}`);
+    session.on('error', () => {});
+    try {
+      const goaway = new Promise<number>((resolve) => session.once('goaway', (code) => resolve(code)));
+      const inflight = new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = session.request({ ':path': '/long', ':authority': 'slow.test.local' });
+        let status = 0;
+        let body = '';
+        req.on('response', (h) => {
+          status = Number(h[':status']);
+        });
+        req.on('data', (c) => {
+          body += c;
+        });
+        req.on('end', () => resolve({ status, body }));
+        req.on('error', reject);
+        req.end();
+      });
+      await new Promise((r) => setTimeout(r, 100));
+      const stopped = w.wharf.stop(3000);
+      assert.equal(await goaway, http2.constants.NGHTTP2_NO_ERROR);
+      assert.deepEqual(await inflight, { status: 200, body: 'done /long' });
+      await stopped;
+    } finally {
+      session.destroy();
+      await slow.close();
+    }
+  });
+});
