@@ -44,6 +44,7 @@ import {
   BENCH_DIR,
   baseWharfConfig,
   benchProject,
+  caddyTarget,
   directTarget,
   haproxyTarget,
   makeCert,
@@ -137,6 +138,7 @@ const ADJACENT = [
   'haproxy',
   UNDICI_FLOOR,
   'nginx (1 worker',
+  'caddy',
   WHARF,
   WHARF_LOGS,
   WHARF_HTTPS,
@@ -190,7 +192,7 @@ function log(msg: string): void {
 async function main(): Promise<void> {
   const runDir = makeRunDir('throughput');
   log(`run dir ${runDir}`);
-  const missing = ensureTools(['nginx', 'haproxy', 'wrk']);
+  const missing = ensureTools(['nginx', 'haproxy', 'caddy', 'wrk']);
   if (!which('wrk')) throw new Error(`wrk is required: ${missing.get('wrk') ?? 'not found'}`);
   if (!which('taskset')) throw new Error('taskset (util-linux) is required');
   const cert = makeCert(runDir);
@@ -217,6 +219,7 @@ async function main(): Promise<void> {
     directTarget(ups[0]!),
     nginxTarget({ runDir, cpus: PROXY_CPU }),
     haproxyTarget({ runDir, cpus: PROXY_CPU }),
+    caddyTarget({ runDir, cpus: PROXY_CPU }),
     nodeProxyTarget({ runDir, cpus: PROXY_CPU }),
     // What the mandated stack does with nothing on top: the ceiling for any Wharf row.
     nodeProxyTarget({
@@ -274,6 +277,7 @@ async function main(): Promise<void> {
   for (const t of targets) {
     if (t.name.startsWith('nginx') && missing.has('nginx')) t.unavailable = missing.get('nginx');
     if (t.name.startsWith('haproxy') && missing.has('haproxy')) t.unavailable = missing.get('haproxy');
+    if (t.name.startsWith('caddy') && missing.has('caddy')) t.unavailable = missing.get('caddy');
   }
   const only = args.only?.split(',').map((s) => s.trim().toLowerCase());
   const selected = targets.filter(
@@ -528,10 +532,11 @@ function report(rows: Row[], runDir: string, profile: SelfTime[] | undefined, pa
   const wharfLogs = rows.find((r) => r.target.name === WHARF_LOGS);
   const wharfTls = rows.find((r) => r.target.name === WHARF_HTTPS);
   const floor = rows.find((r) => r.target.name === UNDICI_FLOOR && r.runs.length > 0);
+  const caddy = find('caddy');
   const floorTls = rows.find((r) => r.target.name === UNDICI_FLOOR_HTTPS && r.runs.length > 0);
   const refOf = (r: Row) => (r.target.url.startsWith('https') ? nginxTls : nginx);
   const L: string[] = [];
-  L.push('# Throughput and latency: Wharf vs nginx, HAProxy and a naive Node proxy', '');
+  L.push('# Throughput and latency: Wharf vs nginx, HAProxy, Caddy and a naive Node proxy', '');
   L.push(`Date: ${new Date().toISOString()}. Run dir (configs, logs): \`${runDir}\`.`, '');
   if (quick)
     L.push('**QUICK SMOKE RUN: too short and too few rounds to quote. Do not compare these numbers.**', '');
@@ -546,7 +551,7 @@ function report(rows: Row[], runDir: string, profile: SelfTime[] | undefined, pa
     `* ${rounds} interleaved round(s) of ${durationS} s per row. Rows that are compared run next to each other, forward in one round and reversed in the next (the VM's speed changes in steps lasting seconds to minutes, so only runs seconds apart compare). Warm-up ${firstWarmupS} s in the first round, ${warmupS} s after. Before each run the harness waits (at most ${quietMaxMs / 1000} s per run, ${quietBudgetMs / 1000} s in all${quiet.exhausted ? ': this budget ran out, so later runs started on a busy machine' : ''}) until CPU used by processes that are not ours is below ${quietThreshold * 100}% of one core; the value seen is recorded per run ("foreign").`,
     '* rps, p50 and p99 are medians over rounds, each metric separately. "x nginx" columns are the median over rounds of the ratio to nginx *in the same round* (HTTPS rows: to nginx HTTPS).',
     '* CPU s / 10k req: user+system CPU of the proxy process tree (nginx: master + worker) during the measured run, per 10,000 requests. For "direct", the upstream\'s. Peak RSS: VmHWM summed over the process tree, at the end of the run.',
-    '* Configs: `bench/conf/nginx.conf`, `bench/conf/haproxy.cfg` (copies of shared/reference/peer-configs), `bench/conf/nginx-https.conf`; Wharf configs are generated into the run dir (`wharf-<port>.yaml`).',
+    '* Configs: `bench/conf/nginx.conf`, `bench/conf/haproxy.cfg`, `bench/conf/Caddyfile` (copies of shared/reference/peer-configs; Caddy runs with GOMAXPROCS=1), `bench/conf/nginx-https.conf`; Wharf configs are generated into the run dir (`wharf-<port>.yaml`).',
     '',
   );
   L.push('## Results', '');
@@ -606,6 +611,22 @@ function report(rows: Row[], runDir: string, profile: SelfTime[] | undefined, pa
       L.push(
         `  * For scale, the bare node:http + undici stack Wharf is built on: ${ratioSpread(floor, nginx, rps)} rps; Wharf / floor ${ratioSpread(wharfAny, floor, rps)}.`,
       );
+    // The targets set after issues 2 and 7: against the floor (rps) and against Caddy (per core).
+    const cpu = (w: Run) => w.cpuPer10k;
+    if (floor?.runs.length) {
+      const fr = sameRoundRatio(wharfAny, floor, rps);
+      L.push(
+        `* Wharf >= 0.95x the node:http + undici floor rps: ${verdict(fr >= 0.95, ratioSpread(wharfAny, floor, rps))}${standIn}; CPU per request Wharf / floor ${ratioSpread(wharfAny, floor, cpu)}`,
+      );
+    }
+    if (caddy?.runs.length) {
+      // Throughput per core is 1 / CPU per request: Wharf per core / Caddy per core = Caddy CPU / Wharf CPU.
+      const perCore = sameRoundRatios(caddy, wharfAny, cpu);
+      const pc = median(perCore);
+      L.push(
+        `* Wharf >= 1.3x Caddy per core: ${verdict(pc >= 1.3, `${fmt(pc)}x (middle half ${fmt(percentile(perCore, 25))}-${fmt(percentile(perCore, 75))}, ${perCore.length} rounds; CPU per request Caddy / Wharf)`)}${standIn}; rps Wharf / Caddy ${ratioSpread(wharfAny, caddy, rps)}; Caddy / nginx ${ratioSpread(caddy, nginx, rps)} rps`,
+      );
+    }
   } else
     L.push(
       `* Issue 2: Wharf >= 0.6x nginx rps and p99 <= 1.5x: not measured (${wharfAny?.target.unavailable ?? 'missing row'})`,
@@ -690,6 +711,7 @@ function report(rows: Row[], runDir: string, profile: SelfTime[] | undefined, pa
     `node --import tsx bench/upstream.ts ${PORTS.upstreams[0]} u1 &  # and ${PORTS.upstreams.slice(1).join(', ')}`,
     `taskset -c ${PROXY_CPU} nginx -p ${runDir}/nginx -e ${runDir}/nginx/error.log -c bench/conf/nginx.conf -g 'daemon off; worker_processes 1;'`,
     `HAPROXY_BENCH_NBTHREAD=1 taskset -c ${PROXY_CPU} haproxy -db -f bench/conf/haproxy.cfg`,
+    `GOMAXPROCS=1 HOME=${runDir}/caddy taskset -c ${PROXY_CPU} caddy run --config bench/conf/Caddyfile --adapter caddyfile`,
     `taskset -c ${PROXY_CPU} node --import tsx bench/node-proxy.ts ${PORTS.nodeProxy} ${PORTS.upstreams.join(' ')}`,
     `taskset -c ${PROXY_CPU} node --import tsx bench/undici-floor.ts ${PORTS.undiciFloor} ${PORTS.upstreams.join(' ')}`,
     `taskset -c ${PROXY_CPU} node bin/wharf.js serve --config ${runDir}/wharf-${PORTS.wharf}.yaml   # and -${PORTS.wharfLogs}, -${PORTS.wharfHttps}`,

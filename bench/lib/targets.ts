@@ -30,6 +30,8 @@ export const PORTS = {
   undiciFloorHttps: 18216,
   nginxHttps: 18211,
   wharfHttps: 18214,
+  /** Fixed by shared/reference/peer-configs/Caddyfile (copied to bench/conf/Caddyfile). */
+  caddy: 18222,
   adminBase: 18300,
 } as const;
 
@@ -199,6 +201,34 @@ export function haproxyTarget(o: { runDir: string; cpus?: string; retry?: boolea
       args: ['-db', '-f', join(CONF_DIR, 'haproxy.cfg')],
       opts: { cpus: o.cpus, env, logFile: join(o.runDir, `haproxy${o.retry ? '-retry' : ''}.log`) },
     }),
+  });
+}
+
+// ---- Caddy ---------------------------------------------------------------------------------------
+
+/**
+ * Caddy (Go, Traefik's class of proxy) with shared/reference/peer-configs/Caddyfile: one Go thread
+ * (GOMAXPROCS=1), pinned like the others. HOME is the run dir: Caddy keeps state under it.
+ */
+export function caddyTarget(o: { runDir: string; cpus?: string }): Target {
+  const home = join(o.runDir, 'caddy');
+  return processTarget({
+    name: 'caddy (GOMAXPROCS=1, pinned)',
+    port: PORTS.caddy,
+    url: `http://127.0.0.1:${PORTS.caddy}/`,
+    hostHeader: WHARF_HOST,
+    cmd: () => {
+      mkdirSync(home, { recursive: true });
+      return {
+        cmd: 'caddy',
+        args: ['run', '--config', join(CONF_DIR, 'Caddyfile'), '--adapter', 'caddyfile'],
+        opts: {
+          cpus: o.cpus,
+          env: { ...process.env, GOMAXPROCS: '1', HOME: home, XDG_DATA_HOME: home, XDG_CONFIG_HOME: home },
+          logFile: join(o.runDir, 'caddy.log'),
+        },
+      };
+    },
   });
 }
 
