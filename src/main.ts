@@ -646,5 +646,7 @@ export async function startObserved(opts: ObservedOptions): Promise<{ wharf: Wha
     await obs.close();
     throw err;
   }
+  // A log directory Wharf cannot write is a Problem while it lasts (logs go to stdout meanwhile).
+  obs.logs.onProblems((problems) => wharf.setSource('logs', [], problems));
   return { wharf, obs };
 }
