@@ -19,6 +19,7 @@ import type { AttemptError, AttemptOutcome } from '../model/outcome.ts';
 import type { Endpoint, EndpointId, PortRoute, ProjectRoute, RouteTable } from '../model/routes.ts';
 import type { Tier } from '../routing/build.ts';
 import { resolve } from '../routing/match.ts';
+import { clientAddress as socketClientAddress } from '../util/client-address.ts';
 import type { Clock } from '../util/clock.ts';
 import { newRequestId } from '../util/request-id.ts';
 import { classifyError, isConnectFailure, sendError, statusForError } from './errors.ts';
@@ -73,8 +74,7 @@ class Aborted extends Error {
 }
 
 export function clientAddress(req: IncomingMessage): string {
-  const a = req.socket.remoteAddress ?? '';
-  return a.startsWith('::ffff:') ? a.slice(7) : a;
+  return socketClientAddress(req.socket);
 }
 
 /** Request headers the forwarder needs, collected in one pass over rawHeaders. */

@@ -3,14 +3,16 @@
 
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import type { Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { clientAddress as socketClientAddress } from '../util/client-address.ts';
 import { listen } from '../util/listen.ts';
 import { uniformSocketShape } from '../util/socket-shape.ts';
 import type { CertificateStore } from './certificates.ts';
 import { errorTitle, sendError } from './errors.ts';
 import { clientAddress, type Forwarder } from './forward.ts';
 import type { ClientLimits } from './limits.ts';
+import { type ProxyAcceptOptions, proxyProtocolServer } from './proxy-accept.ts';
 import { handleUpgrade } from './websocket.ts';
 
 export interface FrontOptions {
@@ -21,6 +23,8 @@ export interface FrontOptions {
   readonly limits?: ClientLimits;
   /** Terminate TLS (HTTP/1.1 by ALPN), certificates chosen by SNI from the store. */
   readonly tls?: { readonly store: CertificateStore; readonly minVersion: 'TLSv1.2' | 'TLSv1.3' };
+  /** Read a PROXY protocol header from trusted peers before TLS/HTTP (proxy-accept.ts). */
+  readonly proxyProtocol?: ProxyAcceptOptions;
 }
 
 /** Modern defaults: TLS 1.2+ with forward-secret AEAD suites only (TLS 1.3 suites are all fine). */
@@ -47,6 +51,9 @@ function rawReply(socket: Duplex, status: number, reason: string): void {
 
 export class FrontServer {
   readonly server: http.Server | https.Server;
+  /** With the PROXY protocol: the TCP listener that reads the header and feeds `server`. */
+  readonly acceptor?: Server;
+  readonly proxyProtocol?: ProxyAcceptOptions;
   private draining = false;
 
   constructor(fw: Forwarder, opts: FrontOptions) {
@@ -143,16 +150,16 @@ export class FrontServer {
     uniformSocketShape(server);
     server.on('connection', (socket: Socket) => {
       socket.setNoDelay(true);
-      if (opts.limits?.active) {
-        const a = socket.remoteAddress ?? '';
-        socket.once('close', opts.limits.connectionOpened(a.startsWith('::ffff:') ? a.slice(7) : a));
-      }
+      if (opts.limits?.active)
+        socket.once('close', opts.limits.connectionOpened(socketClientAddress(socket)));
     });
     this.server = server;
+    this.proxyProtocol = opts.proxyProtocol;
+    if (opts.proxyProtocol) this.acceptor = proxyProtocolServer(server, opts.proxyProtocol);
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
-    return listen(this.server, host, port);
+    return listen(this.acceptor ?? this.server, host, port);
   }
 
   /**
@@ -161,7 +168,9 @@ export class FrontServer {
    */
   async drain(drainMs: number): Promise<void> {
     this.draining = true;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // With an acceptor, `server` never listened: the acceptor counts the connections until they end.
+    const closed = new Promise<void>((resolve) => (this.acceptor ?? this.server).close(() => resolve()));
+    if (this.acceptor) this.server.close();
     this.server.closeIdleConnections();
     const idleSweep = setInterval(() => this.server.closeIdleConnections(), 50);
     let timer: NodeJS.Timeout | undefined;
