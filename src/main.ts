@@ -628,7 +628,7 @@ export async function startObserved(opts: ObservedOptions): Promise<{ wharf: Wha
       level: c.logs.level,
       ...opts.logs,
     },
-    metrics: { defaultMetrics: true },
+    metrics: { defaultMetrics: true, retryBudgetDenials: () => wharf?.forwarder.opts.budget.denials() ?? [] },
     sse: {
       replay: () =>
         wharf
