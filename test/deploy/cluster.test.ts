@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { CLUSTER, clusterEnv, type Obj, parseFile, render, settings } from './load.ts';
+import { CLUSTER, COMPONENTS, clusterEnv, type Obj, parseFile, render, settings } from './load.ts';
 
 const env = clusterEnv();
 function load(name: string, extra: Record<string, string> = {}): Obj[] {
@@ -71,6 +71,9 @@ describe('kubeadm HA control plane', () => {
     // Local) would drop its traffic. components/kube-vip does that from the edge pods' nodes.
     assert.equal(vars.svc_enable, 'false');
     assert.equal(pod.spec.hostNetwork, true);
+    // The Service-mode DaemonSet (components/kube-vip) runs the same release.
+    const ds = parseFile(join(COMPONENTS, 'kube-vip', 'daemonset.yaml'))[0].obj;
+    assert.equal(ds.spec.template.spec.containers[0].image, pod.spec.containers[0].image);
   });
 
   it('node preparation creates the log directory world-writable with the sticky bit, before any pod', () => {
