@@ -141,8 +141,14 @@ export async function main(argv: string[]): Promise<void> {
         return;
       }
       case 'demo': {
-        const { runDemo } = await import('./demo/index.ts');
-        return await runDemo(rest);
+        // The demo is a development tool: the image leaves it out (Dockerfile).
+        const demo = await import('./demo/index.ts').catch((err: { code?: string }) => {
+          if (err.code === 'ERR_MODULE_NOT_FOUND') return undefined;
+          throw err;
+        });
+        if (!demo)
+          throw new UsageError('the demo is not part of this installation; run `npm start` in a clone');
+        return await demo.runDemo(rest);
       }
       case '--version':
       case '-v':

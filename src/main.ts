@@ -26,6 +26,7 @@ import { observeRoutes } from './observe/routes.ts';
 import { CertificateStore, fileSource } from './proxy/certificates.ts';
 import { Forwarder, type ForwarderOptions } from './proxy/forward.ts';
 import { ClientLimits } from './proxy/limits.ts';
+import { proxyProtocolServer } from './proxy/proxy-accept.ts';
 import { RetryBudget } from './proxy/retry-budget.ts';
 import { SecretCertificates } from './proxy/secret-certs.ts';
 import { createRedirectServer, FrontServer } from './proxy/server.ts';
@@ -33,6 +34,7 @@ import { UpstreamPools } from './proxy/upstreams.ts';
 import { type Conventions, RouteTableBuilder } from './routing/build.ts';
 import { cidrMatcher } from './util/cidr.ts';
 import { type Clock, systemClock } from './util/clock.ts';
+import { listen } from './util/listen.ts';
 import { type Log, stderrLog } from './util/log.ts';
 
 export interface WharfOptions {
@@ -136,6 +138,7 @@ export class Wharf {
   readonly certificates?: CertificateStore;
   readonly limits: ClientLimits;
   private redirect?: import('node:http').Server;
+  private redirectAcceptor?: import('node:net').Server;
   private watcher?: FSWatcher;
   private reloadTimer?: NodeJS.Timeout;
   private configHash = '';
@@ -221,6 +224,7 @@ export class Wharf {
       trusted: c.tier === 'internal' ? () => true : trustedProxy,
       onAccess: opts.onAccess,
       onAttempt: opts.onAttempt,
+      log: this.log,
     });
     this.health.onEjected((id) => this.forwarder.rescue(id));
     this.front = new FrontServer(this.forwarder, {
@@ -231,6 +235,18 @@ export class Wharf {
       limits: this.limits,
       tls:
         this.certificates && c.tls ? { store: this.certificates, minVersion: c.tls.minVersion } : undefined,
+      proxyProtocol: c.proxyProtocol
+        ? {
+            trusted: trustedProxy,
+            timeoutMs: c.timeouts.requestHeadersMs,
+            onRejected: (peer, reason, alsoRefused) =>
+              this.log('warn', 'PROXY protocol header refused; connection closed', {
+                peer,
+                reason,
+                alsoRefused,
+              }),
+          }
+        : undefined,
     });
     this.admin = new AdminServer({
       token: c.adminToken,
@@ -265,15 +281,16 @@ export class Wharf {
         const r = c.tls.redirectHttp;
         const redirect = createRedirectServer(w.frontAddress.port);
         w.redirect = redirect;
-        await new Promise<void>((resolve, reject) => {
-          redirect.once('error', reject);
-          redirect.listen(r.port, r.host, () => resolve());
-        });
+        // Behind a PROXY-protocol balancer the redirect port gets the header too.
+        const pp = w.front.proxyProtocol;
+        w.redirectAcceptor = pp ? proxyProtocolServer(redirect, pp) : undefined;
+        await listen(w.redirectAcceptor ?? redirect, r.host, r.port);
       }
       w.adminAddress = await w.admin.listen(c.admin.host, c.admin.port);
     } catch (err) {
       // Nothing starts half-way: a listener that could not bind stops the ones that did.
       w.redirect?.close();
+      w.redirectAcceptor?.close();
       w.certificates?.close();
       w.forwarder.close();
       w.health.close();
@@ -505,7 +522,7 @@ export class Wharf {
     this.configHash = hash;
     const prev = this.config;
     const needsRestart = (
-      ['listen', 'admin', 'tier', 'domain', 'adminToken', 'instanceHeader'] as const
+      ['listen', 'admin', 'tier', 'domain', 'adminToken', 'instanceHeader', 'proxyProtocol'] as const
     ).filter((k) => JSON.stringify(prev[k]) !== JSON.stringify(next[k]));
     if (JSON.stringify(prev.timeouts) !== JSON.stringify(next.timeouts))
       needsRestart.push('timeouts' as never);
@@ -572,6 +589,7 @@ export class Wharf {
       this.certificates?.close();
       this.limits.close();
       this.redirect?.close();
+      this.redirectAcceptor?.close();
       this.redirect?.closeAllConnections();
       this.log('info', 'draining', { drainMs });
       await this.front.drain(drainMs);
@@ -613,7 +631,7 @@ export async function startObserved(opts: ObservedOptions): Promise<{ wharf: Wha
       level: c.logs.level,
       ...opts.logs,
     },
-    metrics: { defaultMetrics: true },
+    metrics: { defaultMetrics: true, retryBudgetDenials: () => wharf?.forwarder.opts.budget.denials() ?? [] },
     sse: {
       replay: () =>
         wharf
@@ -648,5 +666,7 @@ export async function startObserved(opts: ObservedOptions): Promise<{ wharf: Wha
     await obs.close();
     throw err;
   }
+  // A log directory Wharf cannot write is a Problem while it lasts (logs go to stdout meanwhile).
+  obs.logs.onProblems((problems) => wharf.setSource('logs', [], problems));
   return { wharf, obs };
 }

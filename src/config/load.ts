@@ -36,6 +36,8 @@ export interface Config {
   };
   /** CIDRs whose x-forwarded-* and x-wharf-* headers the edge believes. */
   readonly trustedProxies: readonly string[];
+  /** Read a PROXY protocol header from `trustedProxies` on the proxy listeners. */
+  readonly proxyProtocol: boolean;
   readonly tls?: TlsConfig;
   /** Edge tier: the project whose instances are the internal tier (Host is preserved). */
   readonly forwardTo?: string;
@@ -272,6 +274,8 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
   file['trusted-proxies'].forEach((cidr, i) => {
     at(`trusted-proxies.${i}`, () => parseCidr(cidr));
   });
+  if (file['proxy-protocol'] && file['trusted-proxies'].length === 0)
+    issues.push('proxy-protocol: list the load balancers that send the header under trusted-proxies');
   const forwardTo = file.edge['forward-to'];
   if (forwardTo !== undefined) {
     if (file.tier !== 'edge') issues.push('edge.forward-to: only the edge tier forwards to another tier');
@@ -346,6 +350,7 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
       clientRate: file.limits['client-rate'],
     }),
     trustedProxies: Object.freeze([...file['trusted-proxies']]),
+    proxyProtocol: file['proxy-protocol'],
     tls: tls,
     forwardTo: file.edge['forward-to'],
     logs: Object.freeze({

@@ -96,6 +96,11 @@ export const configSchema = z.strictObject({
     }),
   /** CIDRs whose x-forwarded-* and x-wharf-* headers are believed (edge tier). */
   'trusted-proxies': z.array(z.string()).default([]),
+  /**
+   * The proxy listeners (and `tls.redirect-http`) read a PROXY protocol header (v1 or v2) from
+   * peers in `trusted-proxies`, which must send one; other peers are served as they are.
+   */
+  'proxy-protocol': z.boolean().default(false),
   tls: z
     .strictObject({
       certificates: z

@@ -1,13 +1,10 @@
 // How Wharf authenticates to the apiserver: in-cluster service account (token re-read as the kubelet
-// rotates it), a kubeconfig (via @kubernetes/client-node's KubeConfig, so tokens, token files,
-// client certificates and exec plugins all work), or explicit URLs with a token file and CA file.
+// rotates it), a kubeconfig (kubeconfig.ts: tokens, token files, client certificates, basic auth and
+// exec plugins), or explicit URLs with a token file and CA file.
 
-import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { type Clock, systemClock } from './clock.ts';
+import { ExecCredentials, kubeconfigFiles, readKubeconfig, resolveContext } from './kubeconfig.ts';
 
 export interface TlsOptions {
   readonly ca?: string;
@@ -122,7 +119,7 @@ export async function explicitTargets(o: ExplicitOptions): Promise<ApiServerTarg
 }
 
 export interface KubeconfigOptions {
-  /** Path to the kubeconfig file; default `$KUBECONFIG` or `~/.kube/config` (client-node's default). */
+  /** Path to the kubeconfig file; default `$KUBECONFIG` (files merged) or `~/.kube/config`. */
   path?: string;
   /**
    * Context names. The first is the one used; more (or a cluster with several `server`s listed
@@ -134,69 +131,62 @@ export interface KubeconfigOptions {
 }
 
 /**
- * `users[].user.tokenFile` of a kubeconfig. client-node 1.4.0 only knows a `token-file` key (which
- * kubectl does not write) and reads it once, so Wharf reads this one itself, with rotation.
+ * A kubeconfig's contexts as targets. Exec plugins run once here, so a broken plugin fails the
+ * start; their tokens are fetched again as they expire or after a 401. A client certificate an exec
+ * plugin returns is read here, once: a new one takes a restart (as before, with client-node).
  */
-function tokenFilesOf(path: string | undefined): Map<string, string> {
-  const out = new Map<string, string>();
-  const file = path ?? (process.env.KUBECONFIG?.split(':')[0] || join(homedir(), '.kube', 'config'));
-  try {
-    const doc = parseYaml(readFileSync(file, 'utf8')) as {
-      users?: { name?: string; user?: { tokenFile?: string } }[];
-    };
-    for (const u of doc?.users ?? []) if (u?.name && u.user?.tokenFile) out.set(u.name, u.user.tokenFile);
-  } catch {
-    // client-node reports unreadable kubeconfigs itself.
-  }
-  return out;
-}
-
-/** Kubeconfig through client-node 1.4.0's KubeConfig, loaded lazily (it is large). */
 export async function kubeconfigTargets(
   o: KubeconfigOptions = {},
   clock: Clock = systemClock,
 ): Promise<ApiServerTarget[]> {
-  const k8s = await import('@kubernetes/client-node');
-  const kc = new k8s.KubeConfig();
-  if (o.path) kc.loadFromFile(o.path);
-  else kc.loadFromDefault();
-  const tokenFiles = tokenFilesOf(o.path);
-  const contexts = o.contexts?.length ? o.contexts : [kc.getCurrentContext()];
+  const kc = readKubeconfig(kubeconfigFiles(o.path));
+  const names = o.contexts?.length ? o.contexts : [kc.currentContext];
   const targets: ApiServerTarget[] = [];
-  for (const name of contexts) {
-    const ctx = kc.getContextObject(name);
-    if (!ctx) throw new Error(`kubeconfig has no context "${name}"`);
-    // A KubeConfig per context, so applying auth for one never reads another's user.
-    const one = new k8s.KubeConfig();
-    one.loadFromString(kc.exportConfig());
-    one.setCurrentContext(name);
-    const cluster = one.getCurrentCluster();
-    if (!cluster) throw new Error(`context "${name}" names no cluster`);
-    const probe: { ca?: unknown; cert?: unknown; key?: unknown; headers?: Record<string, string> } = {};
-    await one.applyToHTTPSOptions(probe as never);
-    const tls: TlsOptions = {
-      ...(probe.ca ? { ca: String(probe.ca) } : {}),
-      ...(probe.cert ? { cert: String(probe.cert) } : {}),
-      ...(probe.key ? { key: String(probe.key) } : {}),
-      ...(cluster.skipTLSVerify ? { rejectUnauthorized: false } : {}),
-      ...(cluster.tlsServerName ? { servername: cluster.tlsServerName } : {}),
+  for (const name of names) {
+    if (!name)
+      throw new Error(`kubeconfig ${kc.files.join(':')} has no current-context; name one with --context`);
+    const ctx = resolveContext(kc, name);
+    let tls: TlsOptions = {
+      ...(ctx.tls.ca ? { ca: ctx.tls.ca } : {}),
+      ...(ctx.tls.cert ? { cert: ctx.tls.cert, key: ctx.tls.key } : {}),
+      ...(ctx.tls.insecure ? { rejectUnauthorized: false } : {}),
+      ...(ctx.tls.servername ? { servername: ctx.tls.servername } : {}),
     };
-    const user = one.getCurrentUser();
-    const tokenFile =
-      user && !user.token && !user.exec && !user.authProvider ? tokenFiles.get(user.name) : undefined;
-    const credentials: Credentials = tokenFile
-      ? tokenFileCredentials(new TokenFile(tokenFile, clock), tls)
-      : {
+    let credentials: Credentials;
+    const a = ctx.auth;
+    switch (a.kind) {
+      case 'token':
+        credentials = staticTokenCredentials(a.token, tls);
+        break;
+      case 'token-file': {
+        const file = new TokenFile(a.path, clock);
+        await file.get();
+        credentials = tokenFileCredentials(file, tls);
+        break;
+      }
+      case 'basic': {
+        const header = `Basic ${Buffer.from(`${a.username}:${a.password}`).toString('base64')}`;
+        credentials = { tls, authorization: async () => header };
+        break;
+      }
+      case 'exec': {
+        const plugin = new ExecCredentials(a.exec, ctx.clusterInfo, clock);
+        const first = await plugin.get();
+        if (first.cert && first.key) tls = { ...tls, cert: first.cert, key: first.key };
+        credentials = {
           tls,
-          // client-node re-runs exec plugins and refreshes auth providers as their credentials expire.
           async authorization() {
-            const opts: { headers?: Record<string, string> } = { headers: {} };
-            await one.applyToHTTPSOptions(opts as never);
-            const h = opts.headers ?? {};
-            return h.Authorization ?? h.authorization;
+            const r = await plugin.get();
+            return r.token ? `Bearer ${r.token}` : undefined;
           },
+          invalidate: () => plugin.invalidate(),
         };
-    const urls = o.apiservers?.length ? o.apiservers : [cluster.server];
+        break;
+      }
+      default:
+        credentials = { tls, authorization: async () => undefined };
+    }
+    const urls = o.apiservers?.length ? o.apiservers : [ctx.server];
     for (const url of urls) targets.push({ url: url.replace(/\/+$/, ''), credentials });
   }
   return targets;

@@ -3,13 +3,17 @@
 // application log. Each goes to stdout or to a file in a configured directory (`access.log`,
 // `health.log`, `wharf.log`), through a BoundedSink so a slow disk drops lines instead of slowing
 // requests. `reopen()` (wired to SIGUSR1) lets logrotate rename the files.
+//
+// A log directory Wharf cannot write never stops it: the lines of a file that cannot be opened go to
+// stdout instead, the file is tried again every `retryMs` (and on SIGUSR1), and the failure is a
+// Problem (`onProblems`) until the file opens.
 
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { type Logger, pino } from 'pino';
 import type { WharfEvent } from '../model/events.ts';
 import type { Problem } from '../model/problem.ts';
 import type { AccessRecord } from './access-log.ts';
+import { LogFile } from './log-file.ts';
 import { BoundedSink } from './sink.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -25,8 +29,10 @@ export interface LogOptions {
   readonly bufferBytes?: number;
   /** Minimum level of the application log. Default `info`. */
   readonly level?: LogLevel;
-  /** Tests: a descriptor instead of stdout when `dir` is undefined. */
+  /** Tests: a descriptor instead of stdout (when `dir` is undefined, or a file cannot be opened). */
   readonly fd?: number;
+  /** How often a log file that could not be opened is tried again. Default 30 s. */
+  readonly retryMs?: number;
 }
 
 export interface Logs {
@@ -37,7 +43,15 @@ export interface Logs {
   dropped(): number;
   flush(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Problems of the log destination (files that cannot be opened): `cb` is called at once when
+   * there are any, then on every change (an empty list when the files are writable again).
+   * Returns the unsubscriber.
+   */
+  onProblems(cb: (problems: readonly Problem[]) => void): () => void;
 }
+
+export const DEFAULT_LOG_RETRY_MS = 30_000;
 
 export function problemKey(p: Problem): string {
   return `${p.object}\u0000${p.code}\u0000${p.field ?? ''}`;
@@ -96,24 +110,38 @@ export function accessLine(r: AccessRecord): string {
 }
 
 export function createLogs(opts: LogOptions): Logs {
-  const sinks: BoundedSink[] = [];
   const onError = (err: Error): void => {
     // The app log may be the sink that failed; stderr is the last resort (once per error kind).
     process.stderr.write(`wharf: log write failed: ${err.message}\n`);
   };
-  const sink = (file: string): BoundedSink => {
-    const s = opts.dir
-      ? new BoundedSink({ path: join(opts.dir, file), maxBufferBytes: opts.bufferBytes, onError })
-      : new BoundedSink({ fd: opts.fd ?? 1, maxBufferBytes: opts.bufferBytes, onError });
-    sinks.push(s);
-    return s;
+  const sinkOptions = { maxBufferBytes: opts.bufferBytes, onError };
+  // stdout: one sink for everything written there, so lines never interleave mid-line.
+  let stdout: BoundedSink | undefined;
+  const stdoutSink = (): BoundedSink => {
+    stdout ??= new BoundedSink({ ...sinkOptions, fd: opts.fd ?? 1 });
+    return stdout;
   };
-  if (opts.dir) mkdirSync(opts.dir, { recursive: true });
-  // On stdout all three logs share one sink so lines never interleave mid-line and share one cap.
-  const shared = opts.dir ? undefined : sink('');
-  const accessSink = shared ?? sink('access.log');
-  const healthSink = shared ?? sink('health.log');
-  const appSink = shared ?? sink('wharf.log');
+  const retryMs = opts.retryMs ?? DEFAULT_LOG_RETRY_MS;
+  const files: LogFile[] = [];
+  let started = false;
+  const file = (name: string): LogFile => {
+    const f = new LogFile({
+      path: join(opts.dir as string, name),
+      fallback: stdoutSink,
+      retryMs,
+      sink: sinkOptions,
+      onChange: () => {
+        if (started) problemsChanged();
+      },
+    });
+    files.push(f);
+    return f;
+  };
+  // Each target is a LogFile (its file, or stdout while the file cannot be opened) or stdout itself;
+  // pino needs only `write`.
+  const accessSink = opts.dir ? file('access.log') : stdoutSink();
+  const healthSink = opts.dir ? file('health.log') : stdoutSink();
+  const appSink = opts.dir ? file('wharf.log') : stdoutSink();
 
   const formatters = { level: (label: string) => ({ level: label }) };
   // `log` names the stream so the three can be told apart when they share stdout.
@@ -127,6 +155,33 @@ export function createLogs(opts: LogOptions): Logs {
     },
     appSink,
   );
+
+  const problemListeners = new Set<(problems: readonly Problem[]) => void>();
+  let currentProblems: readonly Problem[] = [];
+  function fileProblems(): Problem[] {
+    const failing = files.filter((f) => f.failure);
+    if (failing.length === 0) return [];
+    const reasons = [...new Set(failing.map((f) => (f.failure as Error).message))].join('; ');
+    return [
+      {
+        object: 'logs',
+        field: 'logs.dir',
+        severity: 'error',
+        code: 'log-dir-unwritable',
+        message: `cannot write ${failing.map((f) => basename(f.path)).join(', ')} in ${opts.dir} (${reasons}); their lines go to stdout, and the files are tried again every ${retryMs / 1000}s`,
+      },
+    ];
+  }
+  function problemsChanged(): void {
+    const next = fileProblems();
+    if (next.length === 0 && currentProblems.length === 0) return;
+    if (next.length > 0) appLog.error({ dir: opts.dir, reason: next[0].message }, 'log files not writable');
+    else appLog.info({ dir: opts.dir }, 'log files writable again');
+    currentProblems = next;
+    for (const cb of problemListeners) cb(next);
+  }
+  started = true;
+  problemsChanged();
 
   const activeProblems = new Map<string, Problem>();
   const sourceStates = new Map<string, string>();
@@ -236,18 +291,25 @@ export function createLogs(opts: LogOptions): Logs {
       appLog[level](fields ?? {}, msg);
     },
     reopen() {
-      for (const s of sinks) s.reopen();
+      for (const f of files) f.reopen();
     },
     dropped() {
-      let n = 0;
-      for (const s of sinks) n += s.dropped();
+      let n = stdout?.dropped() ?? 0;
+      for (const f of files) n += f.dropped();
       return n;
     },
     async flush() {
-      await Promise.all(sinks.map((s) => s.flush()));
+      await Promise.all([...files.map((f) => f.flush()), stdout?.flush()]);
     },
     async close() {
-      await Promise.all(sinks.map((s) => s.close()));
+      await Promise.all([...files.map((f) => f.close()), stdout?.close()]);
+    },
+    onProblems(cb) {
+      problemListeners.add(cb);
+      if (currentProblems.length > 0) cb(currentProblems);
+      return () => {
+        problemListeners.delete(cb);
+      };
     },
   };
 }

@@ -7,7 +7,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import type { WharfEvent } from '../model/events.ts';
 import type { HealthState } from '../model/health.ts';
 import type { AttemptError } from '../model/outcome.ts';
-import { CLASSES, classIndex, PortMeters, portMetricViews } from './port-meters.ts';
+import { CLASSES, classIndex, PortMeters, portMetricViews, ScrapedMetric } from './port-meters.ts';
 
 export const UNKNOWN = '_unknown';
 export const OVERFLOW = '_overflow';
@@ -29,6 +29,8 @@ export interface MetricsOptions {
   readonly defaultMetrics?: boolean;
   /** Total dropped log lines, read at scrape time (Logs.dropped). */
   readonly droppedLogLines?: () => number;
+  /** Retries the retry budget refused, per project port, read at scrape time (RetryBudget.denials). */
+  readonly retryBudgetDenials?: () => Iterable<{ project: string; port: string; denied: number }>;
   /** Distinct (project, port) pairs before folding into `_overflow`. Default 1000. */
   readonly maxProjectPorts?: number;
   /** Distinct instances before folding into `_overflow`. Default 10000. */
@@ -164,7 +166,26 @@ export class Metrics {
         lastDropped = d;
       },
     });
-    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'wharf_' });
+    const denials = opts.retryBudgetDenials;
+    this.registry.registerMetric(
+      new ScrapedMetric(
+        'wharf_retry_budget_exhausted_total',
+        'Retries not made because the retry budget of the project port was spent.',
+        'counter',
+        () =>
+          [...(denials?.() ?? [])].map((d) => ({
+            labels: { project: d.project, port: d.port },
+            value: d.denied,
+          })),
+      ) as unknown as Counter,
+    );
+    if (opts.defaultMetrics) {
+      collectDefaultMetrics({ register: this.registry, prefix: 'wharf_' });
+      // prom-client names three gauges `*_total`, which is for counters (`promtool check metrics`
+      // warns); their per-type twins (`wharf_nodejs_active_handles{type}` ...) carry the same numbers.
+      for (const n of ['handles', 'requests', 'resources'])
+        this.registry.removeSingleMetric(`wharf_nodejs_active_${n}_total`);
+    }
   }
 
   get contentType(): string {

@@ -325,6 +325,8 @@ export class H2Downstream implements Downstream {
   /** The whole response has been handed to the stream. */
   private ended = false;
   private readonly startBytes: number;
+  /** The session's connection, taken while the stream is new (a session torn down has none). */
+  readonly socket: Socket;
 
   constructor(
     readonly stream: ServerHttp2Stream,
@@ -334,12 +336,9 @@ export class H2Downstream implements Downstream {
     /** The HEADERS frame ended the stream: there is no request body. */
     private readonly endStream: boolean,
   ) {
-    this.startBytes = stream.session?.socket?.bytesRead ?? 0;
+    this.socket = stream.session?.socket as Socket;
+    this.startBytes = this.socket?.bytesRead ?? 0;
     stream.on('error', () => {});
-  }
-
-  get socket(): Socket {
-    return this.stream.session?.socket as Socket;
   }
 
   get body(): Readable {
@@ -356,7 +355,7 @@ export class H2Downstream implements Downstream {
 
   /** Bytes the whole connection read meanwhile: HTTP/2 has no per-stream count (an approximation). */
   bytesRead(): number {
-    return (this.stream.session?.socket?.bytesRead ?? this.startBytes) - this.startBytes;
+    return (this.socket?.bytesRead ?? this.startBytes) - this.startBytes;
   }
 
   onAbort(cb: () => void): void {

@@ -12,8 +12,9 @@ import type { EndpointId, RouteTable } from '../model/routes.ts';
 import type { Tier } from '../routing/build.ts';
 import { clientAddress } from '../util/client-address.ts';
 import type { Clock } from '../util/clock.ts';
+import type { Log } from '../util/log.ts';
 import type { Attempt } from './attempt.ts';
-import { type H2Downstream, Http1Downstream, UpgradeDownstream } from './downstream.ts';
+import { type Downstream, type H2Downstream, Http1Downstream, UpgradeDownstream } from './downstream.ts';
 import { Exchange } from './exchange.ts';
 import { rawHeader } from './headers.ts';
 import type { ClientLimits } from './limits.ts';
@@ -54,6 +55,8 @@ export interface ForwarderOptions {
   /** The client address of a connection (the peer's, or the one a PROXY protocol header gave). */
   readonly clientAddress?: (socket: IncomingMessage['socket']) => string;
   readonly onAccess?: (rec: AccessRecord) => void;
+  /** Where a failure of the pipeline itself (a bug) is reported. */
+  readonly log?: Log;
   /** Once per upstream attempt: its status or error, and whether it was a retry (metrics). */
   readonly onAttempt?: (
     project: string,
@@ -80,18 +83,35 @@ export class Forwarder {
 
   /** node:http 'request' (and 'checkContinue'). */
   handle(req: IncomingMessage, res: ServerResponse, expectContinue = false): void {
-    new Exchange(this, new Http1Downstream(req, res), expectContinue).run();
+    const down = new Http1Downstream(req, res);
+    this.run(down, () => new Exchange(this, down, expectContinue).run());
   }
 
   /** node:http 'upgrade': the same pipeline, answered on the raw socket. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const protocol = rawHeader(req.rawHeaders, 'upgrade') ?? 'websocket';
-    new Exchange(this, new UpgradeDownstream(req, socket, head), false, protocol).run();
+    const down = new UpgradeDownstream(req, socket, head);
+    this.run(down, () => new Exchange(this, down, false, protocol).run());
   }
 
   /** An HTTP/2 stream (h2-server.ts): the same pipeline again. */
   handleStream(down: H2Downstream): void {
-    new Exchange(this, down, false).run();
+    this.run(down, () => new Exchange(this, down, false).run());
+  }
+
+  /**
+   * A bug of ours must cost one exchange, never the process (every other client's requests): the
+   * client's side is cut and the error logged.
+   */
+  private run(down: Downstream, exchange: () => void): void {
+    try {
+      exchange();
+    } catch (err) {
+      this.opts.log?.('error', 'request pipeline failed; the exchange was cut', {
+        error: (err as Error).stack ?? String(err),
+      });
+      down.destroy();
+    }
   }
 
   /**

@@ -8,6 +8,8 @@ interface Window {
   requests: number;
   retries: number;
   prevRequests: number;
+  /** Retries refused because the budget was spent, since the start (for metrics). */
+  denied: number;
 }
 
 export class RetryBudget {
@@ -29,7 +31,7 @@ export class RetryBudget {
     }
     let w = byPort.get(port);
     if (!w) {
-      w = { second, requests: 0, retries: 0, prevRequests: 0 };
+      w = { second, requests: 0, retries: 0, prevRequests: 0, denied: 0 };
       byPort.set(port, w);
     } else if (w.second !== second) {
       w.prevRequests = w.second === second - 1 ? w.requests : 0;
@@ -48,8 +50,17 @@ export class RetryBudget {
   tryRetry(project: string, port: string): boolean {
     const w = this.window(project, port);
     const allowed = Math.max(this.minPerSecond, this.ratio * Math.max(w.requests, w.prevRequests));
-    if (w.retries >= allowed) return false;
+    if (w.retries >= allowed) {
+      w.denied++;
+      return false;
+    }
     w.retries++;
     return true;
+  }
+
+  /** Retries refused for want of budget, per project port that ever had one refused. */
+  *denials(): Generator<{ project: string; port: string; denied: number }> {
+    for (const [project, byPort] of this.windows)
+      for (const [port, w] of byPort) if (w.denied > 0) yield { project, port, denied: w.denied };
   }
 }

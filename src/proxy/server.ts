@@ -14,6 +14,7 @@ import { errorTitle, sendError } from './errors.ts';
 import type { Forwarder } from './forward.ts';
 import { H2Front } from './h2-server.ts';
 import type { ClientLimits } from './limits.ts';
+import { type ProxyAcceptOptions, proxyProtocolServer } from './proxy-accept.ts';
 
 export interface FrontOptions {
   readonly maxHeaderBytes: number;
@@ -25,6 +26,8 @@ export interface FrontOptions {
   readonly maxConcurrentStreams?: number;
   /** Terminate TLS (HTTP/2 or HTTP/1.1 by ALPN), certificates chosen by SNI from the store. */
   readonly tls?: { readonly store: CertificateStore; readonly minVersion: 'TLSv1.2' | 'TLSv1.3' };
+  /** Read a PROXY protocol header from trusted peers before TLS/HTTP (proxy-accept.ts). */
+  readonly proxyProtocol?: ProxyAcceptOptions;
 }
 
 /** Modern defaults: TLS 1.2+ with forward-secret AEAD suites only (TLS 1.3 suites are all fine). */
@@ -63,6 +66,9 @@ export class FrontServer {
   /** The HTTP/1.1 server (requests, Upgrades) for the connections that speak it. */
   readonly h1: http.Server;
   readonly h2: H2Front;
+  /** With the PROXY protocol: the TCP server that binds, reads the header and hands over to `listener`. */
+  readonly acceptor?: net.Server;
+  readonly proxyProtocol?: ProxyAcceptOptions;
   private draining = false;
 
   constructor(fw: Forwarder, opts: FrontOptions) {
@@ -155,6 +161,8 @@ export class FrontServer {
       socket.setNoDelay(true);
       if (opts.limits?.active) socket.once('close', opts.limits.connectionOpened(clientAddress(socket)));
     });
+    this.proxyProtocol = opts.proxyProtocol;
+    if (opts.proxyProtocol) this.acceptor = proxyProtocolServer(this.listener, opts.proxyProtocol);
   }
 
   /**
@@ -191,7 +199,7 @@ export class FrontServer {
   }
 
   async listen(host: string, port: number): Promise<{ host: string; port: number }> {
-    const address = await listen(this.listener, host, port);
+    const address = await listen(this.acceptor ?? this.listener, host, port);
     // The HTTP/1.1 server's header deadlines start with its 'listening' (it never binds itself).
     this.h1.emit('listening');
     return address;
@@ -204,7 +212,9 @@ export class FrontServer {
    */
   async drain(drainMs: number): Promise<void> {
     this.draining = true;
-    const closed = new Promise<void>((resolve) => this.listener.close(() => resolve()));
+    // With an acceptor the listener never bound: the acceptor counts the connections until they end.
+    const closed = new Promise<void>((resolve) => (this.acceptor ?? this.listener).close(() => resolve()));
+    if (this.acceptor) this.listener.close(() => {});
     this.h1.closeIdleConnections();
     this.h2.drain();
     const idleSweep = setInterval(() => this.h1.closeIdleConnections(), 50);

@@ -1,7 +1,32 @@
-// The client address of a connection, as every per-client rule sees it: the peer's address, without
-// the `::ffff:` prefix of IPv4 clients on a dual-stack listener.
+// The client address of a connection, for everything that keys on the client (per-client limits,
+// `ip` affinity, x-forwarded-for, the access log). Normally the TCP peer; behind a load balancer that
+// speaks the PROXY protocol, the address its header carried (proxy/proxy-accept.ts sets it before
+// the connection reaches the HTTP or TLS server).
 
-export function clientAddress(socket: { readonly remoteAddress?: string } | undefined | null): string {
-  const a = socket?.remoteAddress ?? '';
+import type { Socket } from 'node:net';
+
+const fromProxyHeader = new WeakMap<object, string>();
+/** Until a PROXY header is seen, the lookups are skipped: one branch per request. */
+let used = false;
+
+/** Records the client address a PROXY protocol header gave for this socket. */
+export function setClientAddress(socket: Socket, address: string): void {
+  used = true;
+  fromProxyHeader.set(socket, address);
+}
+
+/**
+ * The client's address, IPv4-mapped IPv6 written as IPv4. A TLS socket is looked up through the
+ * TCP socket it wraps (`_parent`, set by node's TLS server for every connection it wraps).
+ */
+export function clientAddress(socket: Socket | undefined): string {
+  // An HTTP/2 stream whose session is already gone has no socket left.
+  if (!socket) return '';
+  const a =
+    (used &&
+      (fromProxyHeader.get(socket) ??
+        fromProxyHeader.get((socket as { _parent?: object })._parent ?? socket))) ||
+    socket.remoteAddress ||
+    '';
   return a.startsWith('::ffff:') ? a.slice(7) : a;
 }

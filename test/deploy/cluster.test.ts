@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { CLUSTER, clusterEnv, type Obj, parseFile, render } from './load.ts';
+import { CLUSTER, COMPONENTS, clusterEnv, type Obj, parseFile, render, settings } from './load.ts';
 
 const env = clusterEnv();
 function load(name: string, extra: Record<string, string> = {}): Obj[] {
@@ -61,13 +61,38 @@ describe('kubeadm HA control plane', () => {
     assert.equal(join.discovery.bootstrapToken.apiServerEndpoint, endpoint);
   });
 
-  it('kube-vip announces the endpoint address on the masters', () => {
+  it('kube-vip announces the endpoint address on the masters, and no Service address', () => {
     const [pod] = load('kube-vip.yaml');
     const vars = Object.fromEntries(pod.spec.containers[0].env.map((e: Obj) => [e.name, e.value]));
     assert.equal(vars.address, env.CONTROL_PLANE_VIP);
     assert.equal(vars.port, env.CONTROL_PLANE_PORT);
     assert.equal(vars.cp_enable, 'true');
+    // Masters run no edge pod: answering for the edge's address there (externalTrafficPolicy
+    // Local) would drop its traffic. components/kube-vip does that from the edge pods' nodes.
+    assert.equal(vars.svc_enable, 'false');
     assert.equal(pod.spec.hostNetwork, true);
+    // The Service-mode DaemonSet (components/kube-vip) runs the same release.
+    const ds = parseFile(join(COMPONENTS, 'kube-vip', 'daemonset.yaml'))[0].obj;
+    assert.equal(ds.spec.template.spec.containers[0].image, pod.spec.containers[0].image);
+  });
+
+  it('node preparation creates the log directory world-writable with the sticky bit, before any pod', () => {
+    const lines = readFileSync(join(CLUSTER, 'tmpfiles-wharf.conf'), 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() && !l.startsWith('#'));
+    assert.deepEqual(lines, [`d ${settings()['node-log-dir']} 1777 root root -`]);
+  });
+
+  it('the outside edge: the same domain as the cluster, TLS, and the wharf-edge identity', () => {
+    assert.equal(env.WHARF_DOMAIN, settings().domain);
+    const [cfg] = load('wharf-external.yaml');
+    assert.equal(cfg.tier, 'edge');
+    assert.equal(cfg.domain, settings().domain);
+    assert.equal(cfg.listen, '0.0.0.0:8443');
+    assert.deepEqual(cfg.tls.secrets, [{ namespace: 'wharf-system', name: 'wharf-edge-tls' }]);
+    assert.equal(cfg.tls['redirect-http'], '0.0.0.0:8080');
+    const [token] = load('wharf-token.yaml');
+    assert.equal(token.metadata.annotations['kubernetes.io/service-account.name'], 'wharf-edge');
   });
 
   it("Wharf's kubeconfig and outside config list all three apiservers", () => {

@@ -1,13 +1,18 @@
 // Reads every manifest under deploy/ for the deploy tests. Templates in deploy/cluster/ are
 // rendered first with deploy/cluster/cluster.env plus sample per-node values, as an operator
-// would with envsubst.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+// would with envsubst. `kustomize()` renders deploy/ as `kubectl apply -k` would (where kubectl
+// exists), with a chosen set of components.
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const DEPLOY = join(ROOT, 'deploy');
 export const CLUSTER = join(DEPLOY, 'cluster');
+export const BASE = join(DEPLOY, 'base');
+export const COMPONENTS = join(DEPLOY, 'components');
 
 // biome-ignore lint/suspicious/noExplicitAny: manifests are untyped YAML
 export type Obj = Record<string, any>;
@@ -100,4 +105,61 @@ export function podSpecs(docs: Doc[]): { where: string; obj: Obj; spec: Obj }[] 
     const spec = o.spec?.template?.spec;
     return spec ? [{ where: `${d.file} ${o.kind}/${o.metadata.name}`, obj: o, spec }] : [];
   });
+}
+
+/** The settings of deploy/kustomization.yaml (the wharf-settings ConfigMap generator's literals). */
+export function settings(): Record<string, string> {
+  const k = parseFile(join(DEPLOY, 'kustomization.yaml'))[0].obj;
+  const gen = (k.configMapGenerator as Obj[]).find((g) => g.name === 'wharf-settings');
+  if (!gen) throw new Error('deploy/kustomization.yaml has no wharf-settings generator');
+  return Object.fromEntries(
+    (gen.literals as string[]).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
+}
+
+/**
+ * A container's args as the kubelet runs them: `$(VAR)` replaced by the container's env, values
+ * from the wharf-settings ConfigMap taken from `values` (default: deploy/kustomization.yaml's).
+ */
+export function kubeletArgs(container: Obj, values: Record<string, string> = settings()): string[] {
+  const env: Record<string, string> = {};
+  for (const e of container.env ?? []) {
+    if (e.value !== undefined) env[e.name] = e.value;
+    const ref = e.valueFrom?.configMapKeyRef;
+    if (ref?.name === 'wharf-settings' || ref?.name?.startsWith('wharf-settings-'))
+      env[e.name] = values[ref.key];
+  }
+  return (container.args as string[]).map((a) =>
+    a.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, name: string) => env[name] ?? m),
+  );
+}
+
+export const kubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0;
+
+/**
+ * `kubectl kustomize deploy` with the given components enabled in place of the listed ones (and
+ * `edit` applied to deploy/kustomization.yaml's text first), in a scratch copy of deploy/.
+ */
+export function kustomize(opts: { components?: string[]; edit?: (text: string) => string } = {}): Doc[] {
+  const dir = mkdtempSync(join(tmpdir(), 'wharf-kustomize-'));
+  try {
+    cpSync(DEPLOY, dir, { recursive: true });
+    let text = readFileSync(join(DEPLOY, 'kustomization.yaml'), 'utf8');
+    if (opts.edit) text = opts.edit(text);
+    if (opts.components) {
+      const k = parseAllDocuments(text)[0].toJS() as Obj;
+      k.components = opts.components.map((c) => `components/${c}`);
+      text = JSON.stringify(k);
+    }
+    writeFileSync(join(dir, 'kustomization.yaml'), text);
+    const out = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8', timeout: 60_000 });
+    if (out.status !== 0) throw new Error(`kubectl kustomize: ${out.stderr}`);
+    return parseAllDocuments(out.stdout).map((d, index) => ({
+      file: 'kubectl kustomize',
+      index,
+      obj: d.toJS() as Obj,
+    }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

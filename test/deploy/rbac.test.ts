@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { EDGE_TLS_API_USES, KUBERNETES_API_USES } from '../../src/discovery/resources.ts';
-import { allDocs, DEPLOY, find, type Obj, parseFile, podSpecs } from './load.ts';
+import { allDocs, BASE, find, type Obj, parseFile, podSpecs } from './load.ts';
 
 function triples(rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[]): string[] {
   const out = new Set<string>();
@@ -17,7 +17,7 @@ function triples(rules: { apiGroups: string[]; resources: string[]; verbs: strin
 }
 
 describe('RBAC matches src/discovery/resources.ts', () => {
-  const docs = parseFile(join(DEPLOY, 'rbac.yaml'));
+  const docs = parseFile(join(BASE, 'rbac.yaml'));
   const role = find(docs, 'ClusterRole', 'wharf-discovery');
 
   it('grants exactly KUBERNETES_API_USES, nothing more, nothing less', () => {
@@ -52,7 +52,7 @@ describe('RBAC matches src/discovery/resources.ts', () => {
     const accounts: Record<string, string> = { internal: 'wharf', edge: 'wharf-edge' };
     for (const tier of ['internal', 'edge']) {
       const sa = find(all, 'ServiceAccount', accounts[tier]);
-      const [tmpl] = podSpecs(parseFile(join(DEPLOY, tier, 'deployment.yaml')));
+      const [tmpl] = podSpecs(parseFile(join(BASE, tier, 'deployment.yaml')));
       assert.equal(tmpl.spec.serviceAccountName, accounts[tier], tier);
       assert.equal(tmpl.obj.metadata.namespace, sa.metadata.namespace, tier);
       assert.ok(

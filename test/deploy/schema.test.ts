@@ -6,42 +6,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { allDocs, clusterEnv, type Doc, isKubeObject, type Obj, ROOT } from './load.ts';
-
-interface Model {
-  validate(): void;
-}
-type ModelClass = new (data: Obj) => Model;
-
-/** Where the model classes of each apiVersion live. */
-function modulePath(apiVersion: string): string | undefined {
-  if (apiVersion === 'v1') return 'kubernetes-models/v1';
-  if (apiVersion === 'cert-manager.io/v1') return '@kubernetes-models/cert-manager/cert-manager.io/v1';
-  // Groups of the Kubernetes API itself: apps/v1, policy/v1, rbac.authorization.k8s.io/v1, ...
-  if (/^[a-z0-9.-]+\/v[0-9a-z]+$/.test(apiVersion)) return `kubernetes-models/${apiVersion}`;
-  return undefined;
-}
-
-async function modelFor(apiVersion: string, kind: string): Promise<ModelClass | undefined> {
-  const path = modulePath(apiVersion);
-  if (!path) return undefined;
-  try {
-    const mod = (await import(path)) as Record<string, unknown>;
-    return mod[kind] as ModelClass | undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Files that are not Kubernetes API objects, each checked by its own test. */
-const NOT_API = new Set([
-  'kubeadm.k8s.io/v1beta4/InitConfiguration',
-  'kubeadm.k8s.io/v1beta4/ClusterConfiguration',
-  'kubeadm.k8s.io/v1beta4/JoinConfiguration',
-  'kubelet.config.k8s.io/v1beta1/KubeletConfiguration',
-  'kustomize.config.k8s.io/v1beta1/Kustomization',
-  'v1/Config', // kubeconfig
-]);
+import { allDocs, clusterEnv, type Doc, isKubeObject, ROOT } from './load.ts';
+import { modulePath, NOT_API, validate } from './models.ts';
 
 /** Where the TypeScript interface `I<Kind>` of a model lives. */
 function typePath(apiVersion: string, kind: string): string {
@@ -63,17 +29,6 @@ function strictSource(docs: Doc[]): { text: string; where: Record<number, string
     where[lines.length] = `${d.file} ${d.obj.kind}/${d.obj.metadata.name}`;
   });
   return { text: `${lines.join('\n')}\n`, where };
-}
-
-async function validate(doc: Doc): Promise<void> {
-  const { apiVersion, kind } = doc.obj;
-  const Model = await modelFor(apiVersion, kind);
-  assert.ok(Model, `${doc.file}: no schema for ${apiVersion} ${kind}`);
-  try {
-    new Model(doc.obj).validate();
-  } catch (err) {
-    assert.fail(`${doc.file} ${kind}/${doc.obj.metadata?.name}: ${(err as Error).message}`);
-  }
 }
 
 describe('manifests validate against the Kubernetes schemas', () => {

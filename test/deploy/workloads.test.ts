@@ -3,9 +3,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { allDocs, find, type Obj, podSpecs } from './load.ts';
+import { allDocs, find, kubeletArgs, type Obj, podSpecs, settings } from './load.ts';
 
 const docs = allDocs();
+/** What `kubectl apply -k deploy/` applies before components: the files under deploy/base. */
+const baseDocs = docs.filter((d) => d.file.startsWith('deploy/base/'));
 const NODE_LOG_DIR = '/var/log/services';
 
 function duration(s: string): number {
@@ -46,7 +48,7 @@ describe('Wharf pods (internal, edge, webhook)', () => {
           c.name,
         );
         assert.ok(c.readinessProbe && c.livenessProbe, c.name);
-        // tsx keeps its transform cache in /tmp: it must be writable with a read-only root.
+        // The root filesystem is read-only; /tmp is the one writable place (diagnostics).
         assert.ok(
           c.volumeMounts.some((m: Obj) => m.mountPath === '/tmp'),
           `${c.name}: /tmp`,
@@ -78,14 +80,22 @@ describe('Wharf pods (internal, edge, webhook)', () => {
   }
 
   for (const tier of ['internal', 'edge']) {
-    it(`${tier}: config, ports, probes, shutdown timing and log directory agree`, () => {
+    it(`${tier}: config, ports, probes, shutdown timing, domain and logs agree`, () => {
       const dep = find(docs, 'Deployment', `wharf-${tier}`);
       const spec = dep.spec.template.spec;
       const c = spec.containers[0];
       const cmName = spec.volumes.find((v: Obj) => v.name === 'config').configMap.name;
       const config = parse(find(docs, 'ConfigMap', cmName).data['config.yaml']);
       assert.equal(config.tier, tier);
-      assert.deepEqual(c.args, ['serve', '--config', '/etc/wharf/config.yaml']);
+      // The domain is the one setting of deploy/kustomization.yaml, passed as --domain.
+      assert.equal(config.domain, undefined, 'the domain lives in deploy/kustomization.yaml only');
+      assert.deepEqual(kubeletArgs(c), [
+        'serve',
+        '--config',
+        '/etc/wharf/config.yaml',
+        '--domain',
+        settings().domain,
+      ]);
       assert.equal(c.volumeMounts.find((m: Obj) => m.name === 'config').mountPath, '/etc/wharf');
 
       const port = (name: string) => c.ports.find((x: Obj) => x.name === name).containerPort;
@@ -129,15 +139,10 @@ describe('Wharf pods (internal, edge, webhook)', () => {
       assert.ok(preStop >= 3, 'endpoints removal needs a few seconds to reach every proxy');
       assert.ok(preStop + duration(config.timeouts.drain) < spec.terminationGracePeriodSeconds);
 
-      const logs = c.volumeMounts.find((m: Obj) => m.name === 'node-logs');
-      assert.equal(logs.mountPath, config.logs.dir);
-      assert.equal(logs.subPathExpr, '$(WHARF_POD_NAMESPACE)/$(WHARF_POD_NAME)');
-      assert.equal(spec.volumes.find((v: Obj) => v.name === 'node-logs').hostPath.path, NODE_LOG_DIR);
-      const env = Object.fromEntries(c.env.map((e: Obj) => [e.name, e.valueFrom?.fieldRef?.fieldPath]));
-      assert.equal(env.WHARF_POD_NAMESPACE, 'metadata.namespace');
-      assert.equal(env.WHARF_POD_NAME, 'metadata.name');
-      // It mounts its own folder, so the webhook must leave it alone.
-      assert.equal(dep.spec.template.metadata.annotations['wharf.io/logs'], 'disabled');
+      // Logs go to stdout (filebeat reads the container logs): no log directory, no hostPath, so
+      // wharf-system can enforce Pod Security "restricted".
+      assert.equal(config.logs?.dir, undefined);
+      assert.ok(!spec.volumes.some((v: Obj) => v.hostPath), 'no hostPath volume');
     });
   }
 
@@ -157,7 +162,7 @@ describe('Wharf pods (internal, edge, webhook)', () => {
 });
 
 describe('NetworkPolicy keeps admin ports in the cluster', () => {
-  const policies = docs.filter((d) => d.obj.kind === 'NetworkPolicy').map((d) => d.obj);
+  const policies = baseDocs.filter((d) => d.obj.kind === 'NetworkPolicy').map((d) => d.obj);
 
   for (const tier of ['internal', 'edge']) {
     it(`${tier}: admin only from the monitoring namespace (and the edge tier), never from an ipBlock`, () => {
@@ -238,8 +243,15 @@ describe('mutating webhook configuration', () => {
     assert.equal(args['key-file'], `${mount.mountPath}/tls.key`);
   });
 
-  it('mounts the same node directory that Wharf writes and filebeat reads', () => {
-    assert.equal(args['host-path'], NODE_LOG_DIR);
+  it('mounts the node directory that filebeat reads: the node-log-dir setting', () => {
+    // As the kubelet expands it, and as kustomize writes filebeat's hostPath (kustomize.test.ts).
+    const expanded = Object.fromEntries(
+      kubeletArgs(dep.spec.template.spec.containers[0])
+        .filter((a: string) => a.startsWith('--'))
+        .map((a: string) => a.slice(2).split('=')),
+    );
+    assert.equal(settings()['node-log-dir'], NODE_LOG_DIR);
+    assert.equal(expanded['host-path'], NODE_LOG_DIR);
     assert.ok(args['mount-path'].startsWith('/'));
     const fb = find(docs, 'DaemonSet', 'filebeat');
     assert.ok(fb.spec.template.spec.volumes.some((v: Obj) => v.hostPath?.path === NODE_LOG_DIR));

@@ -397,3 +397,75 @@ describe('bounded buffer', () => {
     await logs.close();
   });
 });
+
+describe('a log directory Wharf cannot write', () => {
+  /**
+   * Resolves when the Problems are gone (each file is retried on its own, so they may go one by one).
+   * No sleeps: the retry timer drives it. That timer does not hold the process open (unref), so a
+   * bounded guard timer keeps the test's event loop alive.
+   */
+  const cleared = (logs: ReturnType<typeof createLogs>) =>
+    new Promise<void>((resolve, reject) => {
+      const guard = setTimeout(() => reject(new Error('Problems not cleared within 5 s')), 5000);
+      const off = logs.onProblems((p) => {
+        if (p.length > 0) return;
+        off();
+        clearTimeout(guard);
+        resolve();
+      });
+    });
+
+  test('lines go to stdout, a Problem is reported, and the files are used once they can be opened', async () => {
+    const base = tmp();
+    // A regular file where the directory should be: mkdir and open fail (ENOTDIR) even for root.
+    const dir = join(base, 'logs');
+    fs.writeFileSync(dir, 'not a directory');
+    const out = join(base, 'stdout');
+    const fd = openSync(out, 'a');
+    const logs = createLogs({ dir, access: true, health: true, fd, retryMs: 20 });
+    const seen: (readonly { code: string; message: string }[])[] = [];
+    logs.onProblems((p) => seen.push(p));
+    assert.equal(seen.length, 1, 'replayed at once');
+    assert.equal(seen[0][0].code, 'log-dir-unwritable');
+    assert.match(seen[0][0].message, /access\.log, health\.log, wharf\.log/);
+    assert.match(seen[0][0].message, /ENOTDIR|EEXIST/);
+
+    logs.access(rec({ requestId: 'to-stdout' }));
+    logs.event(health());
+    await logs.flush();
+    await new Promise((r) => setTimeout(r, 20)); // the stdout sink batches for up to 10 ms
+    const fallback = lines(out);
+    assert.ok(fallback.some((l) => l.log === 'access' && l.requestId === 'to-stdout'));
+    assert.ok(fallback.some((l) => l.log === 'health' && l.type === 'health'));
+    assert.ok(fallback.some((l) => l.log === 'wharf' && l.msg === 'log files not writable'));
+
+    // The operator fixes the node: the next retry opens the files.
+    const done = cleared(logs);
+    fs.rmSync(dir);
+    fs.mkdirSync(dir);
+    await done;
+    assert.deepEqual(seen.at(-1), []);
+    logs.access(rec({ requestId: 'to-file' }));
+    await logs.flush();
+    assert.deepEqual(
+      lines(join(dir, 'access.log')).map((l) => l.requestId),
+      ['to-file'],
+    );
+    await logs.close();
+  });
+
+  test('SIGUSR1 (reopen) tries a failed file at once', async () => {
+    const base = tmp();
+    const dir = join(base, 'logs');
+    fs.writeFileSync(dir, 'x');
+    const fd = openSync(join(base, 'stdout'), 'a');
+    // A retry far away: only reopen() can open the files within the test.
+    const logs = createLogs({ dir, access: true, health: true, fd, retryMs: 3_600_000 });
+    const done = cleared(logs);
+    fs.rmSync(dir);
+    fs.mkdirSync(dir);
+    logs.reopen();
+    await done;
+    await logs.close();
+  });
+});

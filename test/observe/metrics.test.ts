@@ -113,3 +113,34 @@ describe('metrics', () => {
     assert.equal(value(exp, 'wharf_requests_total', { project: '_overflow' }), 47);
   });
 });
+
+describe('retry budget and naming', () => {
+  test('retries refused by the budget are a counter per project port', async () => {
+    const { RetryBudget } = await import('../../src/proxy/retry-budget.ts');
+    let now = 1_000_000;
+    const budget = new RetryBudget(0.2, 1, { now: () => now });
+    const m = new Metrics({ retryBudgetDenials: () => budget.denials() });
+    const empty = parseExposition(await m.render());
+    assert.equal(empty.types.get('wharf_retry_budget_exhausted_total'), 'counter');
+    assert.equal(value(empty, 'wharf_retry_budget_exhausted_total', { project: 'shop' }), undefined);
+    // Budget: max(1, 0.2 x 3 requests) = 1 retry in this second; the next two are refused.
+    for (let i = 0; i < 3; i++) budget.request('shop', 'web');
+    assert.deepEqual(
+      [budget.tryRetry('shop', 'web'), budget.tryRetry('shop', 'web'), budget.tryRetry('shop', 'web')],
+      [true, false, false],
+    );
+    now += 1000;
+    budget.request('shop', 'web');
+    assert.equal(budget.tryRetry('shop', 'web'), true, 'a new second has a new budget');
+    const after = parseExposition(await m.render());
+    assert.equal(value(after, 'wharf_retry_budget_exhausted_total', { project: 'shop', port: 'web' }), 2);
+  });
+
+  test('no gauge is named like a counter (promtool check metrics)', async () => {
+    const m = new Metrics({ defaultMetrics: true });
+    const text = parseExposition(await m.render());
+    for (const [name, type] of text.types)
+      if (name.endsWith('_total')) assert.equal(type, 'counter', `${name} is a ${type}`);
+    assert.equal(text.types.get('wharf_nodejs_active_handles'), 'gauge', 'the per-type twin stays');
+  });
+});

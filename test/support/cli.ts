@@ -15,10 +15,15 @@ export interface Child {
   exit(): Promise<number | null>;
 }
 
-export function runWharf(args: string[], env: NodeJS.ProcessEnv = {}): Child {
+export function runWharf(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  as?: { readonly uid: number; readonly gid: number },
+): Child {
   const proc = spawn(process.execPath, [WHARF_BIN, ...args], {
     env: { ...process.env, ...env },
     stdio: 'pipe',
+    ...as,
   });
   const child: Child = {
     proc,

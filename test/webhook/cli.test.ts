@@ -8,16 +8,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseWebhookArgs } from '../../src/webhook/index.ts';
-import { DEPLOY, find, parseFile, ROOT } from '../deploy/load.ts';
+import { BASE, find, kubeletArgs, parseFile, ROOT } from '../deploy/load.ts';
 import { podReview, samplePod } from './helpers.ts';
 
 const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
 if (!hasOpenssl) console.log('# skipping the webhook process test: the openssl CLI is not installed');
 
 describe('wharf webhook arguments', () => {
-  it('parses the args of deploy/webhook/deployment.yaml', () => {
-    const dep = find(parseFile(join(DEPLOY, 'webhook', 'deployment.yaml')), 'Deployment', 'wharf-webhook');
-    const [cmd, ...args] = dep.spec.template.spec.containers[0].args;
+  it('parses the args of deploy/base/webhook/deployment.yaml', () => {
+    const dep = find(parseFile(join(BASE, 'webhook', 'deployment.yaml')), 'Deployment', 'wharf-webhook');
+    // As the kubelet runs it: $(WHARF_NODE_LOG_DIR) is the node-log-dir setting.
+    const [cmd, ...args] = kubeletArgs(dep.spec.template.spec.containers[0]);
     assert.equal(cmd, 'webhook');
     assert.deepEqual(parseWebhookArgs(args), {
       listen: '0.0.0.0:8443',
