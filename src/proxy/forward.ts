@@ -14,6 +14,7 @@ import {
   readCookie,
 } from '../balancing/index.ts';
 import type { AccessRecord } from '../model/access.ts';
+import type { AttemptRecord, AttemptResult } from '../model/attempt.ts';
 import type { HealthView } from '../model/health.ts';
 import type { AttemptError, AttemptOutcome } from '../model/outcome.ts';
 import type { Endpoint, EndpointId, PortRoute, ProjectRoute, RouteTable } from '../model/routes.ts';
@@ -54,13 +55,11 @@ export interface ForwarderOptions {
   /** Whether x-forwarded-* and x-wharf-* from this client may be believed (edge: trusted CIDRs only). */
   readonly trusted: (clientIp: string) => boolean;
   readonly onAccess?: (rec: AccessRecord) => void;
-  /** Once per upstream attempt: its status or error, and whether it was a retry (metrics). */
-  readonly onAttempt?: (
-    project: string,
-    port: string,
-    outcome: number | AttemptError,
-    retry: boolean,
-  ) => void;
+  /**
+   * Once per upstream attempt, when its response headers arrive or it ends without them (metrics,
+   * dashboard): the instance that took it, its outcome, how long it took, whether it was a retry.
+   */
+  readonly onAttempt?: (a: AttemptRecord) => void;
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
@@ -590,6 +589,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   discarding = false;
   abortedWith?: Aborted;
   done = false;
+  /** onAttempt has had this attempt (once: a failure after the headers is not another attempt). */
+  private observed = false;
   private drainBound?: () => void;
 
   constructor(
@@ -766,6 +767,9 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.settle();
     const ex = this.ex;
     const aborted = this.abortedWith ?? (err instanceof Aborted ? err : undefined);
+    // Not evidence against the upstream, but time spent there: observe/ counts it on this instance.
+    if (aborted?.why === 'rescue') this.observe('rescued');
+    else if (aborted || ex.clientGone) this.observe('cancelled');
     if (aborted?.why === 'client-gone' || ex.clientGone) return; // finish() ran in onClientClose
     if (ex.overLimit && !this.responded) {
       return ex.replyBody(413, 'payload-too-large', {
@@ -807,14 +811,22 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.ex.fw.untrack(this);
   }
 
+  private observe(outcome: AttemptResult, durationMs = performance.now() - this.sentAt): void {
+    if (this.observed) return;
+    this.observed = true;
+    const e = this.endpoint;
+    this.ex.fw.opts.onAttempt?.({
+      project: e.project,
+      port: e.port,
+      instance: e.instance,
+      outcome,
+      durationMs,
+      retry: this.ex.attempts > 1,
+    });
+  }
+
   private report(status?: number, error?: AttemptError, durationMs = performance.now() - this.sentAt): void {
-    const ex = this.ex;
-    ex.fw.opts.onAttempt?.(
-      this.endpoint.project,
-      this.endpoint.port,
-      status ?? error ?? 'reset',
-      ex.attempts > 1,
-    );
+    this.observe(status ?? error ?? 'reset', durationMs);
     this.ex.fw.opts.health.report({
       endpoint: this.endpoint.id,
       status,
