@@ -59,7 +59,9 @@ export function healthPathOf(p: DemoProject): string {
 
 /**
  * `--projects N`: N more projects, `svc-001` and on, two in-process instances each, probed every
- * 2 s: enough to see how the dashboard and Wharf behave with a fleet, cheap enough for a laptop.
+ * 5 s with a 3 s timeout: enough to see how the dashboard and Wharf behave with a fleet, cheap
+ * enough for a laptop. (Their instances share the demo's event loop; with 1 s probes a busy machine
+ * made healthy ones flap.)
  */
 export function generatedProjects(n: number): DemoProject[] {
   const width = Math.max(3, String(n).length);
@@ -67,7 +69,7 @@ export function generatedProjects(n: number): DemoProject[] {
     name: `svc-${String(i + 1).padStart(width, '0')}`,
     ports: ['http'],
     replicas: 2,
-    settings: { 'health-path': '/healthz', 'health-interval': '2s' },
+    settings: { 'health-path': '/healthz', 'health-interval': '5s', 'health-timeout': '3s' },
     blurb: 'generated',
     inline: true,
   }));
