@@ -77,23 +77,23 @@ describe('dashboard with 200 projects', { skip }, () => {
     assert.equal(await p.locator('.project.open').count(), 0);
     assert.equal(await p.locator('canvas').count(), 0);
 
-    // Ten seconds of live updates: every second a summary of ~600 instance ports and ports.
+    // Six seconds of live updates: every second a summary of ~600 instance ports and ports.
     const from = (await p.evaluate('performance.now()')) as number;
     // A second stream only to count what arrived (the dashboard's own is inside its closure).
     await p.evaluate(`window.__updates = 0;
       new EventSource('/events?history=0').addEventListener('traffic', () => window.__updates++);`);
-    await p.waitForTimeout(10_000);
+    await p.waitForTimeout(6000);
     const all = (await p.evaluate('window.__longTasks')) as [number, number][];
     const tasks = all.filter(([t]) => t >= from);
     const got = (await p.evaluate('window.__updates')) as number;
     const longest = Math.max(0, ...tasks.map(([, d]) => d));
     const blocking = tasks.reduce((s, [, d]) => s + d - 50, 0);
     process.stdout.write(
-      `# 10 s of updates (${got} traffic events): ${tasks.length} long tasks, longest ${longest} ms, blocking ${blocking} ms (while loading: ${all.length - tasks.length}, longest ${Math.max(0, ...all.map(([, d]) => d))} ms)\n`,
+      `# 6 s of updates (${got} traffic events): ${tasks.length} long tasks, longest ${longest} ms, blocking ${blocking} ms (while loading: ${all.length - tasks.length}, longest ${Math.max(0, ...all.map(([, d]) => d))} ms)\n`,
     );
-    assert.ok(got >= 5, `traffic events flowed: ${got}`);
+    assert.ok(got >= 3, `traffic events flowed: ${got}`);
     assert.ok(longest < 500, `no update froze the page: longest task ${longest} ms`);
-    assert.ok(blocking < 2000, `the page stayed responsive: ${blocking} ms blocked in 10 s`);
+    assert.ok(blocking < 1500, `the page stayed responsive: ${blocking} ms blocked in 6 s`);
 
     // While updates flow, a search answers at once and opening a project draws its charts.
     const t0 = Date.now();

@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { commandHelp, parseCommand, SERVE_OPTIONS, UsageError, unknownCommand } from '../../src/cli.ts';
 import { DEMO_OPTIONS } from '../../src/demo/options.ts';
 import { runWharf, WHARF_BIN } from '../support/cli.ts';
@@ -28,41 +28,78 @@ function oneLine(stderr: string): string {
   return lines[0];
 }
 
-describe('listener errors', () => {
-  let busy: http.Server;
-  let busyPort: number;
-  /** Every case starts at once (each is a process start of about a second), then each test reads its own. */
-  const runs = new Map<string, Promise<{ code: number | null; stderr: string }>>();
-  const run = (name: string, args: string[]) => {
-    const c = runWharf(args);
-    runs.set(
-      name,
-      c.exit().then((code) => ({ code, stderr: c.stderr })),
-    );
-  };
-  before(async () => {
-    busy = http.createServer();
-    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
-    busyPort = (busy.address() as AddressInfo).port;
-    const serve = (listen: string, admin: string) => [
-      'serve',
-      '--config',
-      config,
-      '--listen',
-      listen,
-      '--admin',
-      admin,
-    ];
-    run('proxy', serve(`127.0.0.1:${busyPort}`, '127.0.0.1:0'));
-    run('admin', serve('127.0.0.1:0', `127.0.0.1:${busyPort}`));
-    // 192.0.2.0/24 is TEST-NET-1: never assigned to a host.
-    run('notavail', serve('192.0.2.1:18080', '127.0.0.1:0'));
-    run('demo', ['demo', '--listen', `127.0.0.1:${busyPort}`, '--admin', '127.0.0.1:0', '--no-traffic']);
-  });
-  after(() => busy.close());
+/**
+ * Every CLI run of this file starts at module load, all at once (each is a process start of about
+ * a second), and each test awaits its own result.
+ */
+interface Result {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+const results = new Map<string, Promise<Result>>();
+function launch(name: string, args: string[]): void {
+  const c = runWharf(args);
+  results.set(
+    name,
+    c.exit().then((code) => ({ code, stdout: c.stdout, stderr: c.stderr })),
+  );
+}
+const result = (name: string) => results.get(name)!;
 
+const busy = http.createServer();
+await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+const busyPort = (busy.address() as AddressInfo).port;
+after(() => busy.close());
+
+const serveOn = (listen: string, admin: string) => [
+  'serve',
+  '--config',
+  config,
+  '--listen',
+  listen,
+  '--admin',
+  admin,
+];
+launch('proxy in use', serveOn(`127.0.0.1:${busyPort}`, '127.0.0.1:0'));
+launch('admin in use', serveOn('127.0.0.1:0', `127.0.0.1:${busyPort}`));
+// 192.0.2.0/24 is TEST-NET-1: never assigned to a host.
+launch('not available', serveOn('192.0.2.1:18080', '127.0.0.1:0'));
+launch('demo in use', [
+  'demo',
+  '--listen',
+  `127.0.0.1:${busyPort}`,
+  '--admin',
+  '127.0.0.1:0',
+  '--no-traffic',
+]);
+
+// What only a start would have found before: check-config and serve refuse it.
+const bad = join(dir, 'bad.yaml');
+writeFileSync(
+  bad,
+  'listen: 127.0.0.1:8443\nadmin: 127.0.0.1:8443\ntier: edge\ntls: { redirect-http: 300.1.1.1:8080, certificates: [{ cert: /c, key: /k }] }\n',
+);
+launch('check bad', ['check-config', bad]);
+launch('serve bad', ['serve', '--config', bad]);
+// A config that parses, with a certificate file that is not there.
+const noCert = join(dir, 'cert.yaml');
+writeFileSync(
+  noCert,
+  `tier: edge\nlisten: 127.0.0.1:0\nadmin: 127.0.0.1:0\ntls: { certificates: [{ cert: ${dir}/none.crt, key: ${dir}/none.key }] }\n`,
+);
+launch('check cert', ['check-config', noCert]);
+launch('serve cert', ['serve', '--config', noCert]);
+launch('check ok', ['check-config', config]);
+
+launch('help demo', ['demo', '-h']);
+launch('help serve', ['help', 'serve']);
+launch('typo command', ['servee']);
+launch('typo option', ['serve', '--lsten', '127.0.0.1:0']);
+
+describe('listener errors', () => {
   it('a proxy port in use: one line naming the listener, the address and what to do; exit 1', async () => {
-    const r = await runs.get('proxy')!;
+    const r = await result('proxy in use');
     assert.equal(r.code, 1);
     assert.match(
       oneLine(r.stderr),
@@ -73,7 +110,7 @@ describe('listener errors', () => {
   });
 
   it('an admin port in use names the admin listener and --admin', async () => {
-    const r = await runs.get('admin')!;
+    const r = await result('admin in use');
     assert.equal(r.code, 1);
     assert.match(
       oneLine(r.stderr),
@@ -82,7 +119,7 @@ describe('listener errors', () => {
   });
 
   it('an address this host does not have (EADDRNOTAVAIL)', async () => {
-    const r = await runs.get('notavail')!;
+    const r = await result('not available');
     assert.equal(r.code, 1);
     assert.match(
       oneLine(r.stderr),
@@ -91,7 +128,7 @@ describe('listener errors', () => {
   });
 
   it('the demo says the same for its ports', async () => {
-    const r = await runs.get('demo')!;
+    const r = await result('demo in use');
     assert.equal(r.code, 1);
     assert.match(
       oneLine(r.stderr),
@@ -133,51 +170,33 @@ describe('listener errors', () => {
 });
 
 describe('check-config refuses what would fail at start (exit 2)', () => {
-  it('listen equal to admin', async () => {
-    const f = join(dir, 'same.yaml');
-    writeFileSync(f, 'listen: 127.0.0.1:8080\nadmin: 127.0.0.1:8080\n');
-    const r = runWharf(['check-config', f]);
-    // serve refuses it the same way, before binding anything.
-    const s = runWharf(['serve', '--config', f]);
-    assert.equal(await r.exit(), 2);
-    assert.match(r.stderr, /admin: "127\.0\.0\.1:8080": the same address as listen/);
-    assert.equal(await s.exit(), 2);
-    assert.match(s.stderr, /the same address as listen/);
-  });
-
-  it('an invalid IP, and a certificate file that does not exist', async () => {
-    const f = join(dir, 'ip.yaml');
-    writeFileSync(
-      f,
-      `tier: edge\nlisten: 300.1.1.1:8443\ntls: { certificates: [{ cert: ${dir}/none.crt, key: ${dir}/none.key }] }\n`,
-    );
-    const r = runWharf(['check-config', f]);
-    assert.equal(await r.exit(), 2);
-    assert.match(r.stderr, /listen: "300\.1\.1\.1:8443": 300\.1\.1\.1 is not an IPv4 address/);
-    const f2 = join(dir, 'cert.yaml');
-    writeFileSync(
-      f2,
-      `tier: edge\nlisten: 127.0.0.1:0\nadmin: 127.0.0.1:0\ntls: { certificates: [{ cert: ${dir}/none.crt, key: ${dir}/none.key }] }\n`,
-    );
-    await Promise.all(
-      [
-        ['check-config', f2],
-        ['serve', '--config', f2],
-      ].map(async (args) => {
-        const c = runWharf(args);
-        assert.equal(await c.exit(), 2, args.join(' '));
-        assert.match(
-          c.stderr,
-          /tls\.certificates\.0\.cert: ".*none\.crt": no such file: expected a PEM certificate file/,
-        );
-        assert.doesNotMatch(c.stderr, /^\s+at /m);
-      }),
-    );
+  it('two listeners on one address, an invalid IP, a certificate file that does not exist', async () => {
+    // serve refuses the same files the same way, before it binds anything.
+    for (const name of ['check bad', 'serve bad']) {
+      const r = await result(name);
+      assert.equal(r.code, 2, name);
+      assert.match(r.stderr, /admin: "127\.0\.0\.1:8443": the same address as listen/, name);
+      assert.match(
+        r.stderr,
+        /tls\.redirect-http: "300\.1\.1\.1:8080": 300\.1\.1\.1 is not an IPv4 address/,
+        name,
+      );
+    }
+    for (const name of ['check cert', 'serve cert']) {
+      const r = await result(name);
+      assert.equal(r.code, 2, name);
+      assert.match(
+        r.stderr,
+        /tls\.certificates\.0\.cert: ".*none\.crt": no such file: expected a PEM certificate file/,
+        name,
+      );
+      assert.doesNotMatch(r.stderr, /^\s+at /m, name);
+    }
   });
 
   it('ok names what it checked', async () => {
-    const r = runWharf(['check-config', config]);
-    assert.equal(await r.exit(), 0);
+    const r = await result('check ok');
+    assert.equal(r.code, 0);
     assert.match(
       r.stdout,
       /: ok \(tier internal, domain test\.local, 1 static project\(s\), proxy 127\.0\.0\.1:8080, admin 127\.0\.0\.1:9901\)/,
@@ -198,19 +217,15 @@ describe('help and suggestions', () => {
     assert.match(commandHelp('demo'), /--projects N +add N generated projects/);
   });
 
-  it('wharf serve --help, wharf demo -h and wharf help check-config print it and exit 0', async () => {
-    const cases: [string[], string][] = [
-      [['serve', '--help'], 'serve'],
-      [['demo', '-h'], 'demo'],
-      [['help', 'check-config'], 'check-config'],
-    ];
-    await Promise.all(
-      cases.map(async ([args, cmd]) => {
-        const r = runWharf(args);
-        assert.equal(await r.exit(), 0, r.stderr);
-        assert.equal(r.stdout, commandHelp(cmd));
-      }),
-    );
+  it('wharf demo -h (it used to fail) and wharf help serve print it and exit 0', async () => {
+    for (const [name, cmd] of [
+      ['help demo', 'demo'],
+      ['help serve', 'serve'],
+    ]) {
+      const r = await result(name);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, commandHelp(cmd));
+    }
   });
 
   it('a typo in a command or an option gets the closest one', async () => {
@@ -260,27 +275,21 @@ describe('help and suggestions', () => {
   });
 
   it('as a process: exit 2, the message and where to read more', async () => {
-    const cases: [string[], RegExp][] = [
+    const cases: [string, RegExp][] = [
       [
-        ['servee'],
+        'typo command',
         /^wharf: unknown command "servee" \(did you mean "serve"\?\)\nRun `wharf --help` for usage\.\n$/,
       ],
       [
-        ['serve', '--lsten', '127.0.0.1:0'],
+        'typo option',
         /^wharf serve: unknown option --lsten \(did you mean --listen\?\)\nRun `wharf serve --help` for usage\.\n$/,
       ],
-      [
-        ['demo', '--rps', 'lots'],
-        /^wharf demo: --rps "lots": expected a number from 0 to 500, e\.g\. --rps 20\nRun `wharf demo --help` for usage\.\n$/,
-      ],
     ];
-    await Promise.all(
-      cases.map(async ([args, want]) => {
-        const r = runWharf(args);
-        assert.equal(await r.exit(), 2, args.join(' '));
-        assert.match(r.stderr, want, args.join(' '));
-      }),
-    );
+    for (const [name, want] of cases) {
+      const r = await result(name);
+      assert.equal(r.code, 2, name);
+      assert.match(r.stderr, want, name);
+    }
   });
 });
 
@@ -293,6 +302,8 @@ describe('serve on a terminal', () => {
     // script(1) gives the child a pseudo-terminal, as a user's shell would.
     const cmd = `${process.execPath} ${WHARF_BIN} serve --config ${config} --listen 127.0.0.1:0 --admin 127.0.0.1:0`;
     const proc = spawn('script', ['-qec', cmd, '/dev/null'], { stdio: 'pipe' });
+    // Not on a pipe: there the JSON log is all.
+    const piped = runWharf(serveOn('127.0.0.1:0', '127.0.0.1:0'));
     let out = '';
     proc.stdout.on('data', (c) => {
       out += c;
@@ -305,16 +316,6 @@ describe('serve on a terminal', () => {
       out,
       /wharf is ready: proxy http:\/\/127\.0\.0\.1:\d+, admin and dashboard http:\/\/127\.0\.0\.1:\d+\/, 1 project \(tier internal, domain test\.local\)/,
     );
-    // Not on a pipe: there the JSON log is all (the other tests of this file read stderr as a pipe).
-    const piped = runWharf([
-      'serve',
-      '--config',
-      config,
-      '--listen',
-      '127.0.0.1:0',
-      '--admin',
-      '127.0.0.1:0',
-    ]);
     await piped.started();
     piped.proc.kill('SIGTERM');
     await piped.exit();
