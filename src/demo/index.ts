@@ -211,7 +211,7 @@ export function banner(d: RunningDemo, logDir: string): string {
     `  curl -X POST ${d.adminUrl}/api/demo/shop/shop-1/revive      # SIGCONT`,
     `  curl -X POST ${d.adminUrl}/api/demo/blog/blog-0/kill        # SIGKILL: connections refused`,
     `  curl -X POST ${d.adminUrl}/api/demo/blog/blog-0/revive      # restart on the same port`,
-    `  curl -X POST ${d.adminUrl}/api/demo/api/scale-up            # or scale-down (drains first)`,
+    `  curl -X POST ${d.adminUrl}/api/demo/api/scale-up            # one more api instance (scale-down drains and removes one)`,
     ...(d.apiserver
       ? [
           `  curl -X POST ${d.adminUrl}/api/demo/apiserver/down         # apiserver outage: Wharf keeps serving (then /up)`,
@@ -219,7 +219,7 @@ export function banner(d: RunningDemo, logDir: string): string {
       : []),
     `  curl -H 'Host: shop-1.web.shop.${DEMO_DOMAIN}' ${proxy}         # pinned to a frozen instance: 503 saying why`,
     '',
-    'Ctrl-C stops everything.',
+    'Ctrl-C stops everything (so does stopping npm any other way, even kill -9).',
     '',
   );
   return lines.join('\n');
