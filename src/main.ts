@@ -651,10 +651,7 @@ export async function startObserved(opts: ObservedOptions): Promise<{ wharf: Wha
       log: obs.logs.app,
       onAccess: obs.access,
       onEvent: (e) => obs.bus.emit(e),
-      onAttempt: (project, port, outcome, retry) => {
-        obs.metrics.attempt(project, port, outcome);
-        if (retry) obs.metrics.retry(project, port);
-      },
+      onAttempt: obs.attempt,
       onProbe: (e, ok, latencyMs) => obs.metrics.probe(e.project, e.port, latencyMs / 1000, ok),
       adminRoutes: [
         (req, res) => serveDashboard(req, res),

@@ -2,13 +2,16 @@
 // reason; a file with any error yields no Config at all, so nothing starts half-configured.
 
 import { readFileSync } from 'node:fs';
+import { isIPv4, isIPv6 } from 'node:net';
 import { parseDocument } from 'yaml';
 import type { ProjectSettings } from '../model/settings.ts';
 import type { HostPort, InstanceRecord, ProjectRecord } from '../model/snapshot.ts';
 import { DNS_LABEL, type Tier } from '../routing/build.ts';
 import { DEFAULT_SETTINGS, parseDuration, parseSettings } from '../routing/settings.ts';
 import { parseCidr } from '../util/cidr.ts';
-import { type ConfigFile, configSchema } from './schema.ts';
+import { closest } from '../util/suggest.ts';
+import { describeIssue, expectedAt, showValue, withSettingExample } from './messages.ts';
+import { type ConfigFile, configSchema, keysAt } from './schema.ts';
 
 export interface Config {
   readonly listen: HostPort;
@@ -143,7 +146,7 @@ function resolveKubernetes(
     apiservers = split(over.apiservers);
     for (const u of apiservers)
       if (!/^https?:\/\/[^\s/]+\/?$/.test(u))
-        issues.push(`--apiserver: expected http(s)://host:port, got "${u}"`);
+        issues.push(`--apiserver: "${u}": expected http(s)://host:port such as https://10.0.0.11:6443`);
   }
   const ctx = over.context ?? k?.context;
   const contexts = ctx === undefined ? undefined : typeof ctx === 'string' ? split(ctx) : ctx;
@@ -164,13 +167,45 @@ function resolveKubernetes(
   return Object.freeze(kc);
 }
 
-/** `host:port`, `[v6]:port` or `:port` (all interfaces). */
+/** A host name (RFC 1123), e.g. `localhost` or `wharf-internal.wharf-system.svc`. */
+const HOSTNAME =
+  /^(?=.{1,253}\.?$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
+
+/**
+ * `host:port`, `[v6]:port` or `:port` (all interfaces). The host is an IP address or a host name:
+ * `300.1.1.1` is refused here rather than when the listener fails to bind.
+ */
 export function parseHostPort(value: string): HostPort {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value.trim());
-  if (!m) throw new Error(`expected host:port, got "${value}"`);
+  const m = /^(?:\[([^\]]*)\]|([^:[\]]*)):(\d{1,5})$/.exec(value.trim());
+  if (!m) throw new Error('expected host:port such as 127.0.0.1:8080');
   const port = Number(m[3]);
-  if (port > 65535) throw new Error(`port out of range in "${value}"`);
-  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+  if (port > 65535) throw new Error(`port ${port} is out of range: expected a port from 0 to 65535`);
+  if (m[1] !== undefined) {
+    if (!isIPv6(m[1])) throw new Error(`[${m[1]}] is not an IPv6 address: expected e.g. [::1]:${port}`);
+    return { host: m[1], port };
+  }
+  const host = m[2] || '0.0.0.0';
+  if (/^[\d.]+$/.test(host) && !isIPv4(host))
+    throw new Error(
+      `${host} is not an IPv4 address: expected four numbers from 0 to 255, e.g. 10.0.0.1:${port}`,
+    );
+  if (!isIPv4(host) && !HOSTNAME.test(host))
+    throw new Error(`"${host}" is neither an IP address nor a host name: expected e.g. 127.0.0.1:${port}`);
+  return { host, port };
+}
+
+/** `field: <value>: reason`, the one shape of every config error. */
+function fieldIssue(field: string, value: unknown, reason: string): string {
+  return `${field}: ${showValue(value)}: ${reason}`;
+}
+
+const WILDCARDS = new Set(['0.0.0.0', '::', '']);
+
+/** Whether two listeners would fight over one socket (port 0 never does: the kernel picks). */
+function sameSocket(a: HostPort, b: HostPort): boolean {
+  if (a.port === 0 || a.port !== b.port) return false;
+  const norm = (h: string) => (h.toLowerCase() === 'localhost' ? '127.0.0.1' : h.toLowerCase());
+  return WILDCARDS.has(a.host) || WILDCARDS.has(b.host) || norm(a.host) === norm(b.host);
 }
 
 /**
@@ -183,7 +218,7 @@ function resolveTls(
   file: ConfigFile,
   kubernetes: KubernetesConfig | undefined,
   issues: string[],
-  at: <T>(field: string, fn: () => T) => T | undefined,
+  at: <T>(field: string, value: unknown, fn: () => T) => T | undefined,
 ): TlsConfig | undefined {
   const t = file.tls;
   const edge = file.tier === 'edge';
@@ -229,8 +264,19 @@ function resolveTls(
     certificates: Object.freeze(t.certificates.map((c) => Object.freeze({ ...c }))),
     secrets: Object.freeze(secrets),
     minVersion: t['min-version'],
-    redirectHttp: redirect === undefined ? undefined : at('tls.redirect-http', () => parseHostPort(redirect)),
+    redirectHttp:
+      redirect === undefined ? undefined : at('tls.redirect-http', redirect, () => parseHostPort(redirect)),
   });
+}
+
+/** A DNS label close to `name`, for the example in a message: `Shop_API` -> `shop-api`. */
+function suggestLabel(name: string): string {
+  const s = name
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 63);
+  return s || 'shop';
 }
 
 function settingsToStrings(p: Record<string, unknown>): Record<string, string> {
@@ -243,25 +289,31 @@ function settingsToStrings(p: Record<string, unknown>): Record<string, string> {
 }
 
 function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | undefined {
-  const at = <T>(field: string, fn: () => T): T | undefined => {
+  /** Runs a parser of `value`; a refusal becomes `field: "value": reason`. */
+  const at = <T>(field: string, value: unknown, fn: () => T): T | undefined => {
     try {
       return fn();
     } catch (err) {
-      issues.push(`${field}: ${(err as Error).message}`);
+      issues.push(fieldIssue(field, value, (err as Error).message));
       return undefined;
     }
   };
-  const listen = at(over.listen ? '--listen' : 'listen', () => parseHostPort(over.listen ?? file.listen));
-  const admin = at(over.admin ? '--admin' : 'admin', () => parseHostPort(over.admin ?? file.admin));
+  const listenField = over.listen ? '--listen' : 'listen';
+  const adminField = over.admin ? '--admin' : 'admin';
+  const listenValue = over.listen ?? file.listen;
+  const adminValue = over.admin ?? file.admin;
+  const listen = at(listenField, listenValue, () => parseHostPort(listenValue));
+  const admin = at(adminField, adminValue, () => parseHostPort(adminValue));
   const domain = (over.domain ?? file.domain).toLowerCase().replace(/\.$/, '');
   if (over.domain !== undefined && !/^[a-z0-9.-]+$/.test(domain))
-    issues.push('--domain: expected a DNS name');
+    issues.push(fieldIssue('--domain', over.domain, `expected ${expectedAt('domain')}`));
 
   const d = parseSettings(settingsToStrings(file.defaults), DEFAULT_SETTINGS);
-  for (const e of d.errors) issues.push(`defaults.${e.key}: "${e.value}": ${e.reason}`);
+  for (const e of d.errors)
+    issues.push(fieldIssue(`defaults.${e.key}`, e.value, withSettingExample(e.key, e.reason)));
 
   const t = file.timeouts;
-  const ms = (key: keyof typeof t) => at(`timeouts.${key}`, () => parseDuration(t[key])) ?? 0;
+  const ms = (key: keyof typeof t) => at(`timeouts.${key}`, t[key], () => parseDuration(t[key])) ?? 0;
   const timeouts = {
     connectMs: ms('connect'),
     requestHeadersMs: ms('request-headers'),
@@ -272,51 +324,99 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
   };
 
   file['trusted-proxies'].forEach((cidr, i) => {
-    at(`trusted-proxies.${i}`, () => parseCidr(cidr));
+    at(`trusted-proxies.${i}`, cidr, () => {
+      try {
+        return parseCidr(cidr);
+      } catch {
+        throw new Error(`expected ${expectedAt('trusted-proxies.0')}`);
+      }
+    });
   });
   if (file['proxy-protocol'] && file['trusted-proxies'].length === 0)
     issues.push('proxy-protocol: list the load balancers that send the header under trusted-proxies');
   const forwardTo = file.edge['forward-to'];
   if (forwardTo !== undefined) {
     if (file.tier !== 'edge') issues.push('edge.forward-to: only the edge tier forwards to another tier');
-    if (!DNS_LABEL.test(forwardTo)) issues.push('edge.forward-to: expected a project name');
+    if (!DNS_LABEL.test(forwardTo))
+      issues.push(fieldIssue('edge.forward-to', forwardTo, `expected ${expectedAt('edge.forward-to')}`));
+    // With discovery the project may be a Service, which only the cluster knows.
+    else if (!file.kubernetes && !over.kubeconfig && !over.inCluster && !over.apiservers) {
+      const names = Object.keys(file.projects);
+      if (!names.includes(forwardTo)) {
+        const hint = closest(forwardTo, names);
+        issues.push(
+          fieldIssue(
+            'edge.forward-to',
+            forwardTo,
+            names.length > 0
+              ? `not a project of this config: expected one of ${names.join(', ')}${hint ? ` (did you mean "${hint}"?)` : ''}`
+              : 'not a project of this config: declare it under projects: (its instances are the internal replicas)',
+          ),
+        );
+      }
+    }
   }
 
   const projects: ProjectRecord[] = [];
   for (const [name, p] of Object.entries(file.projects)) {
     const base = `projects.${name}`;
     if (!DNS_LABEL.test(name)) {
-      issues.push(`${base}: project names are DNS labels (lowercase letters, digits, '-')`);
+      issues.push(
+        `${base}: project name "${name}": expected a DNS label (lowercase letters, digits, '-') such as ${suggestLabel(name)}`,
+      );
       continue;
     }
     const proj = p ?? { instances: {} };
     const raw = settingsToStrings(proj);
-    for (const e of parseSettings(raw, d.settings).errors)
-      issues.push(`${base}.${e.key}: "${e.value}": ${e.reason}`);
+    const own = parseSettings(raw, d.settings);
+    for (const e of own.errors)
+      issues.push(fieldIssue(`${base}.${e.key}`, e.value, withSettingExample(e.key, e.reason)));
     const seenPorts: string[] = [];
     const instances: InstanceRecord[] = [];
     for (const [inst, ports] of Object.entries(proj.instances)) {
       if (!DNS_LABEL.test(inst)) {
-        issues.push(`${base}.instances.${inst}: instance names are DNS labels`);
+        issues.push(
+          `${base}.instances.${inst}: instance name "${inst}": expected a DNS label (lowercase letters, digits, '-') such as ${suggestLabel(inst)}`,
+        );
         continue;
       }
       const addresses: Record<string, HostPort> = {};
       for (const [port, addr] of Object.entries(ports ?? {})) {
-        const hp = at(`${base}.instances.${inst}.${port}`, () => parseHostPort(addr));
+        const hp = at(`${base}.instances.${inst}.${port}`, addr, () => parseHostPort(addr));
         if (hp) addresses[port] = hp;
         if (!seenPorts.includes(port)) seenPorts.push(port);
       }
       if (Object.keys(addresses).length === 0 && ports && Object.keys(ports).length === 0) {
-        issues.push(`${base}.instances.${inst}: needs at least one port, e.g. { http: 127.0.0.1:8000 }`);
+        issues.push(
+          `${base}.instances.${inst}: an empty mapping: expected at least one port, e.g. { http: 127.0.0.1:8000 }`,
+        );
       }
       instances.push(Object.freeze({ name: inst, addresses: Object.freeze(addresses), draining: false }));
     }
     let ports = seenPorts;
     if (proj.ports) {
       for (const extra of seenPorts.filter((x) => !proj.ports!.includes(x))) {
-        issues.push(`${base}.ports: instances use port "${extra}" which is not listed`);
+        issues.push(
+          fieldIssue(
+            `${base}.ports`,
+            proj.ports,
+            `instances use port "${extra}", which is not listed: expected every port the instances use, e.g. [${[...proj.ports, extra].join(', ')}]`,
+          ),
+        );
       }
       ports = proj.ports;
+    }
+    // A health port no instance has would make every probe fall back to the routed port: say so now.
+    const healthPort = own.settings.health.port;
+    if (healthPort && ports.length > 0 && !ports.includes(healthPort)) {
+      const mine = raw['health-port'] !== undefined;
+      issues.push(
+        fieldIssue(
+          mine ? `${base}.health-port` : 'defaults.health-port',
+          healthPort,
+          `${mine ? 'no instance' : `no instance of project ${name}`} has a port "${healthPort}": expected one of ${ports.join(', ')}${mine ? '' : ` (or set health-port under ${base})`}`,
+        ),
+      );
     }
     projects.push(
       Object.freeze({
@@ -332,6 +432,28 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
   }
   const kubernetes = resolveKubernetes(file, over, issues);
   const tls = resolveTls(file, kubernetes, issues, at);
+  // Two listeners on one address: the second would fail to bind at start. Caught here instead.
+  const listeners: [string, HostPort | undefined][] = [
+    [listenField, listen],
+    [adminField, admin],
+    ['tls.redirect-http', tls?.redirectHttp],
+  ];
+  for (let i = 0; i < listeners.length; i++) {
+    for (let j = 0; j < i; j++) {
+      const [fa, a] = listeners[j];
+      const [fb, b] = listeners[i];
+      if (a && b && sameSocket(a, b)) {
+        const value = `${b.host.includes(':') ? `[${b.host}]` : b.host}:${b.port}`;
+        issues.push(
+          fieldIssue(
+            fb,
+            value,
+            `the same address as ${fa}: expected an address of its own, e.g. ${fb === adminField ? `${fb} 127.0.0.1:9901` : `${fb} 0.0.0.0:8080`}`,
+          ),
+        );
+      }
+    }
+  }
   if (issues.length > 0 || !listen || !admin) return undefined;
   return Object.freeze({
     listen,
@@ -382,22 +504,54 @@ export function parseConfig(text: string, file = 'config', over: Overrides = {})
     );
   }
   const data = doc.toJS() ?? {};
-  const parsed = configSchema.safeParse(data);
+  const parsed = configSchema.safeParse(data, { reportInput: true });
   if (!parsed.success) {
-    throw new ConfigError(
-      file,
-      parsed.error.issues.map((i) => {
-        const where = i.path.length > 0 ? `${i.path.join('.')}: ` : '';
-        if (i.code === 'unrecognized_keys')
-          return `${where}unknown key(s) ${i.keys.map((k) => `"${k}"`).join(', ')}`;
-        return `${where || '(top level): '}${i.message}`;
-      }),
-    );
+    const issues = parsed.error.issues.map((i) => describeIssue(i, keysAt));
+    // Every error at once: without the fields the schema refused, the checks that come after it
+    // (addresses, durations, settings) still run on the rest.
+    const rest = configSchema.safeParse(without(data, parsed.error.issues));
+    if (rest.success) {
+      const later: string[] = [];
+      resolve(rest.data, over, later);
+      // Not what only the removal caused (an instance left with no port, a section left empty).
+      const refused = parsed.error.issues.flatMap((i) =>
+        i.code === 'unrecognized_keys' ? i.keys.map((k) => [...i.path, k].join('.')) : [i.path.join('.')],
+      );
+      const near = (field: string) =>
+        refused.some((r) => r === field || r.startsWith(`${field}.`) || field.startsWith(`${r}.`));
+      for (const issue of later) if (!near(issue.slice(0, issue.indexOf(': ')))) issues.push(issue);
+    }
+    throw new ConfigError(file, issues);
   }
   const issues: string[] = [];
   const config = resolve(parsed.data, over, issues);
   if (!config) throw new ConfigError(file, issues);
   return config;
+}
+
+/** A copy of `data` without the values the schema refused (unknown keys, bad keys, bad values). */
+function without(
+  data: unknown,
+  refused: readonly { path: readonly PropertyKey[]; code: string; keys?: readonly string[] }[],
+): unknown {
+  const copy = structuredClone(data) as Record<string, unknown>;
+  const drop = (path: readonly PropertyKey[]) => {
+    let node: unknown = copy;
+    for (const seg of path.slice(0, -1)) {
+      if (node === null || typeof node !== 'object') return;
+      node = (node as Record<string, unknown>)[String(seg)];
+    }
+    if (node === null || typeof node !== 'object') return;
+    const key = String(path[path.length - 1]);
+    if (Array.isArray(node)) node.splice(Number(key), 1, undefined);
+    else delete (node as Record<string, unknown>)[key];
+  };
+  for (const i of refused) {
+    if (i.path.length === 0 && i.code !== 'unrecognized_keys') return {};
+    if (i.code === 'unrecognized_keys') for (const k of i.keys ?? []) drop([...i.path, k]);
+    else drop(i.path);
+  }
+  return copy;
 }
 
 export function loadConfig(path: string, over: Overrides = {}): Config {

@@ -167,3 +167,37 @@ export const configSchema = z.strictObject({
 });
 
 export type ConfigFile = z.infer<typeof configSchema>;
+
+/** A zod 4 schema's definition, as far as `keysAt` reads it. */
+interface Def {
+  readonly type: string;
+  readonly shape?: Record<string, { _zod: { def: Def } }>;
+  readonly innerType?: { _zod: { def: Def } };
+  readonly valueType?: { _zod: { def: Def } };
+  readonly element?: { _zod: { def: Def } };
+  readonly options?: readonly { _zod: { def: Def } }[];
+}
+
+/**
+ * The keys the mapping at `path` accepts (for "did you mean" on unknown keys), or undefined where
+ * the config has no fixed set of keys (project names, instance names).
+ */
+export function keysAt(path: readonly PropertyKey[]): readonly string[] | undefined {
+  let def: Def | undefined = (configSchema as unknown as { _zod: { def: Def } })._zod.def;
+  const unwrap = (d: Def | undefined): Def | undefined => {
+    let x = d;
+    while (x?.innerType) x = x.innerType._zod.def;
+    if (x?.type === 'union') return x.options?.map((o) => unwrap(o._zod.def)).find((o) => o?.shape);
+    return x;
+  };
+  for (const seg of path) {
+    def = unwrap(def);
+    if (!def) return undefined;
+    if (def.shape) def = def.shape[String(seg)]?._zod.def;
+    else if (def.valueType) def = def.valueType._zod.def;
+    else if (def.element) def = def.element._zod.def;
+    else return undefined;
+  }
+  def = unwrap(def);
+  return def?.shape ? Object.keys(def.shape) : undefined;
+}

@@ -1,5 +1,5 @@
 // The demo control API, mounted on the admin port next to the dashboard (same origin, same token):
-//   GET  /api/demo                               -> { instances, projects, apiserver }
+//   GET  /api/demo                               -> { pid, instances, projects, apiserver }
 //   POST /api/demo/<project>/<instance>/<action> -> action: kill | freeze | revive
 //   POST /api/demo/<project>/<scale-up|scale-down>
 //   POST /api/demo/apiserver/<down|up>            (fake apiserver outage, when there is one)
@@ -21,7 +21,13 @@ export interface ApiserverControl {
 }
 
 export function demoView(fleet: Fleet, apiserver?: { url: string; up: boolean }): unknown {
-  return { instances: fleet.list(), projects: fleet.projectList(), apiserver: apiserver ?? null };
+  return {
+    /** The demo process (its instances' pids are in `instances`). */
+    pid: process.pid,
+    instances: fleet.list(),
+    projects: fleet.projectList(),
+    apiserver: apiserver ?? null,
+  };
 }
 
 /** Returns an admin route: true when it handled the request. */

@@ -1,10 +1,12 @@
 // The demo fleet: every demo instance is a real child process (instance.mjs), so `freeze` is a real
 // SIGSTOP (the process keeps its sockets but answers nothing, like a hung pod) and `kill` a real
 // SIGKILL (connections refused, like a crashed pod). Revive resumes a frozen process or restarts a
-// dead one on the same ports, so it comes back as the same endpoint.
+// dead one on the same ports, so it comes back as the same endpoint. Generated projects (`--projects
+// N`) run their instances inside the demo process instead (inline.ts), with the same three actions.
 
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { InlineInstance } from './inline.ts';
 import { type DemoProject, healthPathOf, instanceName } from './scenario.ts';
 
 /** `draining`: being scaled down; still serving pinned and sticky requests until it is removed. */
@@ -15,6 +17,7 @@ export interface DemoInstanceView {
   readonly instance: string;
   readonly ordinal: number;
   readonly status: InstanceStatus;
+  /** The instance's own process; null for an in-process instance of a generated project. */
   readonly pid: number | null;
   /** Port name -> `127.0.0.1:<port>`. */
   readonly addresses: Readonly<Record<string, string>>;
@@ -26,6 +29,8 @@ interface Member {
   readonly ordinal: number;
   ports: Record<string, number>;
   child: ChildProcess | null;
+  /** Generated projects: served in this process. */
+  inline: InlineInstance | null;
   status: InstanceStatus;
 }
 
@@ -88,14 +93,16 @@ export class Fleet {
     if (m.status === 'killed') return;
     m.status = 'killed';
     m.child?.kill('SIGKILL');
+    void m.inline?.stop();
     this.changed();
   }
 
   /** SIGSTOP: the process holds its sockets and answers nothing, like a hung pod. */
   freeze(project: string, instance: string): void {
     const m = this.find(project, instance);
-    if (m.status !== 'running' || !m.child) return;
-    m.child.kill('SIGSTOP');
+    if (m.status !== 'running' || !(m.child || m.inline)) return;
+    m.child?.kill('SIGSTOP');
+    m.inline?.freeze();
     m.status = 'frozen';
     this.changed();
   }
@@ -103,8 +110,9 @@ export class Fleet {
   /** SIGCONT a frozen process, or restart a killed one on the same ports. */
   async revive(project: string, instance: string): Promise<void> {
     const m = this.find(project, instance);
-    if (m.status === 'frozen' && m.child) {
-      m.child.kill('SIGCONT');
+    if (m.status === 'frozen' && (m.child || m.inline)) {
+      m.child?.kill('SIGCONT');
+      m.inline?.thaw();
       m.status = 'running';
       this.changed();
       return;
@@ -161,6 +169,7 @@ export class Fleet {
       ordinal,
       ports: Object.fromEntries(p.ports.map((n) => [n, 0])),
       child: null,
+      inline: null,
       status: 'starting',
     };
     this.members.push(m);
@@ -169,6 +178,7 @@ export class Fleet {
 
   private spawn(m: Member): Promise<void> {
     m.status = 'starting';
+    if (m.project.inline) return this.startInline(m);
     const child = fork(SCRIPT, [], {
       env: {
         ...process.env,
@@ -213,6 +223,18 @@ export class Fleet {
     });
   }
 
+  private async startInline(m: Member): Promise<void> {
+    m.inline ??= new InlineInstance({
+      project: m.project.name,
+      instance: m.name,
+      healthPath: healthPathOf(m.project),
+      ports: m.ports,
+    });
+    m.ports = await m.inline.start();
+    m.status = 'running';
+    this.changed();
+  }
+
   private find(project: string, instance: string): Member {
     const m = this.members.find((x) => x.project.name === project && x.name === instance);
     if (!m) throw new DemoError(404, `no demo instance ${project}/${instance}`);
@@ -234,6 +256,7 @@ export class DemoError extends Error {
 }
 
 async function stopChild(m: Member): Promise<void> {
+  await m.inline?.stop();
   const child = m.child;
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
   await new Promise<void>((resolve) => {

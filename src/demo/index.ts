@@ -6,14 +6,15 @@
 import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { parseConfig } from '../config/load.ts';
+import { type DemoArgs, DemoUsageError } from '../demo-options.ts';
 import { FakeApiServer } from '../fake-apiserver/index.ts';
 import { startObserved, type Wharf } from '../main.ts';
 import type { Observe } from '../observe/observe.ts';
 import { demoControl, demoView } from './control.ts';
 import { DemoError, Fleet } from './fleet.ts';
-import { DEMO_DOMAIN, DEMO_PROJECTS } from './scenario.ts';
+import { watchLifeline } from './lifeline.ts';
+import { DEMO_DOMAIN, DEMO_PROJECTS, generatedProjects } from './scenario.ts';
 import { KubeSync, records } from './source.ts';
 import { DemoTraffic } from './traffic.ts';
 
@@ -30,6 +31,8 @@ export interface DemoOptions {
    * and Wharf discovers them as in a cluster. `static`: the projects are handed to Wharf directly.
    */
   readonly source?: 'apiserver' | 'static';
+  /** Generated projects added to the three of the scenario (`--projects N`), instances in-process. */
+  readonly extraProjects?: number;
 }
 
 export interface RunningDemo {
@@ -50,6 +53,16 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
   let published = '';
   let apiserver: FakeApiServer | undefined;
   let kube: KubeSync | undefined;
+  // Coalesced: starting or scaling many instances at once publishes the world once, not per instance.
+  let publishQueued = false;
+  const schedulePublish = (): void => {
+    if (publishQueued) return;
+    publishQueued = true;
+    setImmediate(() => {
+      publishQueued = false;
+      publish();
+    });
+  };
   const publish = (): void => {
     if (kube) {
       // The apiserver mode: objects change, watches carry them to Wharf's discovery.
@@ -67,14 +80,15 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
   };
   let apiserverDown = false;
   const apiserverState = () => (apiserver ? { url: apiserver.url, up: !apiserverDown } : undefined);
-  const fleet = new Fleet({ onChange: publish, drainMs: o.drainMs });
+  const projects = [...DEMO_PROJECTS, ...generatedProjects(o.extraProjects ?? 0)];
+  const fleet = new Fleet({ onChange: schedulePublish, drainMs: o.drainMs });
   mkdirSync(o.logDir, { recursive: true });
   try {
     if ((o.source ?? 'apiserver') === 'apiserver') {
       apiserver = await new FakeApiServer({ bookmarkIntervalMs: 5000 }).start();
       kube = new KubeSync(apiserver);
     }
-    await fleet.start(DEMO_PROJECTS);
+    await fleet.start(projects);
     const file = apiserver
       ? { domain: DEMO_DOMAIN, kubernetes: { apiservers: [apiserver.url], namespaces: ['demo'] } }
       : { domain: DEMO_DOMAIN };
@@ -106,7 +120,7 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
     // In apiserver mode the routes arrive through discovery: hand over a demo that routes already.
     const until = Date.now() + 15_000;
     const w = started.wharf;
-    while (w.table().projects.size < DEMO_PROJECTS.length && Date.now() < until) {
+    while (w.table().projects.size < projects.length && Date.now() < until) {
       await new Promise((r) => setTimeout(r, 50));
     }
   } catch (err) {
@@ -125,7 +139,7 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
       ? new DemoTraffic({
           proxyPort: w.frontAddress.port,
           // Mostly the default ports, some to the other named ports.
-          hosts: DEMO_PROJECTS.flatMap((p) => [
+          hosts: projects.flatMap((p) => [
             `${p.name}.${DEMO_DOMAIN}`,
             `${p.name}.${DEMO_DOMAIN}`,
             `${p.name}.${DEMO_DOMAIN}`,
@@ -179,6 +193,8 @@ export function banner(d: RunningDemo, logDir: string): string {
   ];
   for (const p of DEMO_PROJECTS)
     lines.push(`  ${p.name.padEnd(6)} ports ${p.ports.join(', ').padEnd(14)} ${p.blurb}`);
+  const extra = d.fleet.projectList().length - DEMO_PROJECTS.length;
+  if (extra > 0) lines.push(`  and ${extra} generated projects (svc-...), two in-process instances each`);
   lines.push(
     '',
     'Try:',
@@ -195,7 +211,7 @@ export function banner(d: RunningDemo, logDir: string): string {
     `  curl -X POST ${d.adminUrl}/api/demo/shop/shop-1/revive      # SIGCONT`,
     `  curl -X POST ${d.adminUrl}/api/demo/blog/blog-0/kill        # SIGKILL: connections refused`,
     `  curl -X POST ${d.adminUrl}/api/demo/blog/blog-0/revive      # restart on the same port`,
-    `  curl -X POST ${d.adminUrl}/api/demo/api/scale-up            # or scale-down (drains first)`,
+    `  curl -X POST ${d.adminUrl}/api/demo/api/scale-up            # one more api instance (scale-down drains and removes one)`,
     ...(d.apiserver
       ? [
           `  curl -X POST ${d.adminUrl}/api/demo/apiserver/down         # apiserver outage: Wharf keeps serving (then /up)`,
@@ -203,61 +219,49 @@ export function banner(d: RunningDemo, logDir: string): string {
       : []),
     `  curl -H 'Host: shop-1.web.shop.${DEMO_DOMAIN}' ${proxy}         # pinned to a frozen instance: 503 saying why`,
     '',
-    'Ctrl-C stops everything.',
+    'Ctrl-C stops everything (so does stopping npm any other way, even kill -9).',
     '',
   );
   return lines.join('\n');
 }
 
-export async function runDemo(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      listen: { type: 'string', default: '127.0.0.1:8080' },
-      admin: { type: 'string', default: '127.0.0.1:9901' },
-      logs: { type: 'string' },
-      rps: { type: 'string', default: '20' },
-      source: { type: 'string', default: 'apiserver' },
-      'no-traffic': { type: 'boolean', default: false },
-    },
-    strict: true,
+/** `wharf demo`, with its arguments parsed by the CLI (DEMO_OPTIONS). */
+export async function runDemo(values: DemoArgs): Promise<void> {
+  const rps = values['no-traffic'] ? 0 : Number(values.rps ?? 20);
+  if (!Number.isFinite(rps) || rps < 0 || rps > 500)
+    throw new DemoUsageError(`--rps "${values.rps}": expected a number from 0 to 500, e.g. --rps 20`);
+  const projects = Number(values.projects ?? 0);
+  if (!Number.isInteger(projects) || projects < 0 || projects > 1000)
+    throw new DemoUsageError(
+      `--projects "${values.projects}": expected a whole number from 0 to 1000, e.g. --projects 200`,
+    );
+  const source = (values.source ?? 'apiserver') as string;
+  if (source !== 'apiserver' && source !== 'static')
+    throw new DemoUsageError(`--source "${source}": expected apiserver or static`);
+  const logDir = (values.logs as string | undefined) ?? join(tmpdir(), 'wharf-demo');
+  const demo = await startDemo({
+    listen: (values.listen as string | undefined) ?? '127.0.0.1:8080',
+    admin: (values.admin as string | undefined) ?? '127.0.0.1:9901',
+    logDir,
+    rps,
+    source,
+    extraProjects: projects,
   });
-  const rps = values['no-traffic'] ? 0 : Number(values.rps);
-  if (!Number.isFinite(rps) || rps < 0 || rps > 500) throw new Error('--rps must be a number from 0 to 500');
-  const logDir = values.logs ?? join(tmpdir(), 'wharf-demo');
-  if (values.source !== 'apiserver' && values.source !== 'static')
-    throw new Error('--source is apiserver or static');
-  let demo: RunningDemo;
-  try {
-    demo = await startDemo({
-      listen: values.listen,
-      admin: values.admin,
-      logDir,
-      rps,
-      source: values.source,
-    });
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
-    if (e.code === 'EADDRINUSE') {
-      process.stderr.write(
-        `wharf demo: ${e.address}:${e.port} is already in use; pick free ports with --listen HOST:PORT --admin HOST:PORT\n`,
-      );
-      process.exit(1);
-    }
-    throw err;
-  }
   process.stdout.write(banner(demo, logDir));
   process.on('SIGUSR1', () => demo.observe.logs.reopen());
   let signalled = false;
-  const stop = (): void => {
+  const stop = (why: string): void => {
     if (signalled) return;
     signalled = true;
-    process.stdout.write('\nStopping the demo…\n');
+    process.stdout.write(`\nStopping the demo (${why})…\n`);
     demo.stop().then(
       () => process.exit(0),
       () => process.exit(1),
     );
   };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGHUP', () => stop('SIGHUP'));
+  // `kill <npm pid>` signals npm alone: without this the demo and its instances would outlive it.
+  watchLifeline((why) => stop(why));
 }

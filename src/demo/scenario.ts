@@ -11,6 +11,8 @@ export interface DemoProject {
   readonly settings: Readonly<Record<string, string>>;
   /** What a newcomer should try with it. */
   readonly blurb: string;
+  /** Served inside the demo process (generated projects), not one process per instance. */
+  readonly inline?: boolean;
 }
 
 export const DEMO_DOMAIN = 'demo.local';
@@ -53,4 +55,22 @@ export function instanceName(project: string, ordinal: number): string {
 export function healthPathOf(p: DemoProject): string {
   const hp = p.settings['health-path'];
   return hp && hp !== 'tcp' ? hp : '/';
+}
+
+/**
+ * `--projects N`: N more projects, `svc-001` and on, two in-process instances each, probed every
+ * 5 s with a 3 s timeout: enough to see how the dashboard and Wharf behave with a fleet, cheap
+ * enough for a laptop. (Their instances share the demo's event loop; with 1 s probes a busy machine
+ * made healthy ones flap.)
+ */
+export function generatedProjects(n: number): DemoProject[] {
+  const width = Math.max(3, String(n).length);
+  return Array.from({ length: n }, (_, i) => ({
+    name: `svc-${String(i + 1).padStart(width, '0')}`,
+    ports: ['http'],
+    replicas: 2,
+    settings: { 'health-path': '/healthz', 'health-interval': '5s', 'health-timeout': '3s' },
+    blurb: 'generated',
+    inline: true,
+  }));
 }

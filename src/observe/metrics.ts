@@ -4,17 +4,25 @@
 // health events, and a cap folds anything beyond it into `_overflow`. No paths, no raw hosts.
 
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { AttemptRecord, AttemptResult } from '../model/attempt.ts';
 import type { WharfEvent } from '../model/events.ts';
 import type { HealthState } from '../model/health.ts';
-import type { AttemptError } from '../model/outcome.ts';
-import { CLASSES, classIndex, PortMeters, portMetricViews, ScrapedMetric } from './port-meters.ts';
+import {
+  CLASSES,
+  classIndex,
+  InstanceMeters,
+  instanceMetricView,
+  PortMeters,
+  portMetricViews,
+  ScrapedMetric,
+} from './port-meters.ts';
 
 export const UNKNOWN = '_unknown';
 export const OVERFLOW = '_overflow';
 
 const HEALTH_STATES: readonly HealthState[] = ['pending', 'healthy', 'unhealthy'];
 const SOURCE_STATES = ['syncing', 'synced', 'degraded'] as const;
-const ATTEMPT_ERRORS: ReadonlySet<string> = new Set<AttemptError>([
+const ATTEMPT_ERRORS: ReadonlySet<string> = new Set<Exclude<AttemptResult, number>>([
   'connect-refused',
   'connect-timeout',
   'connect-error',
@@ -22,6 +30,11 @@ const ATTEMPT_ERRORS: ReadonlySet<string> = new Set<AttemptError>([
   'response-timeout',
   'invalid-response',
   'cancelled',
+  'rescued',
+  'refused-stream',
+  'deadline-exceeded',
+  'request-error',
+  'proxy-error',
 ]);
 
 export interface MetricsOptions {
@@ -35,6 +48,11 @@ export interface MetricsOptions {
   readonly maxProjectPorts?: number;
   /** Distinct instances before folding into `_overflow`. Default 10000. */
   readonly maxInstances?: number;
+  /**
+   * Instance ports with their own attempt-duration histogram (17 series each) before the rest fold
+   * into `instance="_overflow"` of their port. Default 2000.
+   */
+  readonly maxInstanceHistograms?: number;
   readonly now?: () => number;
 }
 
@@ -53,6 +71,12 @@ export class Metrics {
   private readonly meterList: PortMeters[] = [];
   private overflowMeters?: PortMeters;
   private overflowKeys = 0;
+  /** project -> port -> instance -> attempt durations; each also in instanceList, for the scrape. */
+  private readonly instanceMeters = new Map<string, Map<string, Map<string, InstanceMeters>>>();
+  private readonly instanceList = new Set<InstanceMeters>();
+  /** The same meters by their label values, so a label set is exported once. */
+  private readonly instanceByLabels = new Map<string, InstanceMeters>();
+  private readonly maxInstanceHistograms: number;
   private readonly sources = new Map<string, { state: string; since: number; lastSynced: number }>();
 
   private readonly health: Gauge<'project' | 'port' | 'instance' | 'state'>;
@@ -69,8 +93,12 @@ export class Metrics {
     this.now = opts.now ?? Date.now;
     this.maxPairs = opts.maxProjectPorts ?? 1000;
     this.maxInstances = opts.maxInstances ?? 10_000;
+    this.maxInstanceHistograms = opts.maxInstanceHistograms ?? 2000;
     const registers = [this.registry];
-    for (const view of portMetricViews(() => this.meterList, DURATION_BUCKETS)) {
+    for (const view of [
+      ...portMetricViews(() => this.meterList, DURATION_BUCKETS),
+      instanceMetricView(() => this.instanceList, DURATION_BUCKETS),
+    ]) {
       // The Registry only calls name/help/type/get()/reset(), which ScrapedMetric has.
       this.registry.registerMetric(view as unknown as Counter);
     }
@@ -221,6 +249,56 @@ export class Metrics {
     this.portMeters(project ?? UNKNOWN, port ?? UNKNOWN).retries++;
   }
 
+  /**
+   * Hot path: one call per upstream attempt. Its outcome and retry on the port; its duration on the
+   * instance that took it, so a slow instance is not hidden behind the one that answered after it.
+   */
+  upstreamAttempt(a: AttemptRecord): void {
+    this.attempt(a.project, a.port, a.outcome);
+    const m = this.portMeters(a.project, a.port);
+    if (a.retry) m.retries++;
+    if (a.outcome === 'rescued') m.rescues++;
+    this.instanceMetersOf(a.project, a.port, a.instance).observe(a.durationMs / 1000);
+  }
+
+  private instanceMetersOf(project: string, port: string, instance: string): InstanceMeters {
+    let byPort = this.instanceMeters.get(project);
+    let byInstance = byPort?.get(port);
+    const found = byInstance?.get(instance);
+    if (found !== undefined) return found;
+    const [p, q] = this.pair(project, port);
+    // Past the cap, new instances share their port's `_overflow` histogram.
+    const name = this.instanceList.size >= this.maxInstanceHistograms ? OVERFLOW : instance;
+    const key = `${p}\u0000${q}\u0000${name}`;
+    let m = this.instanceByLabels.get(key);
+    if (m === undefined) {
+      m = new InstanceMeters(p, q, name, DURATION_BUCKETS);
+      this.instanceByLabels.set(key, m);
+      this.instanceList.add(m);
+    }
+    if (!byPort) {
+      byPort = new Map();
+      this.instanceMeters.set(project, byPort);
+    }
+    if (!byInstance) {
+      byInstance = new Map();
+      byPort.set(port, byInstance);
+    }
+    byInstance.set(instance, m);
+    return m;
+  }
+
+  /** Stop exporting the attempt durations of an instance port that left the route table. */
+  private forgetInstanceMeters(project: string, port: string, instance: string): void {
+    const byInstance = this.instanceMeters.get(project)?.get(port);
+    const m = byInstance?.get(instance);
+    if (!m) return;
+    byInstance!.delete(instance);
+    if (m.instance !== instance) return; // a shared `_overflow` histogram stays
+    this.instanceList.delete(m);
+    this.instanceByLabels.delete(`${m.project}\u0000${m.port}\u0000${m.instance}`);
+  }
+
   /** The counters of one pair: two Map lookups on strings from the route table (hashes cached). */
   private portMeters(project: string, port: string): PortMeters {
     const found = this.meters.get(project)?.get(port);
@@ -312,7 +390,10 @@ export class Metrics {
         for (const id of e.removed) {
           // EndpointId: `<project>/<port>/<instance>@<host>:<port>`; anything else is not ours to parse.
           const m = /^([^/]+)\/([^/]+)\/([^@]+)@/.exec(id);
-          if (m) this.forgetInstance(m[1], m[2], m[3]);
+          if (m) {
+            this.forgetInstance(m[1], m[2], m[3]);
+            this.forgetInstanceMeters(m[1], m[2], m[3]);
+          }
         }
         break;
       case 'problems': {

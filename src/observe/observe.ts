@@ -1,7 +1,8 @@
 // One object that wires the observe/ parts together, so main.ts makes one call: the bus feeds the
-// logs, the metrics and the SSE hub; the proxy calls `access()` once per request and `attempt()` /
-// `retry()` per upstream attempt.
+// logs, the metrics, the traffic history and the SSE hub; the proxy calls `access()` once per request
+// and `attempt()` once per upstream attempt.
 
+import type { AttemptRecord } from '../model/attempt.ts';
 import type { WharfEvent } from '../model/events.ts';
 import type { AccessRecord } from './access-log.ts';
 import { EventBus, TrafficAggregator, type TrafficOptions } from './bus.ts';
@@ -24,6 +25,8 @@ export interface Observe {
   readonly sse: SseHub;
   /** Hot path, once per answered request: access log line, request metrics, traffic summary. */
   access(rec: AccessRecord): void;
+  /** Hot path, once per upstream attempt: attempt metrics and the per-instance traffic summary. */
+  attempt(a: AttemptRecord): void;
   /** Stop timers, end SSE streams, flush and close the logs. */
   close(): Promise<void>;
 }
@@ -37,6 +40,7 @@ export function createObserve(opts: ObserveOptions): Observe {
   const traffic = new TrafficAggregator(opts.traffic);
   bus.on((e) => logs.event(e));
   bus.on((e) => metrics.observe(e));
+  bus.on((e) => traffic.observe(e));
   const sse = new SseHub({ ...opts.sse, bus, traffic });
   traffic.start();
   return {
@@ -49,6 +53,10 @@ export function createObserve(opts: ObserveOptions): Observe {
       logs.access(rec);
       metrics.request(rec.project, rec.port, rec.status, rec.durationMs / 1000);
       traffic.record(rec);
+    },
+    attempt(a) {
+      metrics.upstreamAttempt(a);
+      traffic.attempt(a);
     },
     async close() {
       traffic.stop();

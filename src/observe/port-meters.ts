@@ -1,6 +1,6 @@
-// The per-request metrics (requests by status class, request duration, upstream attempts, retries)
-// counted in plain numbers per (project, port) and turned into Prometheus series only when /metrics is
-// scraped. prom-client's own inc()/observe() validate and hash the label set and find the histogram
+// The per-request metrics (requests by status class, request duration, upstream attempts, retries,
+// rescues) counted in plain numbers per (project, port), and the attempt duration per instance,
+// turned into Prometheus series only when /metrics is scraped. prom-client's own inc()/observe() validate and hash the label set and find the histogram
 // bucket through a number-keyed property on every call; on the data plane that was several thousand
 // instructions per request for four numbers (callgrind, bench/README.md). Here a request costs two
 // Map lookups and a few additions.
@@ -24,6 +24,8 @@ export class PortMeters {
   /** Attempts by outcome label: a status class or an attempt error. */
   readonly attempts = new Map<string, number>();
   retries = 0;
+  /** Attempts moved off an instance that was ejected while they waited. */
+  rescues = 0;
 
   constructor(
     readonly project: string,
@@ -45,6 +47,32 @@ export class PortMeters {
 
   attempt(outcome: string): void {
     this.attempts.set(outcome, (this.attempts.get(outcome) ?? 0) + 1);
+  }
+}
+
+/** One instance port's attempt durations (a histogram in plain numbers, like PortMeters'). */
+export class InstanceMeters {
+  /** Observations per bucket, not cumulative; the last slot is +Inf. */
+  readonly buckets: Float64Array;
+  sum = 0;
+  count = 0;
+
+  constructor(
+    readonly project: string,
+    readonly port: string,
+    readonly instance: string,
+    private readonly bounds: readonly number[],
+  ) {
+    this.buckets = new Float64Array(bounds.length + 1);
+  }
+
+  observe(seconds: number): void {
+    const b = this.bounds;
+    let i = 0;
+    while (i < b.length && seconds > b[i]) i++;
+    this.buckets[i]++;
+    this.sum += seconds;
+    this.count++;
   }
 }
 
@@ -76,7 +104,49 @@ export class ScrapedMetric {
   reset(): void {}
 }
 
-/** The four per-request metrics over every PortMeters, as registry entries. */
+/** Cumulative histogram samples (`_bucket`, `_sum`, `_count`) of one labelled histogram. */
+function histogramSamples(
+  name: string,
+  labels: Record<string, string>,
+  bounds: readonly number[],
+  buckets: Float64Array,
+  sum: number,
+  count: number,
+  out: Sample[],
+): void {
+  let acc = 0;
+  for (let i = 0; i < bounds.length; i++) {
+    acc += buckets[i];
+    out.push({ metricName: `${name}_bucket`, labels: { le: bounds[i], ...labels }, value: acc });
+  }
+  out.push({ metricName: `${name}_bucket`, labels: { le: '+Inf', ...labels }, value: count });
+  out.push({ metricName: `${name}_sum`, labels, value: sum });
+  out.push({ metricName: `${name}_count`, labels, value: count });
+}
+
+/** The attempt-duration histogram over every InstanceMeters. */
+export function instanceMetricView(
+  all: () => Iterable<InstanceMeters>,
+  bounds: readonly number[],
+): ScrapedMetric {
+  const name = 'wharf_upstream_attempt_duration_seconds';
+  return new ScrapedMetric(
+    name,
+    'Time of each upstream attempt on the instance that took it: to the response headers, or to the failure, rescue or cancel.',
+    'histogram',
+    () => {
+      const out: Sample[] = [];
+      for (const m of all()) {
+        if (m.count === 0) continue;
+        const labels = { project: m.project, port: m.port, instance: m.instance };
+        histogramSamples(name, labels, bounds, m.buckets, m.sum, m.count, out);
+      }
+      return out;
+    },
+  );
+}
+
+/** The per-request metrics over every PortMeters, as registry entries. */
 export function portMetricViews(all: () => Iterable<PortMeters>, bounds: readonly number[]): ScrapedMetric[] {
   /** A metric whose samples each PortMeters adds (`each` pushes zero or more) at scrape time. */
   const view = (
@@ -105,25 +175,19 @@ export function portMetricViews(all: () => Iterable<PortMeters>, bounds: readonl
             });
       },
     ),
-    view(duration, 'Time from request to the last response byte.', 'histogram', (m, out) => {
-      if (m.durationCount === 0) return;
-      const labels = { project: m.project, port: m.port };
-      let acc = 0;
-      for (let i = 0; i < bounds.length; i++) {
-        acc += m.buckets[i];
-        out.push({ metricName: `${duration}_bucket`, labels: { le: bounds[i], ...labels }, value: acc });
-      }
-      out.push({
-        metricName: `${duration}_bucket`,
-        labels: { le: '+Inf', ...labels },
-        value: m.durationCount,
-      });
-      out.push({ metricName: `${duration}_sum`, labels, value: m.durationSum });
-      out.push({ metricName: `${duration}_count`, labels, value: m.durationCount });
-    }),
+    view(
+      duration,
+      'Time from request to the last response byte, as the client saw it (every attempt included).',
+      'histogram',
+      (m, out) => {
+        if (m.durationCount === 0) return;
+        const labels = { project: m.project, port: m.port };
+        histogramSamples(duration, labels, bounds, m.buckets, m.durationSum, m.durationCount, out);
+      },
+    ),
     view(
       'wharf_upstream_attempts_total',
-      'Upstream attempts, by outcome: a status class or an attempt error (connect-refused, reset, ...).',
+      'Upstream attempts, by outcome: a status class, an attempt error (connect-refused, reset, ...), rescued or cancelled.',
       'counter',
       (m, out) => {
         for (const [outcome, n] of m.attempts)
@@ -133,5 +197,13 @@ export function portMetricViews(all: () => Iterable<PortMeters>, bounds: readonl
     view('wharf_retries_total', 'Attempts beyond the first for one request.', 'counter', (m, out) => {
       if (m.retries > 0) out.push({ labels: { project: m.project, port: m.port }, value: m.retries });
     }),
+    view(
+      'wharf_rescues_total',
+      'Attempts moved to another instance because the one they waited on was ejected meanwhile.',
+      'counter',
+      (m, out) => {
+        if (m.rescues > 0) out.push({ labels: { project: m.project, port: m.port }, value: m.rescues });
+      },
+    ),
   ];
 }

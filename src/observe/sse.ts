@@ -1,9 +1,12 @@
 // GET /events: Server-Sent Events for the dashboard and for anyone with curl. On connect the client
 // gets the current state (`state`, from the admin server's replay callback), the recent timeline
-// (`timeline`) and the kept traffic history (`history`); then live `health`, `routes`, `problems`,
-// `source` and per-second `traffic` events. Every event is serialised once for all clients. A
-// client that cannot keep up is disconnected (EventSource reconnects and gets a fresh replay), so
-// a slow reader never makes us buffer without bound.
+// (`timeline`) and the last 5 minutes of traffic (`history`, left out with `?history=0`: the
+// dashboard fetches only the projects it shows from /api/traffic); then live `health`, `routes`,
+// `problems`, `source`, per-second `traffic` and `upstream` events. `upstream` is a timeline entry
+// for a burst of retries and rescues on one port, updated while the burst lasts (same `id`).
+// Every event is serialised once for all clients. A client that cannot keep up is disconnected
+// (EventSource reconnects and gets a fresh replay), so a slow reader never makes us buffer without
+// bound.
 
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -31,7 +34,25 @@ interface Client {
   pending: string[] | null;
 }
 
-type TimelineEvent = Exclude<WharfEvent, { type: 'probe' }>;
+/**
+ * Retries and rescues on one port, one timeline entry per burst: seconds with any of them less than
+ * BURST_GAP_MS apart extend the same entry.
+ */
+export interface UpstreamBurst {
+  readonly type: 'upstream';
+  /** Stable while the burst grows, so a client replaces the entry it has. */
+  readonly id: string;
+  readonly time: number;
+  until: number;
+  readonly project: string;
+  readonly port: string;
+  retries: number;
+  rescues: number;
+}
+
+const BURST_GAP_MS = 10_000;
+
+type TimelineEvent = Exclude<WharfEvent, { type: 'probe' }> | UpstreamBurst;
 
 export class SseHub {
   private readonly opts: SseOptions;
@@ -43,6 +64,8 @@ export class SseHub {
   private nextId = 1;
   private closed = false;
   private slowDisconnects = 0;
+  /** The open burst per `project/port`. */
+  private readonly bursts = new Map<string, UpstreamBurst>();
 
   constructor(opts: SseOptions) {
     this.opts = opts;
@@ -75,6 +98,8 @@ export class SseHub {
     };
     res.on('close', drop);
     res.write('retry: 1000\n\n');
+    const q = req.url?.indexOf('?') ?? -1;
+    const withHistory = q < 0 || new URLSearchParams(req.url!.slice(q + 1)).get('history') !== '0';
     void Promise.resolve()
       .then(() => this.opts.replay())
       .then(
@@ -82,8 +107,8 @@ export class SseHub {
           if (!this.clients.has(client)) return;
           this.send(client, this.format('state', state));
           this.send(client, this.format('timeline', { events: this.timeline }));
-          if (this.opts.traffic)
-            this.send(client, this.format('history', { series: this.opts.traffic.series() }));
+          if (this.opts.traffic && withHistory)
+            this.send(client, this.format('history', this.opts.traffic.history()));
           const pending = client.pending ?? [];
           client.pending = null;
           for (const m of pending) this.send(client, m);
@@ -123,14 +148,46 @@ export class SseHub {
 
   private onEvent(e: WharfEvent): void {
     if (e.type === 'probe') return; // per-probe noise stays in the log and metrics
+    this.remember(e);
+    this.broadcast(this.format(e.type, e));
+  }
+
+  private remember(e: TimelineEvent): void {
     this.timeline.push(e);
     const max = this.opts.timelineSize ?? 200;
-    if (this.timeline.length > max) this.timeline.splice(0, this.timeline.length - max);
-    this.broadcast(this.format(e.type, e));
+    if (this.timeline.length > max) {
+      for (const old of this.timeline.splice(0, this.timeline.length - max))
+        if (old.type === 'upstream' && this.bursts.get(`${old.project}/${old.port}`) === old)
+          this.bursts.delete(`${old.project}/${old.port}`);
+    }
   }
 
   private onTraffic(e: TrafficSummaryEvent): void {
     this.broadcast(this.format('traffic', e));
+    for (const p of e.ports) {
+      if (p.retries === 0 && p.rescues === 0) continue;
+      const key = `${p.project}/${p.port}`;
+      let b = this.bursts.get(key);
+      if (b && e.time - b.until <= BURST_GAP_MS) {
+        b.until = e.time;
+        b.retries += p.retries;
+        b.rescues += p.rescues;
+      } else {
+        b = {
+          type: 'upstream',
+          id: `${key}@${e.time}`,
+          time: e.time,
+          until: e.time,
+          project: p.project,
+          port: p.port,
+          retries: p.retries,
+          rescues: p.rescues,
+        };
+        this.bursts.set(key, b);
+        this.remember(b);
+      }
+      this.broadcast(this.format('upstream', b));
+    }
   }
 
   private format(event: string, data: unknown): string {

@@ -10,6 +10,7 @@
 
 import type { Duplex, Readable } from 'node:stream';
 import { type Dispatcher, errors as undiciErrors } from 'undici';
+import type { AttemptResult } from '../model/attempt.ts';
 import type { AttemptError } from '../model/outcome.ts';
 import type { Endpoint } from '../model/routes.ts';
 import { blameOf, classifyError, describeFailure, statusForError } from './errors.ts';
@@ -57,6 +58,8 @@ export class Attempt implements Dispatcher.DispatchHandler {
   discarding = false;
   abortedWith?: AbortReason;
   done = false;
+  /** onAttempt has had this attempt (once: a failure after the headers is not another attempt). */
+  private observed = false;
   private drainBound?: () => void;
 
   constructor(
@@ -232,6 +235,9 @@ export class Attempt implements Dispatcher.DispatchHandler {
     this.settle();
     const ex = this.ex;
     const aborted = this.abortedWith ?? (err instanceof Aborted ? err.why : undefined);
+    // Not evidence against the upstream, but time spent there: observe/ counts it on this instance.
+    if (aborted === 'rescue') this.observe('rescued');
+    else if (aborted || ex.clientGone) this.observe('cancelled');
     if (aborted === 'client-gone' || ex.clientGone) return; // finish() ran in onClientClose
     if (ex.overLimit && !this.responded) {
       return ex.reject({
@@ -244,8 +250,12 @@ export class Attempt implements Dispatcher.DispatchHandler {
         },
       });
     }
-    if (err instanceof ClientDeadline) return this.end(err, 'deadline-exceeded', 504, err.message);
+    if (err instanceof ClientDeadline) {
+      this.observe('deadline-exceeded');
+      return this.end(err, 'deadline-exceeded', 504, err.message);
+    }
     if (err.code === REFUSED_STREAM) {
+      this.observe('refused-stream');
       // The instance declined the stream before processing it (overloaded, or going away): safe to
       // retry anywhere, and no evidence that it is unhealthy.
       ex.lastError = 'refused-stream';
@@ -261,6 +271,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
     // itself (a target or header it will not send), a client whose upload broke off, or our own
     // pool being closed reached no instance, and never touches its health.
     const blame = aborted ? 'upstream' : ex.requestFailed() ? 'request' : blameOf(err);
+    if (blame !== 'upstream') this.observe(blame === 'request' ? 'request-error' : 'proxy-error');
     if (blame === 'request') {
       if (this.responded) return this.end(err, 'bad-request', 400, '');
       return ex.reject({
@@ -290,6 +301,21 @@ export class Attempt implements Dispatcher.DispatchHandler {
     ex.lastError = kind;
     if (this.responded && !this.discarding) return ex.cut(err, kind);
     ex.fail(this, kind, status, reason);
+  }
+
+  /** The attempt as observe/ counts it: once, at its response headers or its end without them. */
+  observe(outcome: AttemptResult, durationMs = performance.now() - this.sentAt): void {
+    if (this.observed) return;
+    this.observed = true;
+    const e = this.endpoint;
+    this.ex.fw.opts.onAttempt?.({
+      project: e.project,
+      port: e.port,
+      instance: e.instance,
+      outcome,
+      durationMs,
+      retry: this.ex.attempts > 1,
+    });
   }
 
   private settle(): void {

@@ -453,9 +453,8 @@ export class Exchange {
    * upstream did (a status, or a failure the upstream caused).
    */
   outcome(a: Attempt, status: number | undefined, error: AttemptError | undefined, durationMs: number): void {
-    const opts = this.fw.opts;
-    opts.onAttempt?.(a.endpoint.project, a.endpoint.port, status ?? error ?? 'reset', this.attempts > 1);
-    opts.health.report({ endpoint: a.endpoint.id, status, error, durationMs });
+    a.observe(status ?? error ?? 'reset', durationMs);
+    this.fw.opts.health.report({ endpoint: a.endpoint.id, status, error, durationMs });
   }
 
   // ---- 6. rewrite response -------------------------------------------------------------------

@@ -6,8 +6,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { affinityCookieName } from '../balancing/index.ts';
 import type { AccessRecord } from '../model/access.ts';
+import type { AttemptRecord } from '../model/attempt.ts';
 import type { HealthView } from '../model/health.ts';
-import type { AttemptError, AttemptOutcome } from '../model/outcome.ts';
+import type { AttemptOutcome } from '../model/outcome.ts';
 import type { EndpointId, RouteTable } from '../model/routes.ts';
 import type { Tier } from '../routing/build.ts';
 import { clientAddress } from '../util/client-address.ts';
@@ -57,13 +58,11 @@ export interface ForwarderOptions {
   readonly onAccess?: (rec: AccessRecord) => void;
   /** Where a failure of the pipeline itself (a bug) is reported. */
   readonly log?: Log;
-  /** Once per upstream attempt: its status or error, and whether it was a retry (metrics). */
-  readonly onAttempt?: (
-    project: string,
-    port: string,
-    outcome: number | AttemptError,
-    retry: boolean,
-  ) => void;
+  /**
+   * Once per upstream attempt, when its response headers arrive or it ends without them (metrics,
+   * dashboard): the instance that took it, its outcome, how long it took, whether it was a retry.
+   */
+  readonly onAttempt?: (a: AttemptRecord) => void;
 }
 
 export class Forwarder {

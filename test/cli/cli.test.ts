@@ -18,7 +18,8 @@ describe('wharf CLI', () => {
   it('--help and --version', async () => {
     const h = runWharf(['--help']);
     assert.equal(await h.exit(), 0);
-    assert.match(h.stdout, /wharf serve --config FILE/);
+    assert.match(h.stdout, /serve +Run the proxy/);
+    assert.match(h.stdout, /npx wharf/);
     const v = runWharf(['--version']);
     assert.equal(await v.exit(), 0);
     assert.match(v.stdout, /^wharf \d+\.\d+\.\d+/);
@@ -51,7 +52,8 @@ describe('wharf CLI', () => {
     );
     const r = runWharf(['check-config', bad]);
     assert.equal(await r.exit(), 2);
-    assert.match(r.stderr, /unknown key\(s\) "colour"/);
+    assert.match(r.stderr, /unknown key\(s\) "colour": expected one of listen, admin/);
+    assert.match(r.stderr, /listen: "nowhere": expected host:port such as 127\.0\.0\.1:8080/);
     const fixed = join(dir, 'bad2.yaml');
     writeFileSync(
       fixed,
@@ -59,10 +61,13 @@ describe('wharf CLI', () => {
     );
     const r2 = runWharf(['check-config', fixed]);
     assert.equal(await r2.exit(), 2);
-    assert.match(r2.stderr, /listen: expected host:port/);
+    assert.match(r2.stderr, /listen: "nowhere": expected host:port/);
     assert.match(r2.stderr, /projects\.shop\.health-interval: "5": expected a duration/);
     assert.match(r2.stderr, /projects\.shop\.affinity: "sometimes": expected none, cookie/);
-    assert.match(r2.stderr, /projects\.shop\.instances\.shop-0\.http: port out of range/);
+    assert.match(
+      r2.stderr,
+      /projects\.shop\.instances\.shop-0\.http: "127\.0\.0\.1:99999": port 99999 is out of range/,
+    );
   });
 
   it('serve refuses to start half-configured', async () => {

@@ -53,21 +53,30 @@ projects:
 
   it('reports every error with its field path', () => {
     assert.deepEqual(issues('listen: nowhere\nadmin: "a:b"'), [
-      'listen: expected host:port, got "nowhere"',
-      'admin: expected host:port, got "a:b"',
+      'listen: "nowhere": expected host:port such as 127.0.0.1:8080',
+      'admin: "a:b": expected host:port such as 127.0.0.1:8080',
     ]);
-    assert.match(issues('listen: 8080')[0], /listen: Invalid input: expected string/);
+    assert.equal(
+      issues('listen: 8080')[0],
+      'listen: 8080: expected host:port such as 127.0.0.1:8080, 0.0.0.0:8080 or [::]:8080',
+    );
     assert.match(issues('timeouts: { connect: 2 }')[0], /timeouts\.connect/);
-    assert.match(issues('timeouts: { conect: 2s }')[0], /timeouts: unknown key\(s\) "conect"/);
+    assert.match(
+      issues('timeouts: { conect: 2s }')[0],
+      /timeouts: unknown key\(s\) "conect": expected one of connect, .* \(did you mean "connect"\?\)/,
+    );
     assert.match(
       issues('projects: { shop: { instances: { s0: { http: 1.2.3.4 } } } }')[0],
       /projects\.shop\.instances\.s0\.http/,
     );
-    assert.match(issues('projects: { Shop: {} }')[0], /projects\.Shop: project names are DNS labels/);
+    assert.match(
+      issues('projects: { Shop: {} }')[0],
+      /projects\.Shop: project name "Shop": expected a DNS label .* such as shop/,
+    );
     assert.match(issues('projects: { shop: { retries: many } }')[0], /projects\.shop\.retries: "many"/);
     assert.match(
       issues('projects: { shop: { helth-path: / } }')[0],
-      /projects\.shop: unknown key\(s\) "helth-path"/,
+      /projects\.shop: unknown key\(s\) "helth-path": .*\(did you mean "health-path"\?\)/,
     );
     assert.match(issues('defaults: { timeout: forever }')[0], /defaults\.timeout/);
     assert.match(issues('tier: middle')[0], /tier/);
@@ -121,7 +130,7 @@ projects:
       assert.match(issues('tier: edge\ntls: {}').join(), /^tls: at least one certificate/);
       assert.match(
         issues(`tier: edge\n${k8s}\ntls: { secrets: [{ namespace: a, name: Bad_Name }] }`).join(),
-        /^tls\.secrets\.0\.name: Secret names are/,
+        /^tls\.secrets\.0\.name: "Bad_Name": expected a Secret name/,
       );
       assert.match(
         issues(`tier: edge\n${k8s}\ntls: { secrets: [{ namespace: a, name: b, extra: 1 }] }`).join(),

@@ -51,6 +51,6 @@ describe('config: kubernetes section and flags', () => {
     assert.match(issues('kubernetes: { namespaces: [Bad] }'), /kubernetes\.namespaces\.0/);
     assert.match(issues('kubernetes: {}'), /set in-cluster, kubeconfig/);
     assert.match(issues('kubernetes: { in-cluster: true, kubeconfig: /k }'), /exclude each other/);
-    assert.match(issues('{}', { apiservers: 'nope' }), /--apiserver: expected/);
+    assert.match(issues('{}', { apiservers: 'nope' }), /--apiserver: "nope": expected/);
   });
 });

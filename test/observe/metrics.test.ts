@@ -49,6 +49,52 @@ describe('metrics', () => {
     assert.equal(value(parseExposition(await m.render()), 'wharf_log_dropped_lines_total'), 7);
   });
 
+  test('attempt durations per instance, rescues per port; a cap on instance histograms', async () => {
+    const m = new Metrics({ maxInstanceHistograms: 3 });
+    const a = { project: 'blog', port: 'http', retry: false };
+    m.upstreamAttempt({ ...a, instance: 'blog-1', outcome: 'rescued', durationMs: 1500 });
+    m.upstreamAttempt({ ...a, instance: 'blog-0', outcome: 200, durationMs: 2, retry: true });
+    m.upstreamAttempt({ ...a, instance: 'blog-0', outcome: 200, durationMs: 3 });
+    m.upstreamAttempt({ ...a, instance: 'blog-1', outcome: 'cancelled', durationMs: 700 });
+    const e = parseExposition(await m.render());
+    assert.equal(e.types.get('wharf_upstream_attempt_duration_seconds'), 'histogram');
+    const h = (inst: string, le: string) =>
+      value(e, 'wharf_upstream_attempt_duration_seconds_bucket', { instance: inst, le });
+    assert.equal(h('blog-0', '0.005'), 2, 'blog-0 answered within 5 ms');
+    assert.equal(h('blog-1', '0.5'), 0);
+    assert.equal(h('blog-1', '2.5'), 2, 'the time spent waiting counts on blog-1');
+    assert.equal(value(e, 'wharf_upstream_attempt_duration_seconds_count', { instance: 'blog-0' }), 2);
+    assert.equal(value(e, 'wharf_rescues_total', { project: 'blog', port: 'http' }), 1);
+    assert.equal(value(e, 'wharf_retries_total', { project: 'blog', port: 'http' }), 1);
+    assert.equal(value(e, 'wharf_upstream_attempts_total', { outcome: 'rescued' }), 1);
+    assert.equal(value(e, 'wharf_upstream_attempts_total', { outcome: 'cancelled' }), 1);
+    // Past the cap, new instances fold into their port's `_overflow` histogram, exported once.
+    for (let i = 0; i < 5; i++) m.upstreamAttempt({ ...a, instance: `x-${i}`, outcome: 200, durationMs: 1 });
+    const f = parseExposition(await m.render());
+    const instances = new Set(
+      f.samples
+        .filter((s) => s.name === 'wharf_upstream_attempt_duration_seconds_count')
+        .map((s) => s.labels.instance),
+    );
+    assert.deepEqual([...instances].sort(), ['_overflow', 'blog-0', 'blog-1', 'x-0']);
+    assert.equal(value(f, 'wharf_upstream_attempt_duration_seconds_count', { instance: '_overflow' }), 4);
+    // An instance that leaves the route table stops being exported.
+    m.observe({
+      type: 'routes',
+      time: 1,
+      version: 2,
+      projects: 1,
+      endpoints: 1,
+      added: [],
+      removed: ['blog/http/blog-1@127.0.0.1:1'],
+    });
+    const g = parseExposition(await m.render());
+    assert.equal(
+      value(g, 'wharf_upstream_attempt_duration_seconds_count', { instance: 'blog-1' }),
+      undefined,
+    );
+  });
+
   test('health, routes, problems and source events drive gauges', async () => {
     let now = 1_000_000;
     const m = new Metrics({ now: () => now });

@@ -54,8 +54,10 @@ describe('SSE /events', () => {
       assert.deepEqual(s.data, state);
       const tl = (await c.waitFor((m) => m.event === 'timeline', 1000)).data as { events: WharfEvent[] };
       assert.equal(tl.events[0].type, 'routes');
-      const h = (await c.waitFor((m) => m.event === 'history', 1000)).data as { series: { rps: number[] }[] };
-      assert.deepEqual(h.series[0].rps, [1]);
+      const h = (await c.waitFor((m) => m.event === 'history', 1000)).data as {
+        ports: { rps: (number | null)[] }[];
+      };
+      assert.deepEqual(h.ports[0].rps.slice(-1), [1]);
 
       const t0 = Date.now();
       bus.emit({
@@ -77,7 +79,7 @@ describe('SSE /events', () => {
       now += 1000;
       traffic.tick();
       const tr = await c.waitFor((m) => m.event === 'traffic', 1000);
-      assert.equal((tr.data as { points: unknown[] }).points.length, 1);
+      assert.equal((tr.data as { ports: unknown[] }).ports.length, 1);
 
       hub.publish('demo', { instances: [] });
       await c.waitFor((m) => m.event === 'demo', 1000);
