@@ -32,12 +32,12 @@ describe('dist/', () => {
     }
   });
 
-  it('imports .js, never .ts (rewriteRelativeImportExtensions)', () => {
+  it('imports .js (or plain .mjs), never .ts (rewriteRelativeImportExtensions)', () => {
     const bad: string[] = [];
     for (const f of js) {
       const text = readFileSync(f, 'utf8');
       for (const m of text.matchAll(/(?:from\s*|import\s*\()\s*['"](\.{1,2}\/[^'"]+)['"]/g)) {
-        if (!m[1].endsWith('.js')) bad.push(`${relative(ROOT, f)}: ${m[1]}`);
+        if (!m[1].endsWith('.js') && !m[1].endsWith('.mjs')) bad.push(`${relative(ROOT, f)}: ${m[1]}`);
         else if (!existsSync(join(dirname(f), m[1])))
           bad.push(`${relative(ROOT, f)}: ${m[1]} does not exist`);
       }
