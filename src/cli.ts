@@ -4,8 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Overrides, parseConfig } from './config/load.ts';
-import { startObserved } from './main.ts';
 import { reopenOnSignal } from './observe/log.ts';
+import { startObserved } from './observed.ts';
 import { stderrLog } from './util/log.ts';
 
 const HELP = `wharf - a reverse proxy for Kubernetes microservices, with discovery by convention
