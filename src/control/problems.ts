@@ -27,10 +27,6 @@ export class ProblemBoard {
     return this.all;
   }
 
-  of(owner: string): readonly Problem[] {
-    return this.byOwner.get(owner) ?? [];
-  }
-
   onChange(listener: (all: readonly Problem[]) => void): void {
     this.listeners.push(listener);
   }

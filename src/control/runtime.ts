@@ -12,7 +12,7 @@ import { type Conventions, RouteTableBuilder } from '../routing/build.ts';
  * Endpoints added and removed between two tables, looking only at the projects the builder says
  * changed (and the edge's forward route): O(changed endpoints) per swap, not O(all endpoints).
  */
-export function diffEndpoints(
+function diffEndpoints(
   prev: RouteTable,
   next: RouteTable,
   changed: Iterable<string>,

@@ -11,32 +11,9 @@ import { Aggregator, NAMES_OWNER } from '../../src/control/aggregator.ts';
 import type { KubeObject } from '../../src/discovery/k8s-types.ts';
 import { translateAll } from '../../src/discovery/translate.ts';
 import type { Problem } from '../../src/model/problem.ts';
-import type { ProjectChange, ProjectRecord } from '../../src/model/snapshot.ts';
-import type { Source, SourceUpdate } from '../../src/model/source.ts';
+import type { ProjectChange } from '../../src/model/snapshot.ts';
 import { projectRecord } from '../support/records.ts';
-
-class TestSource implements Source {
-  readonly status = { state: 'synced' as const };
-  private listener?: (u: SourceUpdate) => void;
-  constructor(readonly name: string) {}
-  change(removed: ProjectRecord[], added: ProjectRecord[], problems: readonly Problem[] = NONE): void {
-    this.listener?.({ reset: false, removed, added, problems });
-  }
-  reset(added: ProjectRecord[], problems: readonly Problem[] = NONE): void {
-    this.listener?.({ reset: true, removed: [], added, problems });
-  }
-  onUpdate(listener: (u: SourceUpdate) => void): () => void {
-    this.listener = listener;
-    return () => {};
-  }
-  onStatus(): () => void {
-    return () => {};
-  }
-  start(): void {}
-  async stop(): Promise<void> {}
-}
-
-const NONE: readonly Problem[] = Object.freeze([]);
+import { TestSource } from '../support/sources.ts';
 
 function harness(...names: string[]) {
   const changes: ProjectChange[] = [];

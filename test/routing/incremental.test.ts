@@ -12,11 +12,11 @@ import { ControlPlane } from '../../src/control/plane.ts';
 import type { Problem } from '../../src/model/problem.ts';
 import type { PortRoute, ProjectRoute, RouteTable, TableSwapped } from '../../src/model/routes.ts';
 import type { InstanceRecord, ProjectRecord } from '../../src/model/snapshot.ts';
-import type { Source, SourceUpdate } from '../../src/model/source.ts';
 import { type Conventions, DEFAULT_CONVENTIONS, RouteTableBuilder } from '../../src/routing/build.ts';
 import { systemClock } from '../../src/util/clock.ts';
 import { LayeredMap } from '../../src/util/layered-map.ts';
 import { projectRecord } from '../support/records.ts';
+import { TestSource } from '../support/sources.ts';
 
 // ---------------------------------------------------------------- random records
 
@@ -91,25 +91,6 @@ const arbOp: fc.Arbitrary<Op> = fc.oneof(
 
 // A batch of ops is one publish per source (coalesced).
 const arbHistory = fc.array(fc.array(arbOp, { minLength: 1, maxLength: 5 }), { minLength: 1, maxLength: 25 });
-
-/** A source the test publishes through by hand. */
-class TestSource implements Source {
-  readonly status = { state: 'synced' as const };
-  private listener?: (u: SourceUpdate) => void;
-  constructor(readonly name: string) {}
-  publish(u: SourceUpdate): void {
-    this.listener?.(u);
-  }
-  onUpdate(listener: (u: SourceUpdate) => void): () => void {
-    this.listener = listener;
-    return () => {};
-  }
-  onStatus(): () => void {
-    return () => {};
-  }
-  start(): void {}
-  async stop(): Promise<void> {}
-}
 
 const SOURCE_NAMES = ['config', 'kubernetes'];
 
