@@ -67,7 +67,7 @@ export class Wharf {
     const c = opts.config;
     const log = opts.log ?? stderrLog;
     const clock = opts.clock ?? systemClock;
-    const emit = (e: WharfEvent) => opts.onEvent?.(e);
+    const emit = opts.onEvent; // none: no event is even built
     this.config = c;
     this.log = log;
     this.control = new ControlPlane({ conventions: conventionsOf(c), clock, emit });
