@@ -54,34 +54,32 @@ export class Aggregator {
   }
 
   private update(entry: Entry, u: SourceUpdate): void {
-    let removed: readonly ProjectRecord[] = u.removed;
-    let added: readonly ProjectRecord[] = u.added;
+    let removed = u.removed;
+    let added = u.added;
     if (u.reset) {
       // A reset is compared with what the source had, by identity: unchanged records cost nothing.
       const next = new Set(u.added);
       removed = [...entry.records].filter((r) => !next.has(r));
       added = u.added.filter((r) => !entry.records.has(r));
       entry.records = next;
-    } else {
-      removed = removed.filter((r) => entry.records.delete(r));
-      added = added.filter((r) => {
-        if (entry.records.has(r)) return false;
-        entry.records.add(r);
-        return true;
-      });
     }
     // The winner of each touched name before this update.
     const before = new Map<string, ProjectRecord | undefined>();
     let namesDirty = false;
     for (const r of removed) {
-      if (!DNS_LABEL.test(r.name)) {
-        namesDirty = this.nameProblems.delete(r) || namesDirty;
+      if (!u.reset && !entry.records.delete(r)) continue; // not published (any more): no change
+      if (this.nameProblems.delete(r)) {
+        namesDirty = true; // a bad name claimed nothing
         continue;
       }
       if (!before.has(r.name)) before.set(r.name, this.winner(r.name));
       this.unclaim(r);
     }
     for (const r of added) {
+      if (!u.reset) {
+        if (entry.records.has(r)) continue; // published already: no change
+        entry.records.add(r);
+      }
       if (!DNS_LABEL.test(r.name)) {
         this.nameProblems.set(r, [
           {
@@ -100,7 +98,7 @@ export class Aggregator {
     }
     const out: { removed: ProjectRecord[]; added: ProjectRecord[] } = { removed: [], added: [] };
     for (const [name, prev] of before) {
-      namesDirty = this.resolve(name) || namesDirty;
+      if (this.resolve(name)) namesDirty = true;
       const next = this.winner(name);
       if (prev === next) continue;
       if (prev) out.removed.push(prev);
@@ -139,7 +137,7 @@ export class Aggregator {
   /** Puts the winner of `name` first and reports the others. True when its Problems changed. */
   private resolve(name: string): boolean {
     const c = this.claims.get(name);
-    if (!Array.isArray(c)) return this.nameProblems.delete(name);
+    if (!Array.isArray(c)) return this.nameProblems.size > 0 && this.nameProblems.delete(name);
     c.sort((a, b) => this.compare(a, b));
     const winner = c[0];
     const wr = this.rank(winner);

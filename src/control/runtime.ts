@@ -8,6 +8,27 @@ import type { Endpoint, PortRoute, ProjectRoute, RouteTable, TableSwapped } from
 import type { ProjectChange, ProjectRecord } from '../model/snapshot.ts';
 import { type Conventions, RouteTableBuilder } from '../routing/build.ts';
 
+/** Endpoint id -> endpoint, over some port routes. */
+function byId(ports: Iterable<PortRoute>): Map<string, Endpoint> {
+  const m = new Map<string, Endpoint>();
+  for (const port of ports) for (const e of port.endpoints) m.set(e.id, e);
+  return m;
+}
+
+function portsOf(r: ProjectRoute | undefined): Iterable<PortRoute> {
+  return r ? r.ports.values() : [];
+}
+
+function diff(
+  a: Map<string, Endpoint>,
+  b: Map<string, Endpoint>,
+  added: Endpoint[],
+  removed: Endpoint[],
+): void {
+  for (const [id, e] of b) if (!a.has(id)) added.push(e);
+  for (const [id, e] of a) if (!b.has(id)) removed.push(e);
+}
+
 /**
  * Endpoints added and removed between two tables, looking only at the projects the builder says
  * changed (and the edge's forward route): O(changed endpoints) per swap, not O(all endpoints).
@@ -19,24 +40,14 @@ function diffEndpoints(
 ): { added: Endpoint[]; removed: Endpoint[] } {
   const added: Endpoint[] = [];
   const removed: Endpoint[] = [];
-  const ids = (ports: Iterable<PortRoute>) => {
-    const m = new Map<string, Endpoint>();
-    for (const port of ports) for (const e of port.endpoints) m.set(e.id, e);
-    return m;
-  };
-  const diff = (a: Map<string, Endpoint>, b: Map<string, Endpoint>) => {
-    for (const [id, e] of b) if (!a.has(id)) added.push(e);
-    for (const [id, e] of a) if (!b.has(id)) removed.push(e);
-  };
-  const portsOf = (r: ProjectRoute | undefined) => r?.ports.values() ?? [];
   for (const name of changed) {
     const old = prev.projects.get(name);
     const route = next.projects.get(name);
-    if (old !== route) diff(ids(portsOf(old)), ids(portsOf(route)));
+    if (old !== route) diff(byId(portsOf(old)), byId(portsOf(route)), added, removed);
   }
   // The edge tier's forward target is outside `projects`: diff it too.
   if (prev.forward !== next.forward)
-    diff(ids(prev.forward ? [prev.forward] : []), ids(next.forward ? [next.forward] : []));
+    diff(byId(prev.forward ? [prev.forward] : []), byId(next.forward ? [next.forward] : []), added, removed);
   return { added, removed };
 }
 
