@@ -1,5 +1,6 @@
 // The admin listener: separate port, loopback by default. Read-only views of the current state plus
-// whatever routes main.ts mounts (metrics, events, dashboard). Optional bearer token for all of it.
+// whatever routes are mounted (observed.ts mounts metrics, events, the dashboard). Optional bearer
+// token for all of it.
 
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { HealthView } from '../model/health.ts';

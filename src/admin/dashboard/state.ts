@@ -1,5 +1,5 @@
 // The `state` document the dashboard gets on connect (the SSE hub's replay): /api/projects plus
-// what the dashboard shows around it. main.ts passes `() => dashboardState(...)` as `replay`.
+// what the dashboard shows around it. observed.ts passes `() => dashboardState(...)` as `replay`.
 
 import type { SourceStateEvent } from '../../model/events.ts';
 import type { HealthView } from '../../model/health.ts';
