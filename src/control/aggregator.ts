@@ -38,6 +38,7 @@ export class Aggregator {
   private readonly claims = new Map<string, ProjectRecord | ProjectRecord[]>();
   /** Name-conflict Problems per name, and bad-name Problems per record. */
   private readonly nameProblems = new Map<string | ProjectRecord, readonly Problem[]>();
+  private readonly before = new Map<string, ProjectRecord | undefined>();
 
   constructor(private readonly o: AggregatorOptions) {}
 
@@ -63,8 +64,8 @@ export class Aggregator {
       added = u.added.filter((r) => !entry.records.has(r));
       entry.records = next;
     }
-    // The winner of each touched name before this update.
-    const before = new Map<string, ProjectRecord | undefined>();
+    // The winner of each touched name before this update (one map, emptied after each update).
+    const before = this.before;
     let namesDirty = false;
     for (const r of removed) {
       if (!u.reset && !entry.records.delete(r)) continue; // not published (any more): no change
@@ -104,6 +105,7 @@ export class Aggregator {
       if (prev) out.removed.push(prev);
       if (next) out.added.push(next);
     }
+    before.clear();
     if (out.removed.length > 0 || out.added.length > 0) this.o.onChange(out);
     if (u.problems !== entry.problems) {
       entry.problems = u.problems;

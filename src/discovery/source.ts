@@ -14,6 +14,7 @@
 import type { Problem } from '../model/problem.ts';
 import type { ProjectRecord } from '../model/snapshot.ts';
 import type { Source, SourceStatus, SourceUpdate } from '../model/source.ts';
+import { sameData } from '../util/equal.ts';
 import { ApiClient } from './apiclient.ts';
 import { type Clock, systemClock, type Timer } from './clock.ts';
 import type { ApiServerTarget } from './credentials.ts';
@@ -51,10 +52,7 @@ export type KubernetesTuning = Partial<Omit<KubernetesSourceOptions, 'servers'>>
 type UpdateListener = (update: SourceUpdate) => void;
 
 function sameRecord(a: ProjectRecord | null, b: ProjectRecord | null): boolean {
-  if (a === b) return true;
-  if (!a || !b) return false;
-  // Translation builds keys in a fixed order, so equal records serialize equally.
-  return JSON.stringify(a) === JSON.stringify(b);
+  return sameData(a, b);
 }
 
 function sameProblems(a: readonly Problem[], b: readonly Problem[]): boolean {
