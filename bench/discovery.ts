@@ -19,13 +19,15 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { parseConfig } from '../src/config/load.ts';
+import { ControlPlane } from '../src/control/plane.ts';
 import { NO_CREDENTIALS } from '../src/discovery/credentials.ts';
 import { KubernetesSource } from '../src/discovery/source.ts';
 import { endpointSlice, FakeApiServer, service } from '../src/fake-apiserver/index.ts';
-import { type SourceState, Wharf } from '../src/main.ts';
+import { Wharf } from '../src/main.ts';
 import type { RouteTable } from '../src/model/routes.ts';
 import type { ProjectChange } from '../src/model/snapshot.ts';
-import { DEFAULT_CONVENTIONS, RouteTableBuilder } from '../src/routing/build.ts';
+import { DEFAULT_CONVENTIONS } from '../src/routing/build.ts';
+import { systemClock } from '../src/util/clock.ts';
 
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 10_000);
 const ENDPOINTS_PER_SERVICE = 5;
@@ -33,7 +35,7 @@ const CHURN_PER_S = Number(process.env.BENCH_CHURN ?? 100);
 const CHURN_SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const UPSTREAMS = 20;
 const DEADLINE_MS = 5000;
-/** `wharf`: the whole proxy. `routing`: KubernetesSource + RouteTableBuilder only (no health, no proxy). */
+/** `wharf`: the whole proxy. `routing`: KubernetesSource + the control plane only (no health, no proxy). */
 const LEVEL = process.env.BENCH_LEVEL === 'routing' ? 'routing' : 'wharf';
 const SYNC_TRIALS = Number(process.env.BENCH_SYNC_TRIALS ?? 3);
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 3);
@@ -121,34 +123,26 @@ async function apiserverRole(): Promise<void> {
 
 // ------------------------------------------------------------------ child: the measured Wharf
 
-/** What the bench needs of Wharf; `RoutingOnly` provides it with discovery and routing alone. */
+/** What the bench needs of Wharf; `RoutingOnly` provides it with discovery and the control plane alone. */
 interface Target {
   table(): RouteTable;
-  updateSource(name: string, state: SourceState, change?: ProjectChange): void;
+  readonly control: ControlPlane;
   stop(ms?: number): Promise<void>;
   readonly frontAddress: { port: number };
 }
 
 class RoutingOnly implements Target {
-  private readonly builder = new RouteTableBuilder(DEFAULT_CONVENTIONS);
-  private current = this.builder.apply({ removed: [], added: [] }, [], 0, 0).table;
-  private version = 0;
+  readonly control = new ControlPlane({ conventions: DEFAULT_CONVENTIONS, clock: systemClock });
   readonly frontAddress = { port: 0 };
-  private readonly src: KubernetesSource;
   constructor(url: string, log: (level: string, msg: string) => void) {
-    this.src = new KubernetesSource({ servers: [{ url, credentials: NO_CREDENTIALS }], log });
-    this.src.onSnapshot((u) => this.updateSource('kubernetes', u, u.change));
-    this.src.start();
+    this.control.add(new KubernetesSource({ servers: [{ url, credentials: NO_CREDENTIALS }], log }));
+    this.control.start();
   }
   table(): RouteTable {
-    return this.current;
-  }
-  updateSource(_name: string, state: SourceState, change?: ProjectChange): void {
-    this.version++;
-    this.current = this.builder.apply(change!, state.problems, this.version, this.version).table;
+    return this.control.table();
   }
   stop(): Promise<void> {
-    return this.src.stop();
+    return this.control.stop();
   }
 }
 
@@ -205,19 +199,21 @@ async function wharfRole(): Promise<void> {
     process.exit(0);
   }
 
-  // Rebuild cost as main.ts sees it (the source's publish -> routing -> health -> swap).
+  // Rebuild cost as the control plane sees it (the aggregated change -> routing -> swap -> health,
+  // pools, certificates, events).
   const rebuilds: number[] = [];
   const published: number[] = [];
-  const orig = wharf.updateSource.bind(wharf);
+  const runtime = wharf.control.runtime;
+  const orig = runtime.apply.bind(runtime);
   // Each pending change waits for the swap that makes its pod routable (no busy polling: 50+
   // pollers at 1 ms saturate two cores and measure themselves), then a request pinned to the pod
   // must be answered by it. If it is not (a race), it polls every 2 ms until the deadline.
   const waiting = new Map<string, () => void>(); // `${svc}|${pod}` -> wake
   const startedAt = new Map<string, number>();
   const publishedAt = new Set<string>();
-  wharf.updateSource = (n, state, change) => {
+  runtime.apply = (change: ProjectChange) => {
     const t = performance.now();
-    if (waiting.size && change) {
+    if (waiting.size) {
       // Discovery's own share: write -> the published change holds the new pod.
       for (const p of change.added) {
         for (const inst of p.instances) {
@@ -229,7 +225,7 @@ async function wharfRole(): Promise<void> {
         }
       }
     }
-    orig(n, state, change);
+    orig(change);
     rebuilds.push(performance.now() - t);
     for (const [key, wake] of waiting) {
       const [svc, pod] = key.split('|');
@@ -472,7 +468,7 @@ async function main(): Promise<void> {
   const probeLine = churn.probes
     ? ` Probes in flight at the end: ${churn.probes.now}, at most ${churn.probes.peak} at once (cap ${churn.probes.max}).`
     : '';
-  const report = `# Discovery benchmark${LEVEL === 'routing' ? ': KubernetesSource + RouteTableBuilder only (BENCH_LEVEL=routing)' : ''}
+  const report = `# Discovery benchmark${LEVEL === 'routing' ? ': KubernetesSource + control plane only (BENCH_LEVEL=routing)' : ''}
 
 \`npm run bench:discovery\` (bench/discovery.ts), ${new Date().toISOString().slice(0, 16)}Z, Node ${process.version},
 ${process.env.BENCH_NOTE ?? 'the shared 2-core machine with other work running at the same time'}: 1-minute load average
@@ -485,7 +481,7 @@ process: ${SYNC_TRIALS} sync trials, the last of which then runs the churn; the 
 pods and the relay of the churn writes run in a third process (the orchestrator), so neither their CPU
 nor their memory is counted. ${
     LEVEL === 'routing'
-      ? 'Only discovery (KubernetesSource: paged LIST of 500, WATCH) and routing (RouteTableBuilder) run in the measured process: no health checks, no proxy; routable = the new pod is in the swapped table.'
+      ? 'Only discovery (KubernetesSource: paged LIST of 500, WATCH) and the control plane (aggregator, RouteTableBuilder, swap) run in the measured process: no health checks, no proxy; routable = the new pod is in the swapped table.'
       : `The whole Wharf runs in the measured process: discovery (paged LIST of 500, WATCH),
 routing, health, the proxy. Active health checks run for real on every endpoint: a TCP connect and
 HTTP GET per probe (refused at once on the synthetic endpoints), \`defaults.health-interval\` ${HEALTH_INTERVAL}

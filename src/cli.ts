@@ -256,7 +256,7 @@ async function serve(args: string[]): Promise<void> {
   const fileIssues = checkConfigFiles(config);
   if (fileIssues.length > 0) throw new ConfigError(file ?? '(command line)', fileIssues);
   listeners = configListeners(config);
-  const { startObserved } = await import('./main.ts');
+  const { startObserved } = await import('./observed.ts');
   const { reopenOnSignal } = await import('./observe/log.ts');
   const { wharf: running, obs } = await startObserved({ config, configPath: file, overrides });
   reopenOnSignal(obs.logs);

@@ -1,9 +1,12 @@
 // The admin listener: separate port, loopback by default. Read-only views of the current state plus
-// whatever routes main.ts mounts (metrics, events, dashboard). Optional bearer token for all of it.
+// whatever routes are mounted (observed.ts mounts metrics, events, the dashboard). Optional bearer
+// token for all of it.
 
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { HealthView } from '../model/health.ts';
+import type { Problem } from '../model/problem.ts';
 import type { RouteTable } from '../model/routes.ts';
+import type { Readiness } from '../model/source.ts';
 import { checkAdminAuth } from '../observe/sse.ts';
 import { listen } from '../util/listen.ts';
 import { uniformSocketShape } from '../util/socket-shape.ts';
@@ -11,18 +14,18 @@ import { uniformSocketShape } from '../util/socket-shape.ts';
 /** Returns true when it handled the request. */
 export type AdminRoute = (req: IncomingMessage, res: ServerResponse, url: URL) => boolean | Promise<boolean>;
 
-export interface Readiness {
-  readonly ready: boolean;
-  /** `ok`, `starting` or `degraded`. */
-  readonly status: string;
-  readonly reasons: readonly string[];
+/** What the admin API shows: the running Wharf. */
+export interface AdminView {
+  table(): RouteTable;
+  /** Every owner's Problems (sources, name conflicts, routing, certificates). */
+  problems(): readonly Problem[];
+  readiness(): Readiness;
+  readonly health: HealthView;
 }
 
 export interface AdminOptions {
   readonly token?: string;
-  readonly table: () => RouteTable;
-  readonly health: HealthView;
-  readonly readiness: () => Readiness;
+  readonly view: AdminView;
   readonly routes?: readonly AdminRoute[];
 }
 
@@ -87,7 +90,7 @@ export class AdminServer {
     // Liveness must not depend on a token: kubelet probes carry none.
     if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (url.pathname === '/readyz') {
-      const r = this.opts.readiness();
+      const r = this.opts.view.readiness();
       return sendJson(res, r.ready ? 200 : 503, r);
     }
     // EventSource cannot send headers, so the dashboard's stream passes the token as ?token=.
@@ -96,10 +99,10 @@ export class AdminServer {
       return sendJson(res, 401, { error: 'unauthorized', reason: 'missing or wrong bearer token' });
     }
     if (req.method === 'GET' && url.pathname === '/api/projects') {
-      return sendJson(res, 200, projectsView(this.opts.table(), this.opts.health));
+      return sendJson(res, 200, projectsView(this.opts.view.table(), this.opts.view.health));
     }
     if (req.method === 'GET' && url.pathname === '/api/problems') {
-      return sendJson(res, 200, { problems: this.opts.table().problems });
+      return sendJson(res, 200, { problems: this.opts.view.problems() });
     }
     for (const route of this.opts.routes ?? []) if (await route(req, res, url)) return;
     sendJson(res, 404, { error: 'not found', reason: `no admin endpoint ${url.pathname}` });

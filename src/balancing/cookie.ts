@@ -2,7 +2,9 @@
 // age honours it without shared state. One name per tier: an edge Wharf in front of an internal
 // Wharf must not overwrite the internal tier's cookie with its own choice.
 
-export type Tier = 'internal' | 'edge';
+import type { Tier } from '../model/routes.ts';
+
+export type { Tier };
 
 const NAMES: Readonly<Record<Tier, string>> = { internal: 'wharf_i', edge: 'wharf_e' };
 

@@ -421,8 +421,10 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
     projects.push(
       Object.freeze({
         name,
-        source: 'config',
         origin: 'config',
+        object: `project ${name}`,
+        settingPrefix: `projects.${name}.`,
+        nameField: `projects.${name}`,
         created: '1970-01-01T00:00:00Z',
         ports: Object.freeze(ports),
         settings: Object.freeze(raw),

@@ -9,8 +9,9 @@ import { join } from 'node:path';
 import { parseConfig } from '../config/load.ts';
 import { type DemoArgs, DemoUsageError } from '../demo-options.ts';
 import { FakeApiServer } from '../fake-apiserver/index.ts';
-import { startObserved, type Wharf } from '../main.ts';
+import type { Wharf } from '../main.ts';
 import type { Observe } from '../observe/observe.ts';
+import { startObserved } from '../observed.ts';
 import { demoControl, demoView } from './control.ts';
 import { DemoError, Fleet } from './fleet.ts';
 import { watchLifeline } from './lifeline.ts';
@@ -73,7 +74,7 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
       const json = JSON.stringify(recs);
       if (json !== published) {
         published = json;
-        wharf.setSource('demo', recs, []);
+        wharf.control.set('demo', recs);
       }
     }
     observe?.sse.publish('demo', demoView(fleet, apiserverState()));

@@ -36,8 +36,9 @@ export function records(
 ): ProjectRecord[] {
   return projects.map((p) => ({
     name: p.name,
-    source: 'config',
     origin: 'demo',
+    object: `project ${p.name}`,
+    settingPrefix: `projects.${p.name}.`,
     created: CREATED,
     ports: p.ports,
     settings: p.settings,

@@ -1,23 +1,10 @@
-// Time as discovery sees it: injectable so tests can shorten timeouts or drive timers by hand.
+// Time as discovery sees it: the program's clock with timers (util/clock.ts), so tests can shorten
+// timeouts or drive timers by hand; plus the waiting discovery does (sleep, watchdog, backoff).
 
-export interface Timer {
-  cancel(): void;
-}
+import type { TimerClock as Clock, Timer } from '../util/clock.ts';
 
-export interface Clock {
-  now(): number;
-  /** Calls `fn` after `ms`; the returned timer never keeps the process alive. */
-  setTimeout(fn: () => void, ms: number): Timer;
-}
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimeout(fn, ms) {
-    const t = setTimeout(fn, ms);
-    t.unref();
-    return { cancel: () => clearTimeout(t) };
-  },
-};
+// Discovery always needs timers, so its `Clock` is the TimerClock (one definition, in util/).
+export { systemClock, type Timer, type TimerClock as Clock } from '../util/clock.ts';
 
 /** Resolves after `ms` on `clock`, or at once when `signal` aborts. */
 export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {

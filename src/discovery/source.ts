@@ -1,38 +1,27 @@
 // KubernetesSource: Services labelled `wharf.io/project` + their EndpointSlices, kept live by
-// list/watch loops, published as ProjectRecords. What main.ts wires.
+// list/watch loops, published as ProjectRecords through the Source contract (model/source.ts).
 //
 // - Nothing is published before the first complete list of both resources.
 // - Bursts are coalesced (only the latest state matters), and work per event is proportional to
 //   what changed: only Services touched since the last publish are translated again, and a record
-//   equal to the previous one is reused by identity (routing memoizes on it).
+//   equal to the previous one is reused by identity (the identity rule of SourceUpdate: routing
+//   memoizes on the record object, so an unchanged Service costs nothing downstream).
+// - Every project Service is published, two claiming one name included: the control plane's
+//   aggregator resolves name conflicts across all sources.
 // - Errors never empty the table: the caches keep the last state, a relist applies only the
 //   difference, and the state goes `degraded` with the reason until an apiserver answers again.
 
 import type { Problem } from '../model/problem.ts';
-import type { ProjectChange, ProjectRecord } from '../model/snapshot.ts';
+import type { ProjectRecord } from '../model/snapshot.ts';
+import type { Source, SourceStatus, SourceUpdate } from '../model/source.ts';
+import { sameData } from '../util/equal.ts';
 import { ApiClient } from './apiclient.ts';
 import { type Clock, systemClock, type Timer } from './clock.ts';
 import type { ApiServerTarget } from './credentials.ts';
 import type { Service } from './k8s-types.ts';
 import { type KubeObject, objectKey, PROJECT_LABEL, SERVICE_NAME_LABEL, trimService } from './k8s-types.ts';
 import { type LogFn, type ObjectChange, Reflector } from './reflector.ts';
-import {
-  resolveConflicts,
-  type ServiceTranslation,
-  type TrimmedSlice,
-  translateService,
-  trimSlice,
-} from './translate.ts';
-
-export type SourceStateName = 'syncing' | 'synced' | 'degraded';
-
-export interface SourceState {
-  readonly state: SourceStateName;
-  /** Why it is not `synced` (the last apiserver error), if known. */
-  readonly reason?: string;
-  /** Epoch ms of the last complete list (any resource), once synced. */
-  readonly lastSyncAt?: number;
-}
+import { type ServiceTranslation, type TrimmedSlice, translateService, trimSlice } from './translate.ts';
 
 export interface KubernetesSourceOptions {
   servers: readonly ApiServerTarget[];
@@ -55,29 +44,23 @@ export interface KubernetesSourceOptions {
   pageSize?: number;
 }
 
-/** One publish. */
-export interface SourceUpdate {
-  /** Every published project (built on first read, so a publish costs nothing per project). */
-  readonly projects: readonly ProjectRecord[];
-  readonly problems: readonly Problem[];
-  /** What changed since the previous publish; the first one adds everything. */
-  readonly change: ProjectChange;
-}
+/** KubernetesSource tuning as Wharf takes it (tests): `servers` replaces what the config resolves to. */
+export type KubernetesTuning = Partial<Omit<KubernetesSourceOptions, 'servers'>> & {
+  readonly servers?: readonly ApiServerTarget[];
+};
 
-export type SnapshotListener = (update: SourceUpdate) => void;
+type UpdateListener = (update: SourceUpdate) => void;
 
 function sameRecord(a: ProjectRecord | null, b: ProjectRecord | null): boolean {
-  if (a === b) return true;
-  if (!a || !b) return false;
-  // Translation builds keys in a fixed order, so equal records serialize equally.
-  return JSON.stringify(a) === JSON.stringify(b);
+  return sameData(a, b);
 }
 
 function sameProblems(a: readonly Problem[], b: readonly Problem[]): boolean {
   return a.length === b.length && (a.length === 0 || JSON.stringify(a) === JSON.stringify(b));
 }
 
-export class KubernetesSource {
+export class KubernetesSource implements Source {
+  readonly name = 'kubernetes';
   private readonly client: ApiClient;
   private readonly clock: Clock;
   private readonly reflectors: Reflector[] = [];
@@ -87,23 +70,19 @@ export class KubernetesSource {
   /** Service key -> its EndpointSlices (usually one; a list is smaller than a Map per Service). */
   private readonly slices = new Map<string, TrimmedSlice[]>();
   private readonly sliceOwner = new Map<string, string>();
+  /** Service key -> its translation; those with a record are what is published. */
   private readonly translations = new Map<string, ServiceTranslation>();
-  /** Project name -> Services claiming it; conflicts are re-resolved only for names that changed. */
-  private readonly claims = new Map<string, string[]>();
-  private readonly conflicts = new Map<string, { winner: ProjectRecord; problems: Problem[] }>();
-  /** Project name -> the record published for it (the winner of any conflict). */
-  private readonly winners = new Map<string, ProjectRecord>();
   private readonly withProblems = new Set<string>();
   /** Problems already logged, so each is logged once while it lasts (and again if it comes back). */
   private logged = new Set<string>();
   private readonly dirty = new Set<string>();
-  private readonly snapshotListeners = new Set<SnapshotListener>();
-  private readonly stateListeners = new Set<(s: SourceState) => void>();
+  private readonly updateListeners = new Set<UpdateListener>();
+  private readonly statusListeners = new Set<(s: SourceStatus) => void>();
   private flushTimer: Timer | null = null;
   /** Problems changed in a flush before the first sync (published with it). */
   private problemsDirty = false;
   private synced = false;
-  private current: SourceState = { state: 'syncing' };
+  private current: SourceStatus = { state: 'syncing' };
   private lastProjects: readonly ProjectRecord[] | undefined = Object.freeze([]);
   private lastProblems: readonly Problem[] = Object.freeze([]);
   private published = false;
@@ -175,13 +154,17 @@ export class KubernetesSource {
     await this.client.close();
   }
 
-  get state(): SourceState {
+  get status(): SourceStatus {
     return this.current;
   }
 
-  /** The last published projects (empty before the first sync). */
+  /** The last published projects (empty before the first sync); built when read. */
   get projects(): readonly ProjectRecord[] {
-    this.lastProjects ??= Object.freeze([...this.winners.values()]);
+    if (!this.lastProjects) {
+      const all: ProjectRecord[] = [];
+      if (this.published) for (const t of this.translations.values()) if (t.record) all.push(t.record);
+      this.lastProjects = Object.freeze(all);
+    }
     return this.lastProjects;
   }
 
@@ -189,17 +172,16 @@ export class KubernetesSource {
     return this.lastProblems;
   }
 
-  /** `cb` gets every publish; if one already happened it is called at once with the latest. */
-  onSnapshot(cb: SnapshotListener): () => void {
-    this.snapshotListeners.add(cb);
-    // A late subscriber gets everything as added.
-    if (this.published) cb(this.update({ removed: [], added: this.projects }));
-    return () => this.snapshotListeners.delete(cb);
+  /** `cb` gets every publish; if one already happened it is called at once with a reset. */
+  onUpdate(cb: UpdateListener): () => void {
+    this.updateListeners.add(cb);
+    if (this.published) cb({ reset: true, removed: [], added: this.projects, problems: this.lastProblems });
+    return () => this.updateListeners.delete(cb);
   }
 
-  onState(cb: (s: SourceState) => void): () => void {
-    this.stateListeners.add(cb);
-    return () => this.stateListeners.delete(cb);
+  onStatus(cb: (s: SourceStatus) => void): () => void {
+    this.statusListeners.add(cb);
+    return () => this.statusListeners.delete(cb);
   }
 
   // ---------------------------------------------------------------- events
@@ -263,7 +245,7 @@ export class KubernetesSource {
   private updateState(): void {
     let reason: string | undefined;
     for (const p of this.health.values()) if (p) reason ??= p;
-    const state: SourceStateName = !this.synced ? 'syncing' : reason ? 'degraded' : 'synced';
+    const state: SourceStatus['state'] = !this.synced ? 'syncing' : reason ? 'degraded' : 'synced';
     const lastSyncAt = this.synced && !reason ? this.clock.now() : this.current.lastSyncAt;
     if (state === this.current.state && reason === this.current.reason) {
       if (state === 'synced') this.current = { ...this.current, lastSyncAt };
@@ -271,7 +253,7 @@ export class KubernetesSource {
     }
     this.current = { state, ...(reason ? { reason } : {}), ...(lastSyncAt ? { lastSyncAt } : {}) };
     this.log(state === 'degraded' ? 'warn' : 'info', `kubernetes: ${state}`, reason ? { reason } : {});
-    for (const cb of this.stateListeners) cb(this.current);
+    for (const cb of this.statusListeners) cb(this.current);
   }
 
   private schedule(): void {
@@ -286,32 +268,6 @@ export class KubernetesSource {
       this.flushTimer = null;
       this.flush();
     }, delay);
-  }
-
-  private claim(name: string | undefined, key: string, add: boolean, touched: Set<string>): void {
-    if (name === undefined) return;
-    touched.add(name);
-    const keys = this.claims.get(name);
-    if (add) {
-      if (!keys) this.claims.set(name, [key]);
-      else if (!keys.includes(key)) keys.push(key);
-    } else if (keys) {
-      const i = keys.indexOf(key);
-      if (i >= 0) keys.splice(i, 1);
-      if (keys.length === 0) this.claims.delete(name);
-    }
-  }
-
-  /** A publish as listeners see it; `projects` is built only if someone reads it. */
-  private update(change: ProjectChange): SourceUpdate {
-    const src = this;
-    return {
-      get projects() {
-        return src.projects;
-      },
-      problems: this.lastProblems,
-      change,
-    };
   }
 
   private logProblems(problems: readonly Problem[]): void {
@@ -334,7 +290,8 @@ export class KubernetesSource {
     const first = !this.published;
     let problemsChanged = first || this.problemsDirty;
     this.problemsDirty = false;
-    const touched = new Set<string>();
+    const removed: ProjectRecord[] = [];
+    const added: ProjectRecord[] = [];
     for (const key of this.dirty) {
       const svc = this.services.get(key);
       const prev = this.translations.get(key);
@@ -349,10 +306,10 @@ export class KubernetesSource {
         if (!sameProbs) problemsChanged = true;
       } else if (!prev) continue;
       else if (prev.problems.length > 0) problemsChanged = true;
-      this.claim(prev?.record?.name, key, false, touched);
+      if (prev?.record && prev.record !== next?.record) removed.push(prev.record);
+      if (next?.record && next.record !== prev?.record) added.push(next.record);
       if (next) {
         this.translations.set(key, next);
-        this.claim(next.record?.name, key, true, touched);
         if (next.problems.length) this.withProblems.add(key);
         else this.withProblems.delete(key);
       } else {
@@ -361,57 +318,31 @@ export class KubernetesSource {
       }
     }
     this.dirty.clear();
-    const removed: ProjectRecord[] = [];
-    const added: ProjectRecord[] = [];
-    for (const name of touched) {
-      const keys = this.claims.get(name);
-      let winner: ProjectRecord | undefined;
-      if (keys && keys.length > 1) {
-        const r = resolveConflicts(keys.map((k) => this.translations.get(k)!.record!));
-        winner = r.projects[0];
-        this.conflicts.set(name, { winner, problems: r.problems });
-        problemsChanged = true;
-      } else {
-        if (this.conflicts.delete(name)) problemsChanged = true;
-        if (keys) winner = this.translations.get(keys[0])!.record!;
-      }
-      const prev = this.winners.get(name);
-      if (prev === winner) continue;
-      if (prev) removed.push(prev);
-      if (winner) {
-        added.push(winner);
-        this.winners.set(name, winner);
-      } else this.winners.delete(name);
-    }
     if (!this.synced) {
-      // Translated ahead of the first sync; the first publish adds every winner.
+      // Translated ahead of the first sync; the first publish is a reset with every record.
       this.problemsDirty ||= problemsChanged;
       return;
-    }
-    if (first) {
-      removed.length = 0;
-      added.length = 0;
-      for (const r of this.winners.values()) added.push(r);
     }
     if (!first && !problemsChanged && removed.length === 0 && added.length === 0) return;
     if (problemsChanged) {
       const problems: Problem[] = [];
       for (const key of this.withProblems)
         for (const p of this.translations.get(key)!.problems) problems.push(p);
-      for (const c of this.conflicts.values()) for (const p of c.problems) problems.push(p);
       this.logProblems(problems);
       this.lastProblems = Object.freeze(problems);
     }
-    if (removed.length > 0 || added.length > 0) this.lastProjects = undefined;
+    if (first || removed.length > 0 || added.length > 0) this.lastProjects = undefined;
     this.published = true;
     this.publishes++;
-    const update = this.update({ removed, added });
+    const update: SourceUpdate = first
+      ? { reset: true, removed: [], added: this.projects, problems: this.lastProblems }
+      : { reset: false, removed, added, problems: this.lastProblems };
     const t0 = this.clock.now();
-    for (const cb of this.snapshotListeners) {
+    for (const cb of this.updateListeners) {
       try {
         cb(update);
       } catch (err) {
-        this.log('error', 'kubernetes: snapshot listener threw', { error: (err as Error).message });
+        this.log('error', 'kubernetes: update listener threw', { error: (err as Error).message });
       }
     }
     this.lastPublishEnd = this.clock.now();

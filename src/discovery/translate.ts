@@ -4,6 +4,7 @@
 
 import type { Problem } from '../model/problem.ts';
 import type { HostPort, InstanceRecord, ProjectRecord } from '../model/snapshot.ts';
+import { DNS_LABEL } from '../util/dns.ts';
 import { exact, flat } from '../util/strings.ts';
 import {
   ANNOTATION_PREFIX,
@@ -16,7 +17,8 @@ import {
   trimMeta,
 } from './k8s-types.ts';
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** Where a Service names its project, for Problems about the name (a conflict, say). */
+const NAME_FIELD = `metadata.labels.${PROJECT_LABEL}`;
 
 export interface ServiceTranslation {
   /** `null` when the Service is not a (usable) project. */
@@ -149,14 +151,14 @@ export function translateService(
 ): ServiceTranslation {
   const meta = svc.metadata ?? {};
   const origin = flat(`${meta.namespace ?? 'default'}/${meta.name ?? ''}`);
-  const object = `service ${origin}`;
+  const object = flat(`service ${origin}`);
   const problems: Problem[] = [];
   const project = meta.labels?.[PROJECT_LABEL];
   if (project === undefined) return { record: null, problems };
   if (!DNS_LABEL.test(project)) {
     problems.push({
       object,
-      field: `metadata.labels.${PROJECT_LABEL}`,
+      field: NAME_FIELD,
       severity: 'error',
       code: 'bad-project-name',
       message: `project name "${project}" is not a DNS label (lowercase letters, digits and '-', at most 63); the Service is ignored`,
@@ -250,8 +252,10 @@ export function translateService(
   return {
     record: {
       name: project,
-      source: 'kubernetes',
       origin,
+      object,
+      settingPrefix: ANNOTATION_PREFIX,
+      nameField: NAME_FIELD,
       created: meta.creationTimestamp ?? '',
       ports: exact(ports),
       ...(appProtocols ? { appProtocols } : {}),
@@ -267,38 +271,10 @@ function isPrepared(s: EndpointSlice | PreparedSlice): s is PreparedSlice {
 }
 
 /**
- * Two Services claiming one project name: the older wins (then the smaller origin, so every replica
- * agrees); the others are reported, not routed.
+ * A whole set of objects (Services and EndpointSlices, any other kind ignored) -> one record per
+ * project Service, plus problems. Two Services claiming one name both appear: the control plane's
+ * aggregator is where such conflicts are resolved, across every source.
  */
-export function resolveConflicts(records: Iterable<ProjectRecord>): {
-  projects: ProjectRecord[];
-  problems: Problem[];
-} {
-  const winners = new Map<string, ProjectRecord>();
-  const losers: ProjectRecord[] = [];
-  const older = (a: ProjectRecord, b: ProjectRecord) =>
-    a.created !== b.created ? a.created < b.created : a.origin < b.origin;
-  for (const r of records) {
-    const cur = winners.get(r.name);
-    if (!cur) winners.set(r.name, r);
-    else if (older(r, cur)) {
-      losers.push(cur);
-      winners.set(r.name, r);
-    } else losers.push(r);
-  }
-  const problems = losers.map(
-    (l): Problem => ({
-      object: `service ${l.origin}`,
-      field: `metadata.labels.${PROJECT_LABEL}`,
-      severity: 'error',
-      code: 'name-conflict',
-      message: `project "${l.name}" is already claimed by the older service ${winners.get(l.name)!.origin}; this Service is ignored`,
-    }),
-  );
-  return { projects: [...winners.values()], problems };
-}
-
-/** A whole set of objects (Services and EndpointSlices, any other kind ignored) -> projects + problems. */
 export function translateAll(objects: readonly KubeObject[]): {
   projects: ProjectRecord[];
   problems: Problem[];
@@ -322,6 +298,5 @@ export function translateAll(objects: readonly KubeObject[]): {
     problems.push(...t.problems);
     if (t.record) records.push(t.record);
   }
-  const resolved = resolveConflicts(records);
-  return { projects: resolved.projects, problems: [...problems, ...resolved.problems] };
+  return { projects: records, problems };
 }

@@ -2,6 +2,7 @@
 
 import type { HealthState } from './health.ts';
 import type { Problem } from './problem.ts';
+import type { SourceState } from './source.ts';
 
 export interface HealthTransitionEvent {
   readonly type: 'health';
@@ -37,7 +38,7 @@ export interface SourceStateEvent {
   readonly type: 'source';
   readonly time: number;
   readonly source: string;
-  readonly state: 'syncing' | 'synced' | 'degraded';
+  readonly state: SourceState;
   readonly reason?: string;
 }
 

@@ -1,8 +1,10 @@
 // The route table: what the data plane reads, once per request. Built by routing/ as one immutable
-// object and swapped whole; nothing writes into it afterwards.
+// object and swapped whole by the control plane; nothing writes into it afterwards.
 
-import type { Problem } from './problem.ts';
 import type { ProjectSettings, UpstreamProtocol } from './settings.ts';
+
+/** The role of a Wharf process (DESIGN.md §6): serve every project, or only public ones at the edge. */
+export type Tier = 'internal' | 'edge';
 
 /**
  * Stable key of one routable endpoint: `<project>/<port>/<instance>@<host>:<port>`. Health state is
@@ -47,10 +49,9 @@ export interface ProjectRoute {
 }
 
 export interface RouteTable {
+  /** Increases with every swap. */
   readonly version: number;
-  readonly snapshotVersion: number;
   readonly projects: ReadonlyMap<string, ProjectRoute>;
-  readonly problems: readonly Problem[];
   /**
    * Edge tier forwarding to the internal tier: the name of the project whose instances are the
    * internal replicas, and its route (undefined while that project is unknown). Requests for public
@@ -58,4 +59,21 @@ export interface RouteTable {
    */
   readonly forwardTo?: string;
   readonly forward?: PortRoute;
+}
+
+/**
+ * One swap of the route table, as the control plane announces it. Whoever keeps state per endpoint
+ * (health checks, upstream pools, certificates, metrics) reconciles from this in proportion to the
+ * change: `changed` names the projects whose route object differs (every other project's route is
+ * the same object in both tables), and the endpoint lists are what came and went, the edge's
+ * forward route included.
+ */
+export interface TableSwapped {
+  readonly prev: RouteTable;
+  readonly next: RouteTable;
+  readonly changed: readonly string[];
+  readonly added: readonly Endpoint[];
+  readonly removed: readonly Endpoint[];
+  /** Endpoints in `next`, the forward route's included. */
+  readonly endpoints: number;
 }

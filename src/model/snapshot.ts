@@ -1,7 +1,6 @@
-// What discovery (and the config file) know about the world, before any convention is applied.
-// Immutable once built: a new snapshot replaces the old one as a whole.
-
-import type { Problem } from './problem.ts';
+// What sources (the config file, Kubernetes discovery) know about the world, before any convention
+// is applied. Immutable once built: a changed project is a new record (see SourceUpdate for why
+// identity matters).
 
 export interface HostPort {
   readonly host: string;
@@ -25,10 +24,15 @@ export interface InstanceRecord {
 /** One project: a Service labelled `wharf.io/project`, or an entry under `projects:` in the config file. */
 export interface ProjectRecord {
   readonly name: string;
-  readonly source: 'config' | 'kubernetes';
-  /** Where it was declared, for Problems and the admin API: `config` or `<namespace>/<service>`. */
+  /** Where it was declared, for the admin API: `config` or `<namespace>/<service>`. */
   readonly origin: string;
-  /** RFC 3339 creation time; when two Services claim one project name the older one wins. */
+  /** How Problems name it: `service <namespace>/<name>`, `project <name>`. */
+  readonly object: string;
+  /** How Problems name one of its settings: this prefix, then the key (`wharf.io/`, `projects.shop.`). */
+  readonly settingPrefix: string;
+  /** The field that gives it its name, for Problems about the name (`metadata.labels.wharf.io/project`). */
+  readonly nameField?: string;
+  /** RFC 3339 creation time; of two records of one source claiming a name, the older one wins. */
   readonly created: string;
   /** Port names in declaration order; the first is the default when there is no port named `http`. */
   readonly ports: readonly string[];
@@ -39,18 +43,10 @@ export interface ProjectRecord {
   readonly instances: readonly InstanceRecord[];
 }
 
-export interface ClusterSnapshot {
-  /** Increases by one for every snapshot a source publishes. */
-  readonly version: number;
-  readonly projects: readonly ProjectRecord[];
-  /** Problems found while reading objects (a bad EndpointSlice, say); routing adds its own. */
-  readonly problems: readonly Problem[];
-}
-
 /**
- * What changed in a source's projects since its previous publish: the record objects that left
- * (compared by identity) and those that came. A changed Service is one of each. Lets routing and
- * health work in proportion to the change instead of the cluster.
+ * What changed in a set of projects: the record objects that left (compared by identity) and those
+ * that came. A changed Service is one of each. Lets routing and health work in proportion to the
+ * change instead of the cluster.
  */
 export interface ProjectChange {
   readonly removed: readonly ProjectRecord[];

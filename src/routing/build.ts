@@ -1,18 +1,19 @@
-// snapshot + conventions -> RouteTable + Problems. Pure: no I/O, no clock. A bad project or setting
-// becomes a Problem and disables only itself; nothing here throws on user input.
+// Project records + conventions -> RouteTable + Problems. Pure: no I/O, no clock. A bad setting
+// becomes a Problem and disables only itself; nothing here throws on user input. Every record has a
+// name of its own: the control plane's aggregator resolved name conflicts (and dropped names that
+// are not DNS labels) before records get here.
 
 import { createHash } from 'node:crypto';
 import type { Problem } from '../model/problem.ts';
-import type { Endpoint, PortRoute, ProjectRoute, RouteTable } from '../model/routes.ts';
+import type { Endpoint, PortRoute, ProjectRoute, RouteTable, Tier } from '../model/routes.ts';
 import type { ProjectSettings, UpstreamProtocol } from '../model/settings.ts';
-import type { ClusterSnapshot, InstanceRecord, ProjectChange, ProjectRecord } from '../model/snapshot.ts';
+import type { InstanceRecord, ProjectChange, ProjectRecord } from '../model/snapshot.ts';
 import { LayeredMap } from '../util/layered-map.ts';
 import { exact, flat } from '../util/strings.ts';
 import { DEFAULT_SETTINGS, parseSettings, protocolOfAppProtocol } from './settings.ts';
 
-export type { ProjectChange };
-
-export type Tier = 'internal' | 'edge';
+export { DNS_LABEL } from '../util/dns.ts';
+export type { ProjectChange, Tier };
 
 export interface Conventions {
   readonly tier: Tier;
@@ -21,8 +22,6 @@ export interface Conventions {
   /** Edge tier: the project whose instances are the internal tier (see RouteTable.forwardTo). */
   readonly forwardTo?: string;
 }
-
-export const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 export function formatAddress(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
@@ -196,10 +195,10 @@ interface Built {
 
 function buildProject(project: ProjectRecord, conv: Conventions, asUpstream = false): Built {
   const problems: Problem[] = [];
-  const object = project.source === 'kubernetes' ? `service ${project.origin}` : `project ${project.name}`;
+  const object = project.object;
   const { settings, errors } = parseSettings(project.settings, conv.defaults);
   for (const e of errors) {
-    const field = project.source === 'kubernetes' ? `wharf.io/${e.key}` : `projects.${project.name}.${e.key}`;
+    const field = `${project.settingPrefix}${e.key}`;
     problems.push({
       object,
       field,
@@ -256,9 +255,14 @@ function buildProject(project: ProjectRecord, conv: Conventions, asUpstream = fa
 }
 
 /**
- * Memo of per-project results keyed by the ProjectRecord object and the conventions. Discovery
- * reuses the record object of an unchanged Service, so a rebuild costs work only for what changed.
- * A WeakMap keeps this invisible to callers: the output depends on the inputs alone.
+ * Memo of per-project results keyed by the ProjectRecord object and the conventions: the identity
+ * rule of SourceUpdate (model/source.ts). A record is immutable, so the same object with the same
+ * conventions builds the same route; the route object is reused, which is what lets `changed` (and
+ * with it health, pools and certificates) skip every project whose record did not change. Sources
+ * keep the object of an unchanged project (discovery reuses the record of a Service whose
+ * translation is equal), and so the memo hits for all but the changed projects. A WeakMap keeps
+ * this invisible to callers: the output depends on the inputs alone, a record nobody holds any more
+ * takes its entry with it.
  */
 const memo = new WeakMap<ProjectRecord, { conv: Conventions; built: Built }>();
 
@@ -270,109 +274,65 @@ function buildProjectMemo(project: ProjectRecord, conv: Conventions): Built {
   return built;
 }
 
-function compareClaims(a: ProjectRecord, b: ProjectRecord): number {
-  // The config file wins over Kubernetes, then the older object, then a stable tie-break.
-  if (a.source !== b.source) return a.source === 'config' ? -1 : 1;
-  if (a.created !== b.created) return a.created < b.created ? -1 : 1;
-  return a.origin < b.origin ? -1 : a.origin > b.origin ? 1 : 0;
-}
-
-function objectOf(p: ProjectRecord): string {
-  return p.source === 'kubernetes' ? `service ${p.origin}` : `project ${p.name}`;
-}
-
 export interface BuildResult {
   readonly table: RouteTable;
   /** Names whose ProjectRoute object differs from the previous table's (added, replaced, removed). */
   readonly changed: readonly string[];
+  /** Routing's own Problems (bad settings, duplicate instances, a missing forward target), all of them. */
+  readonly problems: readonly Problem[];
 }
 
 const FORWARD_KEY = '\0forward';
 
 /**
- * Builds route tables from a stream of snapshot changes, at a cost proportional to the change: only
- * project names touched by a change are resolved and built again, and the new table's project map
- * shares everything else with the previous table's (LayeredMap). Each table is still one frozen
- * object that nothing writes into afterwards; the builder only remembers which records claim which
- * name. Applying any sequence of changes gives the same table (up to the order of entries) as
- * `buildRouteTable` on the final snapshot: test/routing/incremental.test.ts checks that property.
+ * Builds route tables from a stream of changes, at a cost proportional to the change: only the
+ * names a change touches are built again (and only if their record object is new: see the memo),
+ * and the new table's project map shares everything else with the previous table's (LayeredMap).
+ * Each table is still one frozen object that nothing writes into afterwards; the builder only
+ * remembers which record holds which name. Applying any sequence of changes gives the same table
+ * (up to the order of entries) as `buildRouteTable` on the final set of records:
+ * test/routing/incremental.test.ts checks that property, through the aggregator as production
+ * runs it.
+ *
+ * Names are unique in what the aggregator sends. Should a change add a second record for a name
+ * anyway, the later one replaces the first (and removing the replaced one later changes nothing).
  */
 export class RouteTableBuilder {
-  /** Valid project name -> the records claiming it (the winner first after each resolve). */
-  private readonly claims = new Map<string, ProjectRecord[]>();
-  /** Problems by project name (conflicts, bad settings), by record (a bad name), or FORWARD_KEY. */
-  private readonly problemsBy = new Map<unknown, readonly Problem[]>();
+  /** Project name -> the record that holds it. */
+  private readonly records = new Map<string, ProjectRecord>();
+  /** Problems by project name, or FORWARD_KEY. */
+  private readonly problemsBy = new Map<string, readonly Problem[]>();
   private routes = LayeredMap.empty<string, ProjectRoute>();
   private forward: PortRoute | undefined;
-  private sourceProblems: readonly Problem[] = [];
   private problems: readonly Problem[] = Object.freeze([]);
 
   constructor(readonly conventions: Conventions) {
     this.refreshForwardProblem();
+    this.collectProblems();
   }
 
-  /**
-   * Applies `change` and returns the new table. `sourceProblems` are the snapshot's own problems (all
-   * of them, not a change); passing the same array object again costs nothing.
-   */
-  apply(
-    change: ProjectChange,
-    sourceProblems: readonly Problem[],
-    version: number,
-    snapshotVersion: number,
-  ): BuildResult {
+  /** Applies `change` and returns the new table, numbered `version`. */
+  apply(change: ProjectChange, version: number): BuildResult {
     const touched = new Set<string>();
-    let problemsDirty = sourceProblems !== this.sourceProblems;
     for (const r of change.removed) {
-      if (!DNS_LABEL.test(r.name)) {
-        if (this.problemsBy.delete(r)) problemsDirty = true;
-        continue;
-      }
-      const list = this.claims.get(r.name);
-      const i = list ? list.indexOf(r) : -1;
-      if (i < 0) continue;
-      list!.splice(i, 1);
-      if (list!.length === 0) this.claims.delete(r.name);
+      if (this.records.get(r.name) !== r) continue;
+      this.records.delete(r.name);
       touched.add(r.name);
     }
     for (const r of change.added) {
-      if (!DNS_LABEL.test(r.name)) {
-        this.problemsBy.set(r, [
-          {
-            object: objectOf(r),
-            severity: 'error',
-            code: 'bad-project-name',
-            message: `project name "${r.name}" is not a DNS label (lowercase letters, digits, '-')`,
-          },
-        ]);
-        problemsDirty = true;
-        continue;
-      }
-      const list = this.claims.get(r.name);
-      if (list) list.push(r);
-      else this.claims.set(r.name, [r]);
+      this.records.set(r.name, r);
       touched.add(r.name);
     }
+    let problemsDirty = false;
     const updates: [string, ProjectRoute | undefined][] = [];
     const changed: string[] = [];
     for (const name of touched) {
       const problems: Problem[] = [];
       let route: ProjectRoute | undefined;
-      const list = this.claims.get(name);
-      if (list && list.length > 1) {
-        list.sort(compareClaims);
-        for (const loser of list.slice(1)) {
-          problems.push({
-            object: objectOf(loser),
-            severity: 'error',
-            code: 'name-conflict',
-            message: `project "${name}" is already claimed by ${list[0].origin} (older); this one is ignored`,
-          });
-        }
-      }
+      const record = this.records.get(name);
       if (name === this.conventions.forwardTo) {
         // The internal tier is an upstream of the edge, never a routable project of its own there.
-        const up = list ? buildProject(list[0], this.conventions, true) : undefined;
+        const up = record ? buildProject(record, this.conventions, true) : undefined;
         if (up) problems.push(...up.problems);
         const forward = up?.route?.ports.get(up.route.defaultPort);
         if (forward !== this.forward) {
@@ -380,8 +340,8 @@ export class RouteTableBuilder {
           this.refreshForwardProblem();
           problemsDirty = true;
         }
-      } else if (list) {
-        const built = buildProjectMemo(list[0], this.conventions);
+      } else if (record) {
+        const built = buildProjectMemo(record, this.conventions);
         problems.push(...built.problems);
         route = built.route;
       }
@@ -399,21 +359,20 @@ export class RouteTableBuilder {
       }
     }
     if (updates.length > 0) this.routes = this.routes.with(updates);
-    if (problemsDirty) {
-      this.sourceProblems = sourceProblems;
-      const all: Problem[] = [...sourceProblems];
-      for (const list of this.problemsBy.values()) for (const p of list) all.push(p);
-      this.problems = Object.freeze(all);
-    }
+    if (problemsDirty) this.collectProblems();
     const table: RouteTable = Object.freeze({
       version,
-      snapshotVersion,
       projects: this.routes,
-      problems: this.problems,
       forwardTo: this.conventions.forwardTo,
       forward: this.forward,
     });
-    return { table, changed };
+    return { table, changed, problems: this.problems };
+  }
+
+  private collectProblems(): void {
+    const all: Problem[] = [];
+    for (const list of this.problemsBy.values()) for (const p of list) all.push(p);
+    this.problems = Object.freeze(all);
   }
 
   private refreshForwardProblem(): void {
@@ -434,14 +393,13 @@ export class RouteTableBuilder {
   }
 }
 
-/** The whole snapshot at once: what RouteTableBuilder gives after one change adding everything. */
-export function buildRouteTable(snapshot: ClusterSnapshot, conv: Conventions, version: number): RouteTable {
-  return new RouteTableBuilder(conv).apply(
-    { removed: [], added: snapshot.projects },
-    snapshot.problems,
-    version,
-    snapshot.version,
-  ).table;
+/** Every record at once: what RouteTableBuilder gives after one change adding everything. */
+export function buildRouteTable(
+  records: readonly ProjectRecord[],
+  conv: Conventions,
+  version: number,
+): BuildResult {
+  return new RouteTableBuilder(conv).apply({ removed: [], added: records }, version);
 }
 
 export const DEFAULT_CONVENTIONS: Conventions = Object.freeze({

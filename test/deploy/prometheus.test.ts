@@ -20,8 +20,8 @@ import { request } from 'undici';
 import { parse, stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.ts';
 import { endpointSlice, FakeApiServer, service } from '../../src/fake-apiserver/index.ts';
-import { startObserved } from '../../src/main.ts';
 import type { Observe } from '../../src/observe/observe.ts';
+import { startObserved } from '../../src/observed.ts';
 import { until } from '../discovery/helpers.ts';
 import { DEPLOY, type Obj } from './load.ts';
 

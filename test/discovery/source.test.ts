@@ -5,21 +5,19 @@ import { join } from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { type Clock, systemClock } from '../../src/discovery/clock.ts';
 import { type ApiServerTarget, NO_CREDENTIALS, resolveTargets } from '../../src/discovery/credentials.ts';
-import {
-  KubernetesSource,
-  type KubernetesSourceOptions,
-  type SourceState,
-} from '../../src/discovery/source.ts';
+import { KubernetesSource, type KubernetesSourceOptions } from '../../src/discovery/source.ts';
 import { endpointSlice, FakeApiServer, service } from '../../src/fake-apiserver/index.ts';
 import type { Problem } from '../../src/model/problem.ts';
 import type { ProjectRecord } from '../../src/model/snapshot.ts';
+import type { SourceStatus, SourceUpdate } from '../../src/model/source.ts';
 import { TLS, until } from './helpers.ts';
 
 interface Harness {
   api: FakeApiServer;
   src: KubernetesSource;
-  snapshots: { projects: readonly ProjectRecord[]; problems: readonly Problem[] }[];
-  states: SourceState[];
+  /** Every publish, and the projects the source had right after it. */
+  snapshots: { update: SourceUpdate; projects: readonly ProjectRecord[]; problems: readonly Problem[] }[];
+  states: SourceStatus[];
   project(name: string): ProjectRecord | undefined;
   waitFor(pred: (projects: readonly ProjectRecord[]) => boolean, what?: string): Promise<void>;
 }
@@ -43,9 +41,9 @@ async function harness(
   });
   cleanups.push(() => src.stop());
   const snapshots: Harness['snapshots'] = [];
-  const states: SourceState[] = [];
-  src.onSnapshot((u) => snapshots.push({ projects: u.projects, problems: u.problems }));
-  src.onState((s) => states.push(s));
+  const states: SourceStatus[] = [];
+  src.onUpdate((u) => snapshots.push({ update: u, projects: src.projects, problems: u.problems }));
+  src.onStatus((s) => states.push(s));
   src.start();
   const h: Harness = {
     api,
@@ -81,8 +79,8 @@ describe('KubernetesSource', () => {
       http: { host: '10.0.0.1', port: 8080 },
       admin: { host: '10.0.0.1', port: 9090 },
     });
-    assert.equal(h.src.state.state, 'synced');
-    assert.ok(h.src.state.lastSyncAt);
+    assert.equal(h.src.status.state, 'synced');
+    assert.ok(h.src.status.lastSyncAt);
 
     const eps = ['10.0.0.1', '10.0.0.2', '10.0.0.3'].map((ip, i) => ({ ip, pod: `shop-${i}` }));
     h.api.apply(
@@ -136,10 +134,10 @@ describe('KubernetesSource', () => {
     const h = await harness({ api });
     await until(() => h.states.some((s) => s.reason?.includes('403')), 3000, 'the 403 is reported');
     assert.equal(h.snapshots.length, 0, 'no snapshot before the first complete sync');
-    assert.equal(h.src.state.state, 'syncing');
+    assert.equal(h.src.status.state, 'syncing');
     api.forbid('endpointslices', false);
     await h.waitFor((p) => p.length === 1);
-    assert.equal(h.src.state.state, 'synced');
+    assert.equal(h.src.status.state, 'synced');
   });
 
   test('unchanged records keep their identity; bursts are coalesced; problems are reported', async () => {
@@ -176,18 +174,34 @@ describe('KubernetesSource', () => {
     assert.equal(logs.filter((m) => m.includes('service default/Nope')).length, 1);
   });
 
-  test('two Services claim one project: the older wins, and the newer takes over when it goes', async () => {
+  test('two Services claim one project: both are published (the aggregator picks), as changes', async () => {
     const h = await harness();
     h.api.apply(service('pay-old', { project: 'pay', creationTimestamp: '2026-01-01T00:00:00Z' }));
     h.api.apply(service('pay-new', { project: 'pay', creationTimestamp: '2026-02-01T00:00:00Z' }));
     h.api.apply(service('other'));
-    await h.waitFor((p) => p.length === 2 && h.src.problems.length === 1);
-    assert.equal(h.project('pay')!.origin, 'default/pay-old');
-    assert.equal(h.src.problems[0].code, 'name-conflict');
-    assert.equal(h.src.problems[0].object, 'service default/pay-new');
+    await h.waitFor((p) => p.length === 3);
+    assert.deepEqual(h.src.projects.map((p) => p.origin).sort(), [
+      'default/other',
+      'default/pay-new',
+      'default/pay-old',
+    ]);
+    assert.deepEqual(h.src.problems, [], "a conflict is not the source's Problem");
+    const first = h.snapshots[0].update;
+    assert.equal(first.reset, true, 'the first publish is a reset');
+    const old = h.src.projects.find((p) => p.origin === 'default/pay-old')!;
     h.api.delete('Service', 'default', 'pay-old');
-    await h.waitFor(() => h.project('pay')?.origin === 'default/pay-new' && h.src.problems.length === 0);
-    assert.equal(h.src.projects.length, 2);
+    await h.waitFor((p) => p.length === 2);
+    const last = h.snapshots.at(-1)!.update;
+    assert.equal(last.reset, false);
+    assert.equal(last.removed.length, 1);
+    assert.equal(last.removed[0], old, 'removed names the very record published before');
+    assert.deepEqual(last.added, []);
+    // A late subscriber gets everything at once, as a reset.
+    const late: SourceUpdate[] = [];
+    h.src.onUpdate((u) => late.push(u));
+    assert.equal(late.length, 1);
+    assert.equal(late[0].reset, true);
+    assert.deepEqual(late[0].added, h.src.projects);
   });
 
   test('apiserver restarted with a fresh history: 410 relist, no spurious removal, no publish if nothing changed', async () => {
@@ -207,7 +221,7 @@ describe('KubernetesSource', () => {
       5000,
       'relists',
     );
-    await until(() => h.src.state.state === 'synced', 3000);
+    await until(() => h.src.status.state === 'synced', 3000);
     assert.ok(
       h.api.requests.some((r) => r.path.includes('watch=true')),
       'watches were re-established',
@@ -227,8 +241,8 @@ describe('KubernetesSource', () => {
     await h.waitFor((p) => p[0]?.instances.length === 1);
     const n = h.snapshots.length;
     await h.api.down();
-    await until(() => h.src.state.state === 'degraded', 3000, 'degraded');
-    assert.match(h.src.state.reason!, /ECONNREFUSED|ECONNRESET|socket|closed/i);
+    await until(() => h.src.status.state === 'degraded', 3000, 'degraded');
+    assert.match(h.src.status.reason!, /ECONNREFUSED|ECONNRESET|socket|closed/i);
     await new Promise((r) => setTimeout(r, 400));
     assert.equal(h.snapshots.length, n, 'no publish during the outage');
     assert.equal(h.src.projects[0].instances.length, 1);
@@ -237,7 +251,7 @@ describe('KubernetesSource', () => {
       endpointSlice('steady', { name: 'st', ports: { http: 80 }, endpoints: ['10.4.0.1', '10.4.0.2'] }),
     );
     await h.waitFor((p) => p[0]?.instances.length === 2, 'recovered');
-    await until(() => h.src.state.state === 'synced', 3000);
+    await until(() => h.src.status.state === 'synced', 3000);
   });
 
   test('fails over from a dead first apiserver URL to the second', async () => {
@@ -254,7 +268,7 @@ describe('KubernetesSource', () => {
       ],
     });
     await h.waitFor((p) => p.length === 1);
-    assert.equal(h.src.state.state, 'synced');
+    assert.equal(h.src.status.state, 'synced');
   });
 
   test('only the configured namespaces are watched', async () => {

@@ -39,28 +39,75 @@ describe('translate: golden files', () => {
 });
 
 describe('translate: robustness', () => {
-  test('never throws on garbage', () => {
-    const bad: unknown[] = [
-      { metadata: { labels: { 'wharf.io/project': 'x' } } },
-      { metadata: { labels: { 'wharf.io/project': 'x' } }, spec: { ports: null } },
-      { metadata: { labels: { 'wharf.io/project': 'x' } }, spec: { ports: [null, {}, { name: 'a' }] } },
+  test('garbage never throws: what can be used is routed, the rest is a Problem naming where', () => {
+    const slices = [
+      { metadata: {}, ports: [null as never, { name: 'a', port: null }], endpoints: [null as never, {}] },
+      {
+        metadata: {},
+        ports: [{ name: 'a', port: 1 }],
+        endpoints: [{ addresses: ['1.2.3.4'], conditions: null }],
+      },
     ];
-    for (const svc of bad) {
-      const r = translateService(svc as Service, [
-        { metadata: {}, ports: [null as never, { name: 'a', port: null }], endpoints: [null as never, {}] },
-        {
-          metadata: {},
-          ports: [{ name: 'a', port: 1 }],
-          endpoints: [{ addresses: ['1.2.3.4'], conditions: null }],
-        },
-      ]);
-      assert.ok(Array.isArray(r.problems));
+    const label = { labels: { 'wharf.io/project': 'x' } };
+    const problem = (field: string, code: string, message: string) => ({
+      object: 'service default/',
+      field,
+      severity: 'warning',
+      code,
+      message,
+    });
+    const noPorts = problem('spec.ports', 'no-ports', 'the Service has no ports, so nothing can be routed');
+    const unnamed = (i: number) =>
+      problem(
+        `spec.ports[${i}]`,
+        'unnamed-port',
+        'port ? has no name; Wharf routes by port name, so it is not routed',
+      );
+    const cases: [unknown, readonly string[], number, unknown[]][] = [
+      // [Service, its routed ports, instances, problems]
+      [{ metadata: label }, [], 0, [noPorts]],
+      [{ metadata: label, spec: { ports: null } }, [], 0, [noPorts]],
+      // Only the named port is routed; the slice's null port and null endpoint are skipped, and a
+      // null `conditions` counts as ready.
+      [{ metadata: label, spec: { ports: [null, {}, { name: 'a' }] } }, ['a'], 1, [unnamed(0), unnamed(1)]],
+    ];
+    for (const [svc, ports, instances, problems] of cases) {
+      const r = translateService(svc as Service, slices);
+      assert.equal(r.record?.name, 'x');
+      assert.equal(r.record?.origin, 'default/');
+      assert.deepEqual(r.record?.ports, ports);
+      assert.equal(r.record?.instances.length, instances);
+      assert.deepEqual(r.problems, problems);
     }
+    const inst = translateService(cases[2][0] as Service, slices).record!.instances[0];
+    assert.deepEqual(inst, {
+      name: '1-2-3-4',
+      addresses: { a: { host: '1.2.3.4', port: 1 } },
+      draining: false,
+    });
   });
+
   test('same inputs in any order give the same record', () => {
     const docs = parseAllDocuments(readFileSync(join(DIR, 'multi-slice', 'input.yaml'), 'utf8')).map(
       (d) => d.toJS() as KubeObject,
     );
-    assert.deepEqual(translateAll([...docs].reverse()), translateAll(docs));
+    const got = translateAll(docs);
+    assert.equal(got.projects.length, 1);
+    assert.ok(got.projects[0].instances.length > 1, 'a case with several instances from several slices');
+    assert.deepEqual(translateAll([...docs].reverse()), got);
+  });
+
+  test('two Services claiming one name are both translated; the aggregator resolves them', () => {
+    const docs = parseAllDocuments(readFileSync(join(DIR, 'conflict', 'input.yaml'), 'utf8')).map(
+      (d) => d.toJS() as KubeObject,
+    );
+    const got = translateAll(docs);
+    assert.deepEqual(got.projects.map((p) => `${p.name} ${p.origin}`).sort(), [
+      'pay a/pay',
+      'pay b/pay-new',
+      'same y/same',
+      'same z/same',
+    ]);
+    assert.deepEqual(got.problems, []);
   });
 });

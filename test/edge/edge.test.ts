@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import type { IncomingHttpHeaders, Server } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -202,6 +202,7 @@ describe('edge tier', () => {
     }
     assert.match(after.san, /renewed\.other\.example\.org/);
 
+    const table = edge.wharf.table();
     writeFileSync(join(certDir, 'other.crt'), 'not a certificate');
     let problems: Problem[] = [];
     const d2 = Date.now() + 8000;
@@ -211,6 +212,7 @@ describe('edge tier', () => {
         .problems;
     }
     assert.equal(problems[0]?.code, 'bad-certificate');
+    assert.equal(edge.wharf.table(), table, 'a certificate Problem rebuilds no route table');
     const still = await handshake(edge.port, 'api.other.example.org', ca.caPem);
     assert.match(still.san, /renewed/, 'the previous certificate keeps serving');
   });
@@ -249,9 +251,8 @@ describe('edge limits and redirect', () => {
   });
 
   it('redirects plain HTTP to https with 308', async () => {
-    // The redirect listener is internal to Wharf; its port is read off the server for the test.
-    const server = (w.wharf as unknown as { redirect: Server }).redirect;
-    const redirect = (server.address() as AddressInfo).port;
+    // Its port (0 in the config) is read off the server.
+    const redirect = (w.wharf.tls!.redirect!.address() as AddressInfo).port;
     const raw = await rawExchange(
       redirect,
       'GET /a?b=1 HTTP/1.1\r\nHost: shop.apps.example.com\r\nConnection: close\r\n\r\n',

@@ -324,7 +324,7 @@ describe('who reads Secrets', () => {
         await until(() => w.wharf.table().projects.has('shop'), 5000, 'shop discovered');
         if (c.tls) assert.equal((await request(w.port, `shop.${D}`, ca.caPem)).status, 200);
         else assert.equal((await get(w.url, `shop.${D}`)).status, 200);
-        assert.equal(w.wharf.secretWatcher, undefined);
+        assert.equal(w.wharf.tls?.secretWatcher, undefined);
         const seen = api.requests.slice(from);
         assert.ok(
           seen.some((x) => x.path.includes('/services')),
@@ -435,10 +435,10 @@ describe('edge config reload and tls.secrets', () => {
     const edge = await startWharf(config(['a']), { discovery: FAST, configPath: file });
     try {
       await until(async () => (await fetch(`${edge.admin}/readyz`)).status === 200, 5000, 'ready');
-      assert.deepEqual(edge.wharf.secretWatcher?.keys, ['certs/a']);
+      assert.deepEqual(edge.wharf.tls?.secretWatcher?.keys, ['certs/a']);
       writeFileSync(file, JSON.stringify(config(['a', 'b'])));
       assert.equal(edge.wharf.reload(), true);
-      assert.deepEqual(edge.wharf.secretWatcher?.keys, ['certs/a', 'certs/b']);
+      assert.deepEqual(edge.wharf.tls?.secretWatcher?.keys, ['certs/a', 'certs/b']);
       await until(
         async () => (await presented(edge.port, 'api.other.example.org', ca.caPem, true)) === b.fingerprint,
         5000,
@@ -450,7 +450,7 @@ describe('edge config reload and tls.secrets', () => {
       );
       writeFileSync(file, JSON.stringify(config(['a'])));
       assert.equal(edge.wharf.reload(), true);
-      assert.deepEqual(edge.wharf.secretWatcher?.keys, ['certs/a']);
+      assert.deepEqual(edge.wharf.tls?.secretWatcher?.keys, ['certs/a']);
       await until(
         async () => (await presented(edge.port, 'api.other.example.org', ca.caPem, true)) === a.fingerprint,
         5000,

@@ -192,5 +192,5 @@ export function table(...routes: PortRoute[]): RouteTable {
     }
     p.ports.set(r.port, r);
   }
-  return { version: ++version, snapshotVersion: version, projects, problems: [] };
+  return { version: ++version, projects };
 }

@@ -8,9 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseConfig } from '../../src/config/load.ts';
-import { startObserved, type Wharf } from '../../src/main.ts';
+import type { Wharf } from '../../src/main.ts';
 import type { TrafficSummaryEvent } from '../../src/observe/bus.ts';
 import type { Observe } from '../../src/observe/observe.ts';
+import { startObserved } from '../../src/observed.ts';
 import { get } from '../support/wharf.ts';
 import { parseExposition, value } from './prom-text.ts';
 

@@ -255,8 +255,8 @@ describe('PROXY protocol before TLS, and on the redirect listener', () => {
 
   it('the redirect listener reads the header too', async () => {
     // Its port: the one listener of the redirect acceptor (not exposed on Started).
-    const w = edge.wharf as unknown as { redirectAcceptor: net.Server };
-    const port = (w.redirectAcceptor.address() as net.AddressInfo).port;
+    const w = edge.wharf as unknown as { tls: { redirectAcceptor: net.Server } };
+    const port = (w.tls.redirectAcceptor.address() as net.AddressInfo).port;
     const r = await exchange(port, LB, [
       Buffer.concat([
         encodeProxyHeader(1, client('203.0.113.9')),

@@ -3,15 +3,11 @@ import { describe, it } from 'node:test';
 import type { ProjectRecord } from '../../src/model/snapshot.ts';
 import { buildRouteTable, DEFAULT_CONVENTIONS } from '../../src/routing/build.ts';
 import { normalizeHost, resolve } from '../../src/routing/match.ts';
+import { projectRecord } from '../support/records.ts';
 
 function project(name: string, extra: Partial<ProjectRecord> = {}): ProjectRecord {
-  return {
-    name,
-    source: 'kubernetes',
-    origin: `default/${name}`,
-    created: '2026-01-01T00:00:00Z',
+  return projectRecord(name, `default/${name}`, {
     ports: ['grpc', 'http'],
-    settings: {},
     instances: [
       {
         name: 'b-1',
@@ -21,14 +17,16 @@ function project(name: string, extra: Partial<ProjectRecord> = {}): ProjectRecor
       { name: 'a-0', uid: 'u-0', addresses: { http: { host: 'fd00::1', port: 80 } }, draining: true },
     ],
     ...extra,
-  };
+  });
 }
 
-const snap = (projects: ProjectRecord[]) => ({ version: 1, projects, problems: [] });
+const build = (records: ProjectRecord[], conv = DEFAULT_CONVENTIONS) => buildRouteTable(records, conv, 1);
 
+// Name conflicts and bad names are the aggregator's (test/control/aggregator.test.ts): routing gets
+// one record per name.
 describe('buildRouteTable', () => {
   it('builds ports, endpoints sorted by instance, stable ids and tokens', () => {
-    const t = buildRouteTable(snap([project('shop')]), DEFAULT_CONVENTIONS, 7);
+    const t = buildRouteTable([project('shop')], DEFAULT_CONVENTIONS, 7).table;
     assert.equal(t.version, 7);
     const shop = t.projects.get('shop')!;
     assert.equal(shop.defaultPort, 'http', 'http wins over the first port');
@@ -39,54 +37,40 @@ describe('buildRouteTable', () => {
     );
     assert.equal(http.byInstance.get('a-0')!.draining, true);
     assert.equal(shop.ports.get('grpc')!.endpoints.length, 1, 'instances lacking a port are skipped');
-    const again = buildRouteTable(
-      snap([project('shop', { instances: [...project('shop').instances] })]),
-      DEFAULT_CONVENTIONS,
-      8,
-    );
+    const again = build([project('shop', { instances: [...project('shop').instances] })]).table;
     assert.equal(again.projects.get('shop')!.ports.get('http')!.endpoints[0].token, http.endpoints[0].token);
     assert.notEqual(http.endpoints[0].token, http.endpoints[1].token);
     assert.ok(!http.endpoints[0].token.includes('a-0'), 'tokens do not reveal instance names');
   });
 
-  it('the older Service wins a name conflict; the other is a Problem', () => {
-    const older = project('shop', { origin: 'a/shop', created: '2025-01-01T00:00:00Z' });
-    const newer = project('shop', { origin: 'b/shop', created: '2026-01-01T00:00:00Z' });
-    const t = buildRouteTable(snap([newer, older]), DEFAULT_CONVENTIONS, 1);
-    assert.equal(t.projects.get('shop')!.origin, 'a/shop');
-    assert.equal(t.problems.length, 1);
-    assert.equal(t.problems[0].code, 'name-conflict');
-    assert.equal(t.problems[0].object, 'service b/shop');
-  });
-
   it('bad settings become Problems naming the Service and the annotation', () => {
-    const t = buildRouteTable(
-      snap([project('shop', { settings: { 'health-interval': 'often' } })]),
-      DEFAULT_CONVENTIONS,
-      1,
-    );
-    assert.ok(t.projects.get('shop'), 'the project still routes');
-    assert.equal(t.problems[0].field, 'wharf.io/health-interval');
-    assert.match(t.problems[0].message, /expected a duration/);
+    const { table, problems } = build([project('shop', { settings: { 'health-interval': 'often' } })]);
+    assert.ok(table.projects.get('shop'), 'the project still routes');
+    assert.equal(problems.length, 1);
+    assert.equal(problems[0].object, 'service default/shop');
+    assert.equal(problems[0].field, 'wharf.io/health-interval');
+    assert.match(problems[0].message, /expected a duration/);
   });
 
-  it('bad project names are Problems, not crashes', () => {
-    const t = buildRouteTable(snap([project('Not_A_Label')]), DEFAULT_CONVENTIONS, 1);
-    assert.equal(t.projects.size, 0);
-    assert.equal(t.problems[0].code, 'bad-project-name');
+  it("a config project's bad setting is named by its path in the file", () => {
+    const rec = projectRecord('shop', 'config', { settings: { retries: 'many' } });
+    const { problems } = build([rec]);
+    assert.deepEqual(
+      problems.map((p) => [p.object, p.field, p.code]),
+      [['project shop', 'projects.shop.retries', 'bad-setting']],
+    );
   });
 
   it('the edge tier keeps only public projects and ports', () => {
     const edge = { tier: 'edge' as const, defaults: DEFAULT_CONVENTIONS.defaults };
-    const t = buildRouteTable(
-      snap([
+    const t = build(
+      [
         project('priv'),
         project('pub', { settings: { public: 'true' } }),
         project('half', { settings: { public: 'grpc' } }),
-      ]),
+      ],
       edge,
-      1,
-    );
+    ).table;
     assert.deepEqual([...t.projects.keys()].sort(), ['half', 'pub']);
     assert.deepEqual([...t.projects.get('half')!.ports.keys()], ['grpc']);
     assert.equal(t.projects.get('half')!.defaultPort, 'grpc');
@@ -94,14 +78,14 @@ describe('buildRouteTable', () => {
 
   it('reuses the result for an unchanged ProjectRecord object', () => {
     const p = project('shop');
-    const a = buildRouteTable(snap([p]), DEFAULT_CONVENTIONS, 1);
-    const b = buildRouteTable(snap([p, project('other')]), DEFAULT_CONVENTIONS, 2);
+    const a = build([p]).table;
+    const b = build([p, project('other')]).table;
     assert.equal(a.projects.get('shop'), b.projects.get('shop'));
   });
 });
 
 describe('resolve', () => {
-  const t = buildRouteTable(snap([project('shop')]), DEFAULT_CONVENTIONS, 1);
+  const t = build([project('shop')]).table;
   const D = 'apps.example.com';
 
   it('normalizes hosts', () => {

@@ -1,20 +1,22 @@
-// Incremental route-table builds (issue 3's scale targets): applying any sequence of changes gives
-// the same table as one full build of the final snapshot, unchanged projects keep their route object,
-// and `changed` names exactly the projects whose route object differs. LayeredMap, the structure
-// that makes a swap cost O(change), behaves as a Map and never changes a published version.
+// Incremental route-table builds (issue 3's scale targets, the identity rule of model/source.ts):
+// sources publishing any sequence of changes through the control plane (aggregator -> incremental
+// builder -> swap) give the same table and Problems as a fresh build of the final records; the
+// swap's `changed` names exactly the projects whose route object differs (the rest are shared),
+// and its endpoint lists are exactly what came and went. LayeredMap, the structure that makes a swap
+// cost O(change), behaves as a Map and never changes a published version.
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import type { PortRoute, ProjectRoute, RouteTable } from '../../src/model/routes.ts';
+import { ControlPlane } from '../../src/control/plane.ts';
+import type { Problem } from '../../src/model/problem.ts';
+import type { PortRoute, ProjectRoute, RouteTable, TableSwapped } from '../../src/model/routes.ts';
 import type { InstanceRecord, ProjectRecord } from '../../src/model/snapshot.ts';
-import {
-  buildRouteTable,
-  type Conventions,
-  DEFAULT_CONVENTIONS,
-  RouteTableBuilder,
-} from '../../src/routing/build.ts';
+import { type Conventions, DEFAULT_CONVENTIONS, RouteTableBuilder } from '../../src/routing/build.ts';
+import { systemClock } from '../../src/util/clock.ts';
 import { LayeredMap } from '../../src/util/layered-map.ts';
+import { projectRecord } from '../support/records.ts';
+import { TestSource } from '../support/sources.ts';
 
 // ---------------------------------------------------------------- random records
 
@@ -38,50 +40,88 @@ const arbInstance = fc.record({
   draining: fc.boolean(),
 });
 
+/** A record and the source that publishes it: 0 the config file (ranks first), 1 Kubernetes. */
+interface Tagged {
+  readonly source: number;
+  readonly record: ProjectRecord;
+}
+
 const arbRecord = fc
   .record({
     name: fc.constantFrom(...NAMES),
-    source: fc.constantFrom('kubernetes' as const, 'kubernetes' as const, 'config' as const),
+    source: fc.constantFrom(1, 1, 0),
     ns: fc.constantFrom('ns1', 'ns2', 'ns3'),
     created: fc.constantFrom('2025-01-01T00:00:00Z', '2026-01-01T00:00:00Z'),
     ports: fc.constantFrom(['http'], ['http', 'grpc'], ['grpc', 'http'], ['grpc'], []),
     settings: fc.constantFrom(...SETTINGS),
     instances: fc.array(arbInstance, { maxLength: 4 }),
   })
-  .map((r): ProjectRecord => {
+  .map((r): Tagged => {
     const instances = r.instances.map((i, k): InstanceRecord => {
       const addresses: Record<string, { host: string; port: number }> = {};
       if (i.http) addresses.http = { host: `10.0.${k}.${i.http}`, port: 80 };
       if (i.grpc) addresses.grpc = { host: `10.0.${k}.${i.grpc}`, port: 90 };
       return { name: i.name, ...(i.uid ? { uid: i.uid } : {}), addresses, draining: i.draining };
     });
+    const origin = r.source === 0 ? 'config' : `${r.ns}/${r.name}`;
+    const { created, ports, settings } = r;
     return {
-      name: r.name,
       source: r.source,
-      origin: r.source === 'config' ? 'config' : `${r.ns}/${r.name}`,
-      created: r.created,
-      ports: r.ports,
-      settings: r.settings,
-      instances,
+      record: projectRecord(r.name, origin, { created, ports, settings, instances }),
     };
   });
 
 type Op =
-  | { kind: 'add'; record: ProjectRecord }
+  | { kind: 'add'; tagged: Tagged }
   | { kind: 'remove'; pick: number }
   | { kind: 'replace'; pick: number; record: ProjectRecord }
-  | { kind: 'relist'; pick: number };
+  | { kind: 'relist'; pick: number }
+  | { kind: 'reset'; source: number };
 
 const arbOp: fc.Arbitrary<Op> = fc.oneof(
-  arbRecord.map((record) => ({ kind: 'add' as const, record })),
+  arbRecord.map((tagged) => ({ kind: 'add' as const, tagged })),
   fc.nat().map((pick) => ({ kind: 'remove' as const, pick })),
-  fc.tuple(fc.nat(), arbRecord).map(([pick, record]) => ({ kind: 'replace' as const, pick, record })),
+  // The replacement stays in the source of the record it replaces (a Service changed).
+  fc.tuple(fc.nat(), arbRecord).map(([pick, t]) => ({ kind: 'replace' as const, pick, record: t.record })),
   // An equal record as a new object (a relist): routing must give equal routes.
   fc.nat().map((pick) => ({ kind: 'relist' as const, pick })),
+  // The source publishes everything it has as a reset (a first publish, a late subscriber).
+  fc.constantFrom(0, 1).map((source) => ({ kind: 'reset' as const, source })),
 );
 
-// A batch of ops is one change (a coalesced publish).
+// A batch of ops is one publish per source (coalesced).
 const arbHistory = fc.array(fc.array(arbOp, { minLength: 1, maxLength: 5 }), { minLength: 1, maxLength: 25 });
+
+const SOURCE_NAMES = ['config', 'kubernetes'];
+
+function plane(conv: Conventions, initial: readonly ProjectRecord[][] = [[], []]) {
+  const control = new ControlPlane({ conventions: conv, clock: systemClock });
+  const sources = SOURCE_NAMES.map((n) => control.add(new TestSource(n)));
+  sources.forEach((s, i) => {
+    s.publish({ reset: true, removed: [], added: initial[i], problems: [] });
+  });
+  return { control, sources };
+}
+
+/**
+ * The winners by a naive reading of the rule (the aggregator's comment): a valid DNS label, then the
+ * source registered first, then the older record, then the smaller origin.
+ */
+function naiveWinners(live: Tagged[]): string[] {
+  const best = new Map<string, Tagged>();
+  const before = (a: Tagged, b: Tagged) =>
+    a.source !== b.source
+      ? a.source < b.source
+      : a.record.created !== b.record.created
+        ? a.record.created < b.record.created
+        : a.record.origin < b.record.origin;
+  for (const t of live) {
+    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(t.record.name)) continue;
+    const cur = best.get(t.record.name);
+    if (!cur || before(t, cur)) best.set(t.record.name, t);
+  }
+  return [...best.values()].map((t) => `${t.record.name}:${t.record.origin}`).sort();
+}
 
 const CONVENTIONS: Conventions[] = [
   DEFAULT_CONVENTIONS,
@@ -122,7 +162,7 @@ function canonProject(p: ProjectRoute) {
   };
 }
 
-function canon(t: RouteTable) {
+function canon(t: RouteTable, problems: readonly Problem[]) {
   const entries = [...t.projects].sort(([a], [b]) => (a < b ? -1 : 1));
   for (const [k, v] of entries) {
     assert.equal(t.projects.get(k), v, `get(${k}) agrees with iteration`);
@@ -135,84 +175,140 @@ function canon(t: RouteTable) {
   assert.equal(t.projects.size, entries.length, 'size agrees with iteration');
   return {
     projects: entries.map(([k, p]) => [k, canonProject(p)]),
-    problems: t.problems.map((p) => JSON.stringify(p)).sort(),
+    problems: problems.map((p) => JSON.stringify(p)).sort(),
     forwardTo: t.forwardTo,
     forward: t.forward && canonPort(t.forward),
   };
 }
 
+/** Every endpoint id of a table, the forward route's included. */
+function endpointIds(t: RouteTable): Set<string> {
+  const ids = new Set<string>();
+  for (const p of t.projects.values())
+    for (const r of p.ports.values()) for (const e of r.endpoints) ids.add(e.id);
+  for (const e of t.forward?.endpoints ?? []) ids.add(e.id);
+  return ids;
+}
+
 // ---------------------------------------------------------------- properties
 
-describe('RouteTableBuilder', () => {
-  test('any sequence of changes gives the table a full build of the final snapshot gives', () => {
+describe('control plane: incremental equals full', () => {
+  test('any sequence of publishes by two sources gives what a fresh build of the final records gives', () => {
     fc.assert(
       fc.property(fc.constantFrom(...CONVENTIONS), arbHistory, (conv, history) => {
-        const builder = new RouteTableBuilder(conv);
-        let live: ProjectRecord[] = [];
-        let prev = builder.apply({ removed: [], added: [] }, [], 0, 0).table;
-        let version = 0;
+        const { control, sources } = plane(conv);
+        const swaps: TableSwapped[] = [];
+        control.onSwap((s) => swaps.push(s));
+        let live: Tagged[] = [];
         for (const batch of history) {
-          const removed: ProjectRecord[] = [];
-          const added: ProjectRecord[] = [];
+          const removed: ProjectRecord[][] = [[], []];
+          const added: ProjectRecord[][] = [[], []];
+          const reset = [false, false];
           for (const op of batch) {
             if (op.kind === 'add') {
-              live.push(op.record);
-              added.push(op.record);
+              live.push(op.tagged);
+              added[op.tagged.source].push(op.tagged.record);
+              continue;
+            }
+            if (op.kind === 'reset') {
+              reset[op.source] = true;
               continue;
             }
             if (live.length === 0) continue;
             const i = op.pick % live.length;
             const old = live[i];
-            const next = op.kind === 'replace' ? op.record : op.kind === 'relist' ? { ...old } : undefined;
+            const next =
+              op.kind === 'replace' ? op.record : op.kind === 'relist' ? { ...old.record } : undefined;
             live = live.filter((_, j) => j !== i);
             // A record added and removed in one batch is in neither list (as sources publish it).
-            const a = added.indexOf(old);
-            if (a >= 0) added.splice(a, 1);
-            else removed.push(old);
+            const a = added[old.source].indexOf(old.record);
+            if (a >= 0) added[old.source].splice(a, 1);
+            else removed[old.source].push(old.record);
             if (next) {
-              live.push(next);
-              added.push(next);
+              live.push({ source: old.source, record: next });
+              added[old.source].push(next);
             }
           }
-          version++;
-          const { table, changed } = builder.apply({ removed, added }, [], version, version);
-          const full = buildRouteTable({ version, projects: live, problems: [] }, conv, version);
-          assert.deepEqual(canon(table), canon(full));
-          assert.equal(table.version, version);
-          // `changed` is exactly the names whose route object differs; the rest are shared.
-          const names = new Set([...prev.projects.keys(), ...table.projects.keys()]);
-          for (const n of names) {
-            const differs = prev.projects.get(n) !== table.projects.get(n);
-            assert.equal(changed.includes(n), differs, `changed lists "${n}" iff its route differs`);
-          }
+          const before = swaps.length;
+          const tableBefore = control.table();
+          sources.forEach((src, s) => {
+            const all = live.filter((t) => t.source === s).map((t) => t.record);
+            if (reset[s]) src.publish({ reset: true, removed: [], added: all, problems: [] });
+            else src.publish({ reset: false, removed: removed[s], added: added[s], problems: [] });
+          });
+          const table = control.table();
+          const full = plane(
+            conv,
+            [0, 1].map((s) => live.filter((t) => t.source === s).map((t) => t.record)),
+          ).control;
+          assert.deepEqual(canon(table, control.problems.list()), canon(full.table(), full.problems.list()));
+          assert.deepEqual(
+            [...table.projects.values()].map((p) => `${p.name}:${p.origin}`).sort(),
+            naiveWinners(live).filter((w) => table.projects.has(w.slice(0, w.indexOf(':')))),
+            "the winners are the rule's",
+          );
           assert.ok(Object.isFrozen(table));
-          prev = table;
+          // Each swap's `changed` is exactly the names whose route object differs, and its endpoint
+          // lists exactly what came and went.
+          for (const s of swaps.slice(before)) {
+            const names = new Set([...s.prev.projects.keys(), ...s.next.projects.keys()]);
+            for (const n of names) {
+              const differs = s.prev.projects.get(n) !== s.next.projects.get(n);
+              assert.equal(s.changed.includes(n), differs, `changed lists "${n}" iff its route differs`);
+            }
+            const a = endpointIds(s.prev);
+            const b = endpointIds(s.next);
+            assert.deepEqual(s.added.map((e) => e.id).sort(), [...b].filter((id) => !a.has(id)).sort());
+            assert.deepEqual(s.removed.map((e) => e.id).sort(), [...a].filter((id) => !b.has(id)).sort());
+            assert.equal(s.endpoints, b.size);
+            assert.ok(s.next.version > s.prev.version);
+          }
+          if (swaps.length === before) assert.equal(table, tableBefore, 'no swap, same table');
         }
       }),
       { numRuns: 300 },
     );
   });
+});
 
+describe('RouteTableBuilder', () => {
   test('a published table never changes when later changes are applied', () => {
     fc.assert(
-      fc.property(fc.array(arbRecord, { minLength: 1, maxLength: 30 }), (records) => {
+      fc.property(fc.array(arbRecord, { minLength: 1, maxLength: 30 }), (tagged) => {
+        const records = tagged.map((t) => t.record);
         const builder = new RouteTableBuilder(DEFAULT_CONVENTIONS);
-        const first = builder.apply({ removed: [], added: records }, [], 1, 1).table;
-        const before = canon(first);
-        builder.apply({ removed: records.slice(0, records.length >> 1), added: [] }, [], 2, 2);
-        builder.apply({ removed: [], added: records.slice(0, 3).map((r) => ({ ...r })) }, [], 3, 3);
-        assert.deepEqual(canon(first), before);
+        const first = builder.apply({ removed: [], added: records }, 1);
+        const before = canon(first.table, first.problems);
+        builder.apply({ removed: records.slice(0, records.length >> 1), added: [] }, 2);
+        builder.apply({ removed: [], added: records.slice(0, 3).map((r) => ({ ...r })) }, 3);
+        assert.deepEqual(canon(first.table, first.problems), before);
       }),
       { numRuns: 100 },
     );
   });
 
-  test('source problems are carried through, and reused while the same array is passed', () => {
+  test('the same record object is not built again; an equal new object is, to an equal route', () => {
     const builder = new RouteTableBuilder(DEFAULT_CONVENTIONS);
-    const problems = [{ object: 'service x/y', severity: 'warning' as const, code: 'c', message: 'm' }];
-    const a = builder.apply({ removed: [], added: [] }, problems, 1, 1).table;
-    const b = builder.apply({ removed: [], added: [] }, problems, 2, 2).table;
-    assert.deepEqual(a.problems, problems);
+    const rec = projectRecord('shop', 'ns/shop', {
+      instances: [{ name: 'p-0', addresses: { http: { host: '10.0.0.1', port: 80 } }, draining: false }],
+    });
+    const a = builder.apply({ removed: [], added: [rec] }, 1);
+    const same = builder.apply({ removed: [rec], added: [rec] }, 2);
+    assert.deepEqual(same.changed, [], 'the same object: nothing changed');
+    assert.equal(same.table.projects.get('shop'), a.table.projects.get('shop'));
+    const copy = { ...rec };
+    const b = builder.apply({ removed: [rec], added: [copy] }, 3);
+    assert.deepEqual(b.changed, ['shop'], 'a new object is built again');
+    assert.notEqual(b.table.projects.get('shop'), a.table.projects.get('shop'));
+    assert.deepEqual(canon(b.table, []), { ...canon(a.table, []) });
+  });
+
+  test('routing Problems are the same array while they do not change', () => {
+    const builder = new RouteTableBuilder(DEFAULT_CONVENTIONS);
+    const bad = projectRecord('shop', 'ns/shop', { settings: { retries: 'many' } });
+    const a = builder.apply({ removed: [], added: [bad] }, 1);
+    const b = builder.apply({ removed: [], added: [projectRecord('other', 'ns/other')] }, 2);
+    assert.equal(a.problems.length, 1);
     assert.equal(a.problems, b.problems, 'no change, same array');
   });
 });

@@ -1,13 +1,16 @@
 // The `state` document the dashboard gets on connect (the SSE hub's replay): /api/projects plus
-// what the dashboard shows around it. main.ts passes `() => dashboardState(...)` as `replay`.
+// what the dashboard shows around it. observed.ts passes `() => dashboardState(...)` as `replay`.
 
 import type { SourceStateEvent } from '../../model/events.ts';
 import type { HealthView } from '../../model/health.ts';
+import type { Problem } from '../../model/problem.ts';
 import type { RouteTable } from '../../model/routes.ts';
 import { projectsView } from '../server.ts';
 
 export interface DashboardStateInput {
   readonly table: RouteTable;
+  /** Every owner's Problems (they are kept beside the table, not in it). */
+  readonly problems: readonly Problem[];
   readonly health: HealthView;
   /** The tier's domain, to show each port's conventional host name. */
   readonly domain?: string;
@@ -24,7 +27,7 @@ export function dashboardState(i: DashboardStateInput) {
       ...p,
       healthPath: i.table.projects.get(p.name)?.settings.health.path ?? 'tcp',
     })),
-    problems: i.table.problems,
+    problems: i.problems,
     sources: [...(i.sources ?? [])],
   };
 }

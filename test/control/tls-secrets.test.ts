@@ -3,33 +3,29 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { before, describe, it } from 'node:test';
-import type { SecretView } from '../../src/discovery/secrets.ts';
-import type { ProjectRecord } from '../../src/model/snapshot.ts';
-import { CertificateStore, type CertSource, scopeHosts } from '../../src/proxy/certificates.ts';
 import {
   readTlsSecret,
   SecretCertificates,
   secretAccessProblems,
   secretCertSources,
   tlsSecretRefs,
-} from '../../src/proxy/secret-certs.ts';
+} from '../../src/control/tls-secrets.ts';
+import type { SecretView } from '../../src/discovery/secrets.ts';
+import type { ProjectRecord } from '../../src/model/snapshot.ts';
+import { CertificateStore, type CertSource, scopeHosts } from '../../src/proxy/certificates.ts';
 import { buildRouteTable, type Conventions } from '../../src/routing/build.ts';
 import { DEFAULT_SETTINGS } from '../../src/routing/settings.ts';
 import { systemClock } from '../../src/util/clock.ts';
 import { makeCa, type TestCa } from '../support/certs.ts';
+import { projectRecord } from '../support/records.ts';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
 function project(name: string, origin: string, settings: Record<string, string>): ProjectRecord {
-  return {
-    name,
-    source: origin === 'config' ? 'config' : 'kubernetes',
-    origin,
-    created: '2026-01-01T00:00:00Z',
-    ports: ['http'],
+  return projectRecord(name, origin, {
     settings,
     instances: [{ name: `${name}-0`, addresses: { http: { host: '127.0.0.1', port: 1 } }, draining: false }],
-  };
+  });
 }
 
 const EDGE: Conventions = { tier: 'edge', defaults: DEFAULT_SETTINGS };
@@ -52,18 +48,14 @@ describe('scopeHosts', () => {
 
 describe('tlsSecretRefs', () => {
   it('config Secrets first, then public projects by name; the Service namespace is the default', () => {
-    const table = buildRouteTable(
-      {
-        version: 1,
-        problems: [],
-        projects: [
-          project('web', 'team-a/web', { public: 'true', 'tls-secret': 'web-tls' }),
-          project('api', 'team-b/api', { public: 'true', 'tls-secret': 'certs/api-tls' }),
-          project('hidden', 'team-a/hidden', { 'tls-secret': 'hidden-tls' }),
-          project('conf', 'config', { public: 'true', 'tls-secret': 'certs/conf-tls' }),
-          project('plain', 'team-a/plain', { public: 'true' }),
-        ],
-      },
+    const { table } = buildRouteTable(
+      [
+        project('web', 'team-a/web', { public: 'true', 'tls-secret': 'web-tls' }),
+        project('api', 'team-b/api', { public: 'true', 'tls-secret': 'certs/api-tls' }),
+        project('hidden', 'team-a/hidden', { 'tls-secret': 'hidden-tls' }),
+        project('conf', 'config', { public: 'true', 'tls-secret': 'certs/conf-tls' }),
+        project('plain', 'team-a/plain', { public: 'true' }),
+      ],
       EDGE,
       1,
     );
@@ -270,7 +262,7 @@ describe('SecretCertificates', () => {
       domain: 'd.example',
       onProblems: (x) => problems.push(x),
     });
-    const empty = buildRouteTable({ version: 1, problems: [], projects: [] }, EDGE, 1);
+    const empty = buildRouteTable([], EDGE, 1).table;
     sc.tableChanged(empty);
     sc.tableChanged(empty);
     assert.deepEqual(wanted, [['e/w']], 'same refs: the watcher is not touched again');
@@ -290,11 +282,7 @@ describe('SecretCertificates', () => {
     assert.equal(store.size, 1);
     // Refused before any read: nothing to serve, but it does not hold readiness forever either.
     sc.tableChanged(
-      buildRouteTable(
-        { version: 2, problems: [], projects: [project('p', 'ns/p', { public: 'true', 'tls-secret': 'q' })] },
-        EDGE,
-        2,
-      ),
+      buildRouteTable([project('p', 'ns/p', { public: 'true', 'tls-secret': 'q' })], EDGE, 2).table,
     );
     assert.deepEqual(wanted.at(-1), ['e/w', 'ns/q']);
     assert.deepEqual(sc.pending(), ['ns/q']);
@@ -319,8 +307,7 @@ describe('SecretCertificates', () => {
     });
     const pub = (name: string, secret?: string) =>
       project(name, `ns/${name}`, { public: 'true', ...(secret ? { 'tls-secret': secret } : {}) });
-    const table = (v: number, ...projects: ProjectRecord[]) =>
-      buildRouteTable({ version: v, problems: [], projects }, EDGE, v);
+    const table = (v: number, ...projects: ProjectRecord[]) => buildRouteTable(projects, EDGE, v).table;
     sc.tableChanged(table(1, pub('a', 'sa'), pub('b')));
     assert.deepEqual(wanted, [['ns/sa']]);
     // "b" changed but still names no Secret: the watcher is not touched.

@@ -11,7 +11,7 @@ import type { SecretView } from '../discovery/secrets.ts';
 import { TLS_SECRET_TYPE } from '../discovery/secrets.ts';
 import type { Problem } from '../model/problem.ts';
 import type { ProjectRoute, RouteTable } from '../model/routes.ts';
-import { type CertificateStore, type CertSource, CertSourceError } from './certificates.ts';
+import { type CertificateStore, type CertSource, CertSourceError } from '../proxy/certificates.ts';
 
 /** One use of a Secret: a `tls.secrets` entry or a project's annotation. */
 export interface TlsSecretRef {
@@ -189,6 +189,7 @@ export class SecretCertificates {
   /** Project name -> the Secret its annotation names: kept per project, so a swap costs O(changed). */
   private readonly projectRefs = new Map<string, TlsSecretRef>();
   private queued = false;
+  private settled = false;
   private lastProblems = '[]';
   private table?: RouteTable;
   private secrets: readonly TlsSecretConfig[];
@@ -249,6 +250,20 @@ export class SecretCertificates {
     this.refsKey = key;
     this.o.watcher.setWanted(refs.map((r) => r.key));
     this.schedule();
+  }
+
+  /**
+   * What a starting replica still waits for, once its sources are synced: `tls: waiting for Secrets
+   * ...` while wanted Secrets are pending, then never again. Only a starting replica waits, so it
+   * never serves fewer certificates than the others; later, a newly named Secret that the apiserver
+   * is slow to give must not take every replica out of its Service at once.
+   */
+  waitingAtStart(): string | undefined {
+    if (this.settled) return undefined;
+    const pending = this.pending();
+    if (pending.length > 0) return `tls: waiting for Secrets ${pending.join(', ')}`;
+    this.settled = true;
+    return undefined;
   }
 
   /** Wanted Secrets not read yet and not refused: a replica is not ready before they are. */
