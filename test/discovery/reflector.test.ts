@@ -15,9 +15,10 @@ describe('LineSplitter and Backoff', () => {
     const s = new LineSplitter();
     const text = Buffer.from('{"a":"é"}\n{"b":1}\n{"c":"日本"}\n{"d":');
     const out: string[] = [];
-    for (let i = 0; i < text.length; i += 3) out.push(...s.push(text.subarray(i, i + 3)));
-    out.push(...s.push(Buffer.from('2}')));
-    out.push(...s.end());
+    const onLine = (l: string) => out.push(l);
+    for (let i = 0; i < text.length; i += 3) s.push(text.subarray(i, i + 3), onLine);
+    s.push(Buffer.from('2}'), onLine);
+    s.end(onLine);
     assert.deepEqual(
       out.map((l) => JSON.parse(l)),
       [{ a: 'é' }, { b: 1 }, { c: '日本' }, { d: 2 }],
@@ -67,6 +68,8 @@ describe('Reflector against the fake apiserver', () => {
       onHealth: (h) => health.push(h),
       backoffInitialMs: opts.backoff?.[0] ?? 20,
       backoffMaxMs: opts.backoff?.[1] ?? 100,
+      relistBackoffInitialMs: opts.backoff?.[0] ?? 20,
+      relistBackoffMaxMs: opts.backoff?.[1] ?? 100,
       watchTimeoutSeconds: [300, 600],
     });
     cleanups.push(() => r.stop());
@@ -120,6 +123,8 @@ describe('Reflector against the fake apiserver', () => {
       onListed: () => listed.push(batches.length),
       backoffInitialMs: 20,
       backoffMaxMs: 100,
+      relistBackoffInitialMs: 20,
+      relistBackoffMaxMs: 100,
     });
     cleanups.push(() => r.stop());
     r.start();
