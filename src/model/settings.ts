@@ -48,4 +48,9 @@ export interface ProjectSettings {
   readonly hstsMaxAge: number;
   /** Edge tier with TLS only: the `kubernetes.io/tls` Secret serving this project's hostnames. */
   readonly tlsSecret: SecretRef | null;
+  /**
+   * `wharf.io/expose`: ports never routed (admin, metrics), still probed when `health-port` names
+   * them. `true`: every port (the project is not routed at all); `false`: none.
+   */
+  readonly hidden: boolean | readonly string[];
 }

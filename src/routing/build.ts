@@ -7,7 +7,9 @@ import type { Endpoint, PortRoute, ProjectRoute, RouteTable } from '../model/rou
 import type { ProjectSettings } from '../model/settings.ts';
 import type { ClusterSnapshot, InstanceRecord, ProjectChange, ProjectRecord } from '../model/snapshot.ts';
 import { LayeredMap } from '../util/layered-map.ts';
-import { exact, flat } from '../util/strings.ts';
+import { own } from '../util/records.ts';
+import { clip, exact, flat } from '../util/strings.ts';
+import { type AddressPolicy, refusal } from './addresses.ts';
 import { DEFAULT_SETTINGS, parseSettings } from './settings.ts';
 
 export type { ProjectChange };
@@ -20,6 +22,8 @@ export interface Conventions {
   readonly defaults: ProjectSettings;
   /** Edge tier: the project whose instances are the internal tier (see RouteTable.forwardTo). */
   readonly forwardTo?: string;
+  /** Which endpoint addresses are refused (Wharf's own listeners, ...); default DEFAULT_ADDRESS_POLICY. */
+  readonly addresses?: AddressPolicy;
 }
 
 export const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -127,19 +131,31 @@ function buildPortRoute(
   port: string,
   settings: ProjectSettings,
   instances: readonly InstanceRecord[],
+  conv: Conventions,
+  refused: string[],
 ): PortRoute {
   const endpoints: Endpoint[] = [];
   for (const inst of instances) {
-    const addr = inst.addresses[port];
+    // Own properties only: a port named `constructor` is a port, not Object.prototype's.
+    const addr = own(inst.addresses, port);
     if (!addr) continue;
     // Stored for as long as the endpoint lives: flat strings, and one string when the probe goes to
     // the routed address itself (the usual case).
     const address = flat(formatAddress(addr.host, addr.port));
-    const probe = settings.health.port ? inst.addresses[settings.health.port] : undefined;
-    const probeAddress =
-      probe && (probe.host !== addr.host || probe.port !== addr.port)
-        ? flat(formatAddress(probe.host, probe.port))
-        : address;
+    const probe = settings.health.port ? own(inst.addresses, settings.health.port) : undefined;
+    const probed = probe && (probe.host !== addr.host || probe.port !== addr.port) ? probe : undefined;
+    const refusedWhy =
+      refusal(addr.host, addr.port, project.source, conv.addresses) ??
+      (probed ? refusal(probed.host, probed.port, project.source, conv.addresses) : undefined);
+    if (refusedWhy !== undefined) {
+      const at =
+        probed && refusal(addr.host, addr.port, project.source, conv.addresses) === undefined ? probed : addr;
+      refused.push(
+        `instance "${clip(inst.name, 63)}" port ${port}: address ${clip(formatAddress(at.host, at.port))} ${refusedWhy}; not routed or probed`,
+      );
+      continue;
+    }
+    const probeAddress = probed ? flat(formatAddress(probed.host, probed.port)) : address;
     endpoints.push(
       new RouteEndpoint(
         flat(`${project.name}/${port}/${inst.name}@${address}`),
@@ -166,12 +182,56 @@ function buildPortRoute(
   });
 }
 
-function exposedPorts(settings: ProjectSettings, ports: readonly string[], tier: Tier): readonly string[] {
-  if (tier === 'internal' || settings.public === true) return ports;
-  if (settings.public === false) return [];
-  const pub = settings.public;
-  return ports.filter((p) => pub.includes(p));
+/** The ports requests may reach: the tier's choice (edge: public ones), minus those `expose` hides. */
+function exposedPorts(
+  settings: ProjectSettings,
+  ports: readonly string[],
+  tier: Tier,
+  asUpstream: boolean,
+): readonly string[] {
+  const hidden = settings.hidden;
+  if (hidden === true) return [];
+  let names = ports;
+  if (!asUpstream && tier === 'edge' && settings.public !== true) {
+    const pub = settings.public;
+    names = pub === false ? [] : ports.filter((p) => pub.includes(p));
+  }
+  return hidden === false ? names : names.filter((p) => !hidden.includes(p));
 }
+
+/** A project's port names that can be hostname labels, each once; the others are Problems. */
+function validPorts(project: ProjectRecord, object: string, problems: Problem[]): readonly string[] {
+  let ok = true;
+  for (let i = 0; i < project.ports.length && ok; i++) {
+    const p = project.ports[i];
+    ok = typeof p === 'string' && DNS_LABEL.test(p) && project.ports.indexOf(p) === i;
+  }
+  if (ok) return project.ports;
+  const ports: string[] = [];
+  for (const p of project.ports) {
+    if (typeof p !== 'string' || !DNS_LABEL.test(p)) {
+      problems.push({
+        object,
+        field: 'ports',
+        severity: 'warning',
+        code: 'bad-port-name',
+        message: `port name "${clip(String(p), 63)}" is not a DNS label (lowercase letters, digits, '-'); it is not routed`,
+      });
+    } else if (ports.includes(p)) {
+      problems.push({
+        object,
+        field: 'ports',
+        severity: 'warning',
+        code: 'duplicate-port-name',
+        message: `port name "${p}" appears twice; the first is routed`,
+      });
+    } else ports.push(p);
+  }
+  return ports;
+}
+
+/** Problems of one kind reported per project; past this one Problem says how many more there are. */
+const MAX_PROBLEMS = 10;
 
 interface Built {
   readonly route: ProjectRoute | undefined;
@@ -182,7 +242,7 @@ function buildProject(project: ProjectRecord, conv: Conventions, asUpstream = fa
   const problems: Problem[] = [];
   const object = project.source === 'kubernetes' ? `service ${project.origin}` : `project ${project.name}`;
   const { settings, errors } = parseSettings(project.settings, conv.defaults);
-  for (const e of errors) {
+  for (const e of errors.slice(0, MAX_PROBLEMS)) {
     const field = project.source === 'kubernetes' ? `wharf.io/${e.key}` : `projects.${project.name}.${e.key}`;
     problems.push({
       object,
@@ -192,7 +252,16 @@ function buildProject(project: ProjectRecord, conv: Conventions, asUpstream = fa
       message: `${field}: "${e.value}": ${e.reason}; using the default`,
     });
   }
-  if (settings.health.port && !project.ports.includes(settings.health.port)) {
+  if (errors.length > MAX_PROBLEMS) {
+    problems.push({
+      object,
+      severity: 'warning',
+      code: 'bad-setting',
+      message: `and ${errors.length - MAX_PROBLEMS} more bad settings`,
+    });
+  }
+  const projectPorts = validPorts(project, object, problems);
+  if (settings.health.port && !projectPorts.includes(settings.health.port)) {
     problems.push({
       object,
       field: 'health-port',
@@ -208,17 +277,35 @@ function buildProject(project: ProjectRecord, conv: Conventions, asUpstream = fa
         object,
         severity: 'warning',
         code: 'duplicate-instance',
-        message: `instance name "${inst.name}" appears twice; keeping the first`,
+        message: `instance name "${clip(inst.name, 63)}" appears twice; keeping the first`,
       });
       return false;
     }
     seen.add(inst.name);
     return true;
   });
-  const names = asUpstream ? project.ports : exposedPorts(settings, project.ports, conv.tier);
+  const names = exposedPorts(settings, projectPorts, conv.tier, asUpstream);
   if (names.length === 0) return { route: undefined, problems };
   const ports = new Map<string, PortRoute>();
-  for (const name of names) ports.set(name, buildPortRoute(project, name, settings, instances));
+  const refused: string[] = [];
+  for (const name of names)
+    ports.set(name, buildPortRoute(project, name, settings, instances, conv, refused));
+  for (const message of refused.slice(0, MAX_PROBLEMS))
+    problems.push({
+      object,
+      field: project.source === 'kubernetes' ? 'endpoints' : 'instances',
+      severity: 'error',
+      code: 'refused-address',
+      message,
+    });
+  if (refused.length > MAX_PROBLEMS)
+    problems.push({
+      object,
+      field: project.source === 'kubernetes' ? 'endpoints' : 'instances',
+      severity: 'error',
+      code: 'refused-address',
+      message: `and ${refused.length - MAX_PROBLEMS} more refused addresses`,
+    });
   const route: ProjectRoute = Object.freeze({
     name: project.name,
     origin: project.origin,
@@ -316,7 +403,7 @@ export class RouteTableBuilder {
             object: objectOf(r),
             severity: 'error',
             code: 'bad-project-name',
-            message: `project name "${r.name}" is not a DNS label (lowercase letters, digits, '-')`,
+            message: `project name "${clip(String(r.name))}" is not a DNS label (lowercase letters, digits, '-')`,
           },
         ]);
         problemsDirty = true;
