@@ -25,6 +25,7 @@ import { endpointSlice, FakeApiServer, service } from '../src/fake-apiserver/ind
 import { type SourceState, Wharf } from '../src/main.ts';
 import type { RouteTable } from '../src/model/routes.ts';
 import type { ProjectChange } from '../src/model/snapshot.ts';
+import { DEFAULT_ADDRESS_POLICY } from '../src/routing/addresses.ts';
 import { DEFAULT_CONVENTIONS, RouteTableBuilder } from '../src/routing/build.ts';
 
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 10_000);
@@ -130,7 +131,10 @@ interface Target {
 }
 
 class RoutingOnly implements Target {
-  private readonly builder = new RouteTableBuilder(DEFAULT_CONVENTIONS);
+  private readonly builder = new RouteTableBuilder({
+    ...DEFAULT_CONVENTIONS,
+    addresses: { ...DEFAULT_ADDRESS_POLICY, allowLoopback: true },
+  });
   private current = this.builder.apply({ removed: [], added: [] }, [], 0, 0).table;
   private version = 0;
   readonly frontAddress = { port: 0 };
@@ -163,7 +167,8 @@ async function wharfRole(): Promise<void> {
       listen: '127.0.0.1:0',
       admin: '127.0.0.1:0',
       domain: 'bench.local',
-      kubernetes: { apiservers: [url] },
+      // The synthetic pods are loopback addresses (see the apiserver role): a local setup.
+      kubernetes: { apiservers: [url], 'allow-loopback': true },
       // Every endpoint is probed for real (see the report): 50,000 every 60 s is about 830 probes
       // a second, at most health.concurrency (256) at a time.
       defaults: { 'health-interval': HEALTH_INTERVAL },

@@ -6,6 +6,7 @@
 
 import { createHash } from 'node:crypto';
 import { type FSWatcher, readFileSync, watch } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { serveDashboard } from './admin/dashboard/serve.ts';
 import { dashboardState, SourceStates } from './admin/dashboard/state.ts';
@@ -14,6 +15,7 @@ import { type Config, ConfigError, loadConfig, type Overrides } from './config/l
 import { type ApiServerTarget, resolveTargets } from './discovery/credentials.ts';
 import { SecretWatcher } from './discovery/secrets.ts';
 import { KubernetesSource, type KubernetesSourceOptions } from './discovery/source.ts';
+import { staleViewProblems } from './discovery/staleness.ts';
 import { HealthService, type Prober } from './health/index.ts';
 import type { AccessRecord } from './model/access.ts';
 import type { WharfEvent } from './model/events.ts';
@@ -30,6 +32,7 @@ import { RetryBudget } from './proxy/retry-budget.ts';
 import { SecretCertificates } from './proxy/secret-certs.ts';
 import { createRedirectServer, FrontServer } from './proxy/server.ts';
 import { UpstreamPools } from './proxy/upstreams.ts';
+import type { AddressPolicy } from './routing/addresses.ts';
 import { type Conventions, RouteTableBuilder } from './routing/build.ts';
 import { cidrMatcher } from './util/cidr.ts';
 import { type Clock, systemClock } from './util/clock.ts';
@@ -148,6 +151,7 @@ export class Wharf {
   private secretsSettled = false;
   frontAddress = { host: '', port: 0 };
   adminAddress = { host: '', port: 0 };
+  private redirectAddress = 0;
 
   private constructor(private readonly opts: WharfOptions) {
     this.config = opts.config;
@@ -269,6 +273,7 @@ export class Wharf {
         });
       }
       w.adminAddress = await w.admin.listen(c.admin.host, c.admin.port);
+      w.redirectAddress = w.redirect ? (w.redirect.address() as { port: number }).port : 0;
     } catch (err) {
       // Nothing starts half-way: a listener that could not bind stops the ones that did.
       w.redirect?.close();
@@ -279,6 +284,12 @@ export class Wharf {
       await w.front.drain(0);
       await w.pools.destroy();
       throw err;
+    }
+    // The bound ports are known now (a configured port 0 was not): refuse endpoints at them.
+    const conventions = w.conventionsFor(c);
+    if (JSON.stringify(conventions) !== JSON.stringify(w.conventions)) {
+      w.conventions = conventions;
+      w.rebuildAll();
     }
     if (opts.configPath) w.watchConfig(opts.configPath);
     if (servers) w.startKubernetes(servers);
@@ -293,7 +304,19 @@ export class Wharf {
   }
 
   private conventionsFor(c: Config): Conventions {
-    return { tier: c.tier, defaults: c.defaults, forwardTo: c.forwardTo };
+    return { tier: c.tier, defaults: c.defaults, forwardTo: c.forwardTo, addresses: this.addressPolicy(c) };
+  }
+
+  /** Wharf's own listeners (bound ports once known) and whether Kubernetes may route to loopback. */
+  private addressPolicy(c: Config): AddressPolicy {
+    const self = [
+      { name: 'proxy', host: c.listen.host, port: this.frontAddress.port || c.listen.port },
+      { name: 'admin', host: c.admin.host, port: this.adminAddress.port || c.admin.port },
+    ];
+    const r = c.tls?.redirectHttp;
+    if (r) self.push({ name: 'redirect', host: r.host, port: this.redirectAddress || r.port });
+    const localHosts = Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address));
+    return { self, localHosts, allowLoopback: c.kubernetes?.allowLoopback ?? false };
   }
 
   table(): RouteTable {
@@ -344,18 +367,22 @@ export class Wharf {
       servers,
       namespaces: k.namespaces,
       log: (level, msg, fields) => this.log(level, msg, fields),
+      silenceMs: k.watchdogMs,
+      onIncident: (i) =>
+        this.opts.onEvent?.({ type: 'discovery', time: this.clock.now(), source: 'kubernetes', ...i }),
       ...tuning,
     });
     this.kubernetes = src;
-    src.onState((st) =>
+    src.onState((st) => {
       this.opts.onEvent?.({
         type: 'source',
         time: this.clock.now(),
         source: 'kubernetes',
         state: st.state,
         ...(st.reason ? { reason: st.reason } : {}),
-      }),
-    );
+      });
+      this.setSource('kubernetes-state', [], staleViewProblems(st));
+    });
     src.onSnapshot((u) => this.updateSource('kubernetes', u, u.change));
     src.start();
     this.startTlsSecrets(servers);
@@ -374,10 +401,12 @@ export class Wharf {
       servers,
       log: (level, msg, fields) => this.log(level, msg, fields),
       random: d.random,
-      silenceMs: d.silenceMs,
+      silenceMs: d.silenceMs ?? c.kubernetes?.watchdogMs,
       watchTimeoutSeconds: d.watchTimeoutSeconds,
       backoffInitialMs: d.backoffInitialMs,
       backoffMaxMs: d.backoffMaxMs,
+      relistBackoffInitialMs: d.relistBackoffInitialMs,
+      relistBackoffMaxMs: d.relistBackoffMaxMs,
     });
     this.secretCerts = new SecretCertificates({
       watcher: this.secretWatcher,

@@ -6,8 +6,10 @@ import { parseDocument } from 'yaml';
 import type { ProjectSettings } from '../model/settings.ts';
 import type { HostPort, InstanceRecord, ProjectRecord } from '../model/snapshot.ts';
 import { DNS_LABEL, type Tier } from '../routing/build.ts';
-import { DEFAULT_SETTINGS, parseDuration, parseSettings } from '../routing/settings.ts';
+import { DEFAULT_SETTINGS, DURATION_BOUNDS, parseDuration, parseSettings } from '../routing/settings.ts';
 import { parseCidr } from '../util/cidr.ts';
+import { bareRecord } from '../util/records.ts';
+import { clip } from '../util/strings.ts';
 import { type ConfigFile, configSchema } from './schema.ts';
 
 export interface Config {
@@ -72,6 +74,10 @@ export interface KubernetesConfig {
   readonly insecureSkipTlsVerify: boolean;
   /** Empty = all namespaces. */
   readonly namespaces: readonly string[];
+  /** Endpoints on loopback addresses are routed (local setups only: the demo, tests). */
+  readonly allowLoopback: boolean;
+  /** A watch without an event for this long is restarted (`watchdog`, default 90 s). */
+  readonly watchdogMs: number;
 }
 
 export interface TlsConfig {
@@ -154,7 +160,17 @@ function resolveKubernetes(
     caFile: over.caFile ?? k?.['ca-file'],
     insecureSkipTlsVerify: k?.['insecure-skip-tls-verify'] ?? false,
     namespaces: k?.namespaces ?? [],
+    allowLoopback: k?.['allow-loopback'] ?? false,
+    watchdogMs: 90_000,
   };
+  const watchdog = k?.watchdog;
+  if (watchdog !== undefined) {
+    try {
+      (kc as { watchdogMs: number }).watchdogMs = parseDuration(watchdog, DURATION_BOUNDS.watchdog);
+    } catch (err) {
+      issues.push(`kubernetes.watchdog: "${watchdog}": ${(err as Error).message}`);
+    }
+  }
   const where = flagged ? 'kubernetes (flags)' : 'kubernetes';
   if (kc.inCluster && kc.kubeconfig) issues.push(`${where}: in-cluster and kubeconfig exclude each other`);
   if (!kc.inCluster && !kc.kubeconfig && !kc.contexts && !kc.apiservers?.length)
@@ -165,9 +181,9 @@ function resolveKubernetes(
 /** `host:port`, `[v6]:port` or `:port` (all interfaces). */
 export function parseHostPort(value: string): HostPort {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value.trim());
-  if (!m) throw new Error(`expected host:port, got "${value}"`);
+  if (!m) throw new Error(`expected host:port, got "${clip(value)}"`);
   const port = Number(m[3]);
-  if (port > 65535) throw new Error(`port out of range in "${value}"`);
+  if (port > 65535) throw new Error(`port out of range in "${clip(value)}"`);
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
@@ -232,7 +248,7 @@ function resolveTls(
 }
 
 function settingsToStrings(p: Record<string, unknown>): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out = bareRecord<string>();
   for (const [k, v] of Object.entries(p)) {
     if (k === 'instances' || k === 'ports' || v === undefined) continue;
     out[k] = String(v);
@@ -259,7 +275,8 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
   for (const e of d.errors) issues.push(`defaults.${e.key}: "${e.value}": ${e.reason}`);
 
   const t = file.timeouts;
-  const ms = (key: keyof typeof t) => at(`timeouts.${key}`, () => parseDuration(t[key])) ?? 0;
+  const ms = (key: keyof typeof t) =>
+    at(`timeouts.${key}`, () => parseDuration(t[key], DURATION_BOUNDS.timeouts)) ?? 0;
   const timeouts = {
     connectMs: ms('connect'),
     requestHeadersMs: ms('request-headers'),
@@ -296,7 +313,7 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
         issues.push(`${base}.instances.${inst}: instance names are DNS labels`);
         continue;
       }
-      const addresses: Record<string, HostPort> = {};
+      const addresses = bareRecord<HostPort>();
       for (const [port, addr] of Object.entries(ports ?? {})) {
         const hp = at(`${base}.instances.${inst}.${port}`, () => parseHostPort(addr));
         if (hp) addresses[port] = hp;
@@ -309,6 +326,9 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
     }
     let ports = seenPorts;
     if (proj.ports) {
+      proj.ports.forEach((p, i) => {
+        if (proj.ports!.indexOf(p) !== i) issues.push(`${base}.ports.${i}: port "${p}" is listed twice`);
+      });
       for (const extra of seenPorts.filter((x) => !proj.ports!.includes(x))) {
         issues.push(`${base}.ports: instances use port "${extra}" which is not listed`);
       }
