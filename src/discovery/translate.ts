@@ -234,15 +234,16 @@ function translate(svc: Service, slices: Iterable<EndpointSlice | PreparedSlice>
   const object = `service ${origin}`;
   const problems: Problem[] = [];
   const labels = isRecord(meta.labels) ? meta.labels : {};
+  // A label value that is not a string is no label (what trimMeta keeps agrees).
   const project = Object.hasOwn(labels, PROJECT_LABEL) ? labels[PROJECT_LABEL] : undefined;
-  if (project === undefined) return { record: null, problems };
-  if (typeof project !== 'string' || !DNS_LABEL.test(project)) {
+  if (typeof project !== 'string') return { record: null, problems };
+  if (!DNS_LABEL.test(project)) {
     problems.push({
       object,
       field: `metadata.labels.${PROJECT_LABEL}`,
       severity: 'error',
       code: 'bad-project-name',
-      message: `project name "${clip(String(project))}" is not a DNS label (lowercase letters, digits and '-', at most 63); the Service is ignored`,
+      message: `project name "${clip(project)}" is not a DNS label (lowercase letters, digits and '-', at most 63); the Service is ignored`,
     });
     return { record: null, problems };
   }
@@ -428,7 +429,7 @@ export function translateAll(objects: readonly KubeObject[]): {
   for (const o of objects) {
     if (o?.kind !== 'EndpointSlice') continue;
     const svc = o.metadata?.labels?.[SERVICE_NAME_LABEL];
-    if (!svc) continue;
+    if (!svc || typeof svc !== 'string') continue;
     const key = `${o.metadata.namespace ?? 'default'}/${svc}`;
     const list = slices.get(key);
     if (list) list.push(o as EndpointSlice);
