@@ -26,6 +26,7 @@ import { endpointSlice, FakeApiServer, service } from '../src/fake-apiserver/ind
 import { Wharf } from '../src/main.ts';
 import type { RouteTable } from '../src/model/routes.ts';
 import type { ProjectChange } from '../src/model/snapshot.ts';
+import { DEFAULT_ADDRESS_POLICY } from '../src/routing/addresses.ts';
 import { DEFAULT_CONVENTIONS } from '../src/routing/build.ts';
 import { systemClock } from '../src/util/clock.ts';
 
@@ -132,7 +133,11 @@ interface Target {
 }
 
 class RoutingOnly implements Target {
-  readonly control = new ControlPlane({ conventions: DEFAULT_CONVENTIONS, clock: systemClock });
+  // The fleet listens on loopback: discovered loopback addresses are refused unless allowed.
+  readonly control = new ControlPlane({
+    conventions: { ...DEFAULT_CONVENTIONS, addresses: { ...DEFAULT_ADDRESS_POLICY, allowLoopback: true } },
+    clock: systemClock,
+  });
   readonly frontAddress = { port: 0 };
   constructor(url: string, log: (level: string, msg: string) => void) {
     this.control.add(new KubernetesSource({ servers: [{ url, credentials: NO_CREDENTIALS }], log }));
@@ -157,7 +162,8 @@ async function wharfRole(): Promise<void> {
       listen: '127.0.0.1:0',
       admin: '127.0.0.1:0',
       domain: 'bench.local',
-      kubernetes: { apiservers: [url] },
+      // The synthetic pods are loopback addresses (see the apiserver role): a local setup.
+      kubernetes: { apiservers: [url], 'allow-loopback': true },
       // Every endpoint is probed for real (see the report): 50,000 every 60 s is about 830 probes
       // a second, at most health.concurrency (256) at a time.
       defaults: { 'health-interval': HEALTH_INTERVAL },

@@ -1,6 +1,7 @@
 // Composition root: builds each part, connects the one-way flow of DESIGN.md §5 (docs/architecture.md)
 // and starts/stops them in order. Nothing but this file (and observed.ts on top of it) wires parts.
 
+import { networkInterfaces } from 'node:os';
 import { type AdminRoute, AdminServer } from './admin/server.ts';
 import type { Config, Overrides } from './config/load.ts';
 import { Certificates } from './control/certificates.ts';
@@ -20,6 +21,7 @@ import { ClientLimits } from './proxy/limits.ts';
 import { RetryBudget } from './proxy/retry-budget.ts';
 import { FrontServer } from './proxy/server.ts';
 import { UpstreamPools } from './proxy/upstreams.ts';
+import type { AddressPolicy } from './routing/addresses.ts';
 import { cidrMatcher } from './util/cidr.ts';
 import { type Clock, systemClock } from './util/clock.ts';
 import { type Log, stderrLog } from './util/log.ts';
@@ -70,7 +72,7 @@ export class Wharf {
     const emit = opts.onEvent; // none: no event is even built
     this.config = c;
     this.log = log;
-    this.control = new ControlPlane({ conventions: conventionsOf(c), clock, emit });
+    this.control = new ControlPlane({ conventions: conventionsOf(c, this.addressPolicy(c)), clock, emit });
     const health = { domain: c.domain, maxInFlight: c.health.concurrency, prober: opts.healthProber };
     this.health = new HealthService({ ...health, emit, log, onProbe: opts.onProbe });
     const trustedProxy = cidrMatcher(c.trustedProxies);
@@ -139,6 +141,9 @@ export class Wharf {
       throw err;
     }
     const log = w.log;
+    const now = () => (opts.clock ?? systemClock).now();
+    // The bound ports are known now (a configured port 0 was not): refuse endpoints at them.
+    w.control.setConventions(conventionsOf(c, w.addressPolicy(c)));
     if (opts.configPath) {
       const o = {
         overrides: opts.overrides,
@@ -151,10 +156,18 @@ export class Wharf {
     if (k && servers) {
       const { servers: _, ...tuning } = opts.discovery ?? {};
       w.kubernetes = w.control.add(
-        new KubernetesSource({ servers, namespaces: k.namespaces, log, ...tuning }),
+        new KubernetesSource({
+          servers,
+          namespaces: k.namespaces,
+          log,
+          silenceMs: k.watchdogMs,
+          onIncident: (i) => opts.onEvent?.({ type: 'discovery', time: now(), source: 'kubernetes', ...i }),
+          ...tuning,
+        }),
       );
       // Only an edge with TLS reads Secrets; the internal tier never does (and has no RBAC for them).
-      if (tlsSecretsLive(c)) w.tls?.watchSecrets(servers, c.domain, w.table(), tuning);
+      if (tlsSecretsLive(c))
+        w.tls?.watchSecrets(servers, c.domain, w.table(), { silenceMs: k.watchdogMs, ...tuning });
       const namespaces = k.namespaces.length ? k.namespaces : 'all';
       log('info', 'kubernetes discovery started', { apiservers: servers.map((s) => s.url), namespaces });
     }
@@ -170,6 +183,19 @@ export class Wharf {
   /** Every owner's Problems: sources, name conflicts, routing, certificates. */
   readonly problems = (): readonly Problem[] => this.control.problems.list();
 
+  /** Wharf's own listeners (bound ports once known) and whether discovery may route to loopback. */
+  private addressPolicy(c: Config): AddressPolicy {
+    const self = [
+      { name: 'proxy', host: c.listen.host, port: this.frontAddress.port || c.listen.port },
+      { name: 'admin', host: c.admin.host, port: this.adminAddress.port || c.admin.port },
+    ];
+    const r = c.tls?.redirectHttp;
+    const redirectPort = (this.tls?.redirect?.address() as { port?: number } | null)?.port;
+    if (r) self.push({ name: 'redirect', host: r.host, port: redirectPort || r.port });
+    const localHosts = Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address));
+    return { self, localHosts, allowLoopback: c.kubernetes?.allowLoopback ?? false };
+  }
+
   readiness(): Readiness {
     return this.control.readiness(this.stopping !== undefined, this.tls?.gates);
   }
@@ -182,7 +208,7 @@ export class Wharf {
   private apply(plan: ReloadPlan): void {
     this.config = plan.config;
     if (plan.live.includes('tls.secrets')) this.tls?.setConfigured(plan.config.tls?.secrets ?? []);
-    this.control.setConventions(conventionsOf(plan.config));
+    this.control.setConventions(conventionsOf(plan.config, this.addressPolicy(plan.config)));
     this.control.set('config', plan.config.projects);
   }
 

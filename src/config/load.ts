@@ -7,8 +7,9 @@ import { parseDocument } from 'yaml';
 import type { ProjectSettings } from '../model/settings.ts';
 import type { HostPort, InstanceRecord, ProjectRecord } from '../model/snapshot.ts';
 import { DNS_LABEL, type Tier } from '../routing/build.ts';
-import { DEFAULT_SETTINGS, parseDuration, parseSettings } from '../routing/settings.ts';
+import { DEFAULT_SETTINGS, DURATION_BOUNDS, parseDuration, parseSettings } from '../routing/settings.ts';
 import { parseCidr } from '../util/cidr.ts';
+import { bareRecord } from '../util/records.ts';
 import { closest } from '../util/suggest.ts';
 import { describeIssue, expectedAt, showValue, withSettingExample } from './messages.ts';
 import { type ConfigFile, configSchema, keysAt } from './schema.ts';
@@ -77,6 +78,10 @@ export interface KubernetesConfig {
   readonly insecureSkipTlsVerify: boolean;
   /** Empty = all namespaces. */
   readonly namespaces: readonly string[];
+  /** Endpoints on loopback addresses are routed (local setups only: the demo, tests). */
+  readonly allowLoopback: boolean;
+  /** A watch without an event for this long is restarted (`watchdog`, default 90 s). */
+  readonly watchdogMs: number;
 }
 
 export interface TlsConfig {
@@ -159,7 +164,17 @@ function resolveKubernetes(
     caFile: over.caFile ?? k?.['ca-file'],
     insecureSkipTlsVerify: k?.['insecure-skip-tls-verify'] ?? false,
     namespaces: k?.namespaces ?? [],
+    allowLoopback: k?.['allow-loopback'] ?? false,
+    watchdogMs: 90_000,
   };
+  const watchdog = k?.watchdog;
+  if (watchdog !== undefined) {
+    try {
+      (kc as { watchdogMs: number }).watchdogMs = parseDuration(watchdog, DURATION_BOUNDS.watchdog);
+    } catch (err) {
+      issues.push(`kubernetes.watchdog: "${watchdog}": ${(err as Error).message}`);
+    }
+  }
   const where = flagged ? 'kubernetes (flags)' : 'kubernetes';
   if (kc.inCluster && kc.kubeconfig) issues.push(`${where}: in-cluster and kubeconfig exclude each other`);
   if (!kc.inCluster && !kc.kubeconfig && !kc.contexts && !kc.apiservers?.length)
@@ -280,7 +295,7 @@ function suggestLabel(name: string): string {
 }
 
 function settingsToStrings(p: Record<string, unknown>): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out = bareRecord<string>();
   for (const [k, v] of Object.entries(p)) {
     if (k === 'instances' || k === 'ports' || v === undefined) continue;
     out[k] = String(v);
@@ -313,7 +328,8 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
     issues.push(fieldIssue(`defaults.${e.key}`, e.value, withSettingExample(e.key, e.reason)));
 
   const t = file.timeouts;
-  const ms = (key: keyof typeof t) => at(`timeouts.${key}`, t[key], () => parseDuration(t[key])) ?? 0;
+  const ms = (key: keyof typeof t) =>
+    at(`timeouts.${key}`, t[key], () => parseDuration(t[key], DURATION_BOUNDS.timeouts)) ?? 0;
   const timeouts = {
     connectMs: ms('connect'),
     requestHeadersMs: ms('request-headers'),
@@ -380,7 +396,7 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
         );
         continue;
       }
-      const addresses: Record<string, HostPort> = {};
+      const addresses = bareRecord<HostPort>();
       for (const [port, addr] of Object.entries(ports ?? {})) {
         const hp = at(`${base}.instances.${inst}.${port}`, addr, () => parseHostPort(addr));
         if (hp) addresses[port] = hp;
@@ -395,6 +411,9 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
     }
     let ports = seenPorts;
     if (proj.ports) {
+      proj.ports.forEach((p, i) => {
+        if (proj.ports!.indexOf(p) !== i) issues.push(`${base}.ports.${i}: port "${p}" is listed twice`);
+      });
       for (const extra of seenPorts.filter((x) => !proj.ports!.includes(x))) {
         issues.push(
           fieldIssue(
@@ -424,6 +443,7 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
         origin: 'config',
         object: `project ${name}`,
         settingPrefix: `projects.${name}.`,
+        declared: true,
         nameField: `projects.${name}`,
         created: '1970-01-01T00:00:00Z',
         ports: Object.freeze(ports),

@@ -23,7 +23,9 @@ const instanceSchema = z.record(
 const projectSchema = z.strictObject({
   ...settingsShape,
   /** Optional explicit port order; otherwise the order ports first appear in `instances`. */
-  ports: z.array(z.string()).optional(),
+  ports: z
+    .array(z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'port names are DNS labels'))
+    .optional(),
   instances: z.record(z.string(), instanceSchema.nullable()).default({}),
 });
 
@@ -44,6 +46,10 @@ const kubernetesSchema = z.strictObject({
     .array(z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'namespace names are DNS labels'))
     .min(1)
     .optional(),
+  /** Route endpoints on loopback addresses: only for local setups (the demo, tests) whose pods are local processes. */
+  'allow-loopback': z.boolean().optional(),
+  /** A watch with no event (bookmarks count) for this long is restarted. Default 90s. */
+  watchdog: duration.optional(),
 });
 
 export const configSchema = z.strictObject({

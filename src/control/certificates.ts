@@ -59,6 +59,7 @@ export class Certificates {
     tuning: Omit<SecretWatcherOptions, 'servers' | 'log'>,
   ): void {
     const { random, silenceMs, watchTimeoutSeconds, backoffInitialMs, backoffMaxMs } = tuning;
+    const { relistBackoffInitialMs, relistBackoffMaxMs } = tuning;
     this.secretWatcher = new SecretWatcher({
       servers,
       log: this.o.log,
@@ -67,6 +68,8 @@ export class Certificates {
       watchTimeoutSeconds,
       backoffInitialMs,
       backoffMaxMs,
+      relistBackoffInitialMs,
+      relistBackoffMaxMs,
     });
     this.secrets = new SecretCertificates({
       watcher: this.secretWatcher,

@@ -19,6 +19,7 @@ import { Aggregator, NAMES_OWNER } from './aggregator.ts';
 import { ProblemBoard } from './problems.ts';
 import { readiness } from './readiness.ts';
 import { RouteRuntime } from './runtime.ts';
+import { staleViewProblems } from './staleness.ts';
 import { StaticSource } from './static-source.ts';
 
 export interface ControlPlaneOptions {
@@ -58,15 +59,17 @@ export class ControlPlane {
   /** Registers a source: it wins a name over every source added after it. Returns it. */
   add<S extends Source>(source: S): S {
     this.sources.push(source);
-    source.onStatus((st) =>
+    source.onStatus((st) => {
       this.o.emit?.({
         type: 'source',
         time: this.o.clock.now(),
         source: source.name,
         state: st.state,
         ...(st.reason ? { reason: st.reason } : {}),
-      }),
-    );
+      });
+      // A degraded source serves its last view: a Problem says the routes may be stale.
+      this.problems.set(`${source.name}-state`, staleViewProblems(st, source.name));
+    });
     this.aggregator.add(source);
     return source;
   }

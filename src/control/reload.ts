@@ -3,6 +3,7 @@
 // HOW_FIELDS (the compiler checks none is missing), so a new config field must say how it reloads.
 
 import type { Config } from '../config/load.ts';
+import type { AddressPolicy } from '../routing/addresses.ts';
 import type { Conventions } from '../routing/build.ts';
 
 type Field = keyof Config;
@@ -84,6 +85,6 @@ export function planReload(prev: Config, next: Config): ReloadPlan {
 }
 
 /** The routing conventions a config sets. */
-export function conventionsOf(c: Config): Conventions {
-  return { tier: c.tier, defaults: c.defaults, forwardTo: c.forwardTo };
+export function conventionsOf(c: Config, addresses?: AddressPolicy): Conventions {
+  return { tier: c.tier, defaults: c.defaults, forwardTo: c.forwardTo, ...(addresses ? { addresses } : {}) };
 }

@@ -91,7 +91,11 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
     }
     await fleet.start(projects);
     const file = apiserver
-      ? { domain: DEMO_DOMAIN, kubernetes: { apiservers: [apiserver.url], namespaces: ['demo'] } }
+      ? {
+          domain: DEMO_DOMAIN,
+          // The demo's pods are processes on this machine: loopback endpoints are its whole point.
+          kubernetes: { apiservers: [apiserver.url], namespaces: ['demo'], 'allow-loopback': true },
+        }
       : { domain: DEMO_DOMAIN };
     const config = parseConfig(JSON.stringify(file), 'demo', {
       listen: o.listen,

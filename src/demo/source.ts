@@ -39,6 +39,7 @@ export function records(
     origin: 'demo',
     object: `project ${p.name}`,
     settingPrefix: `projects.${p.name}.`,
+    declared: true,
     created: CREATED,
     ports: p.ports,
     settings: p.settings,

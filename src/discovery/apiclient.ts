@@ -1,7 +1,11 @@
 // HTTP to the apiserver over undici: one Pool per apiserver URL, failover between them, a silence
 // watchdog on every request (a stalled server is a failed server), Status bodies turned into errors.
+// A watch's watchdog is fed by its events, not its bytes (the reflector kicks it per event): a
+// server that trickles a newline now and then is as good as silent. Other requests (list pages) have
+// a deadline as a whole, as the apiserver's own 60 s request timeout gives them.
 
 import { Pool } from 'undici';
+import { clip } from '../util/strings.ts';
 import { type Clock, systemClock, Watchdog } from './clock.ts';
 import type { ApiServerTarget } from './credentials.ts';
 import type { Status } from './k8s-types.ts';
@@ -13,6 +17,8 @@ export class ApiError extends Error {
     readonly code: number,
     readonly server: string,
     readonly reason?: string,
+    /** A `Retry-After` the server sent (429, 503), in ms. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
   }
@@ -25,16 +31,25 @@ export class ApiError extends Error {
 
 export interface OpenResponse {
   readonly server: string;
-  /** Chunks of the 200 body. Iterating kicks the watchdog; it throws ApiError on silence or reset. */
+  /**
+   * Chunks of the 200 body; throws ApiError on silence or reset. Iterating kicks the watchdog, except
+   * for a watch (`events: true`), whose reader calls `kick()` per event instead.
+   */
   readonly body: AsyncIterable<Buffer>;
+  /** The stream is alive: restarts the silence countdown. */
+  kick(): void;
   /** Releases the request (aborts it if still streaming). */
   close(): void;
 }
 
 export interface ApiClientOptions {
   clock?: Clock;
-  /** A request (headers or body) silent for longer than this is aborted. */
+  /** A request (headers or body; a watch's events) silent for longer than this is aborted. */
   silenceMs?: number;
+  /** A request that is not a watch (a list page) must end within this. Default max(silenceMs, 60 s). */
+  requestDeadlineMs?: number;
+  /** A response body that is not a watch (a list page) larger than this is refused. Default 512 MiB. */
+  maxBodyBytes?: number;
   userAgent?: string;
 }
 
@@ -44,6 +59,8 @@ export class ApiClient {
   private readonly failed = new Set<number>();
   private readonly clock: Clock;
   private readonly silenceMs: number;
+  private readonly deadlineMs: number;
+  private readonly maxBodyBytes: number;
   private readonly userAgent: string;
   private closed = false;
 
@@ -54,6 +71,8 @@ export class ApiClient {
     if (targets.length === 0) throw new Error('no apiserver URL configured');
     this.clock = opts.clock ?? systemClock;
     this.silenceMs = opts.silenceMs ?? 90_000;
+    this.deadlineMs = opts.requestDeadlineMs ?? Math.max(this.silenceMs, 60_000);
+    this.maxBodyBytes = opts.maxBodyBytes ?? 512 * 1024 * 1024;
     this.userAgent = opts.userAgent ?? 'wharf/0.1';
   }
 
@@ -101,8 +120,16 @@ export class ApiClient {
     if (i >= 0) this.index = i;
   }
 
-  /** GET `path` on the current apiserver. Resolves once 200 headers arrive; non-200 rejects with ApiError. */
-  async open(path: string, outer?: AbortSignal): Promise<OpenResponse & { target: ApiServerTarget }> {
+  /**
+   * GET `path` on the current apiserver. Resolves once 200 headers arrive; non-200 rejects with
+   * ApiError. `events`: a watch, whose reader kicks the watchdog per event (see OpenResponse.body);
+   * anything else has a deadline as a whole.
+   */
+  async open(
+    path: string,
+    outer?: AbortSignal,
+    o: { events?: boolean } = {},
+  ): Promise<OpenResponse & { target: ApiServerTarget }> {
     if (this.closed) throw new ApiError('client closed', 0, '');
     const target = this.current;
     const server = target.url;
@@ -113,8 +140,18 @@ export class ApiClient {
     const dog = new Watchdog(this.clock, this.silenceMs, () =>
       ac.abort(new ApiError(`no data from ${server} for ${this.silenceMs} ms`, 0, server, 'Silent')),
     );
+    const deadline = o.events
+      ? null
+      : this.clock.setTimeout(
+          () =>
+            ac.abort(
+              new ApiError(`${server}: no complete answer in ${this.deadlineMs} ms`, 0, server, 'Deadline'),
+            ),
+          this.deadlineMs,
+        );
     const cleanup = () => {
       dog.stop();
+      deadline?.cancel();
       outer?.removeEventListener('abort', onOuter);
     };
     const headers: Record<string, string> = { accept: 'application/json', 'user-agent': this.userAgent };
@@ -149,17 +186,19 @@ export class ApiClient {
       }
       if (res.statusCode === 401) target.credentials.invalidate?.();
       throw new ApiError(
-        `${server}${path.split('?')[0]}: HTTP ${res.statusCode}${st.message ? `: ${st.message}` : ''}`,
+        `${server}${path.split('?')[0]}: HTTP ${res.statusCode}${st.message ? `: ${clip(String(st.message))}` : ''}`,
         res.statusCode,
         server,
-        st.reason,
+        typeof st.reason === 'string' ? clip(st.reason) : undefined,
+        retryAfter(res.headers['retry-after']),
       );
     }
     const body = res.body;
+    const kickPerChunk = !o.events;
     async function* chunks(): AsyncGenerator<Buffer> {
       try {
         for await (const chunk of body) {
-          dog.kick();
+          if (kickPerChunk) dog.kick();
           yield chunk as Buffer;
         }
       } catch (err) {
@@ -172,6 +211,7 @@ export class ApiClient {
       server,
       target,
       body: chunks(),
+      kick: () => dog.kick(),
       close: () => {
         cleanup();
         if (!body.destroyed) ac.abort(new ApiError('closed', 0, server, 'Closed'));
@@ -183,7 +223,23 @@ export class ApiClient {
   async getJson<T>(path: string, signal?: AbortSignal): Promise<{ value: T; target: ApiServerTarget }> {
     const r = await this.open(path, signal);
     const parts: Buffer[] = [];
-    for await (const c of r.body) parts.push(c);
+    let bytes = 0;
+    try {
+      for await (const c of r.body) {
+        bytes += c.length;
+        if (bytes > this.maxBodyBytes)
+          throw new ApiError(
+            `${r.server}${path.split('?')[0]}: answer larger than ${this.maxBodyBytes} bytes`,
+            0,
+            r.server,
+            'TooLarge',
+          );
+        parts.push(c);
+      }
+    } catch (err) {
+      r.close();
+      throw err;
+    }
     try {
       return { value: JSON.parse(Buffer.concat(parts).toString('utf8')) as T, target: r.target };
     } catch (err) {
@@ -196,6 +252,13 @@ export class ApiClient {
     await Promise.all([...this.pools.values()].map((p) => p.destroy().catch(() => {})));
     this.pools.clear();
   }
+}
+
+/** `Retry-After` in seconds (the apiserver's form) -> ms; an HTTP date or garbage -> undefined. */
+function retryAfter(h: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(h) ? h[0] : h;
+  if (v === undefined || !/^\s*\d{1,9}\s*$/.test(v)) return undefined;
+  return Number(v) * 1000;
 }
 
 function toApiError(err: unknown, signal: AbortSignal, server: string): ApiError {

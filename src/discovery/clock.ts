@@ -59,18 +59,24 @@ export class Watchdog {
   }
 }
 
-/** Exponential backoff with jitter (0.5x-1x of the step), from `initialMs` to `maxMs`; never gives up. */
+/**
+ * Exponential backoff with jitter, from `initialMs` doubling to `maxMs`; never gives up. Jitter
+ * `down` draws each wait from 0.5x-1x of the step; `up` from 1x-2x (capped at `maxMs`), as client-go's
+ * backoff manager does for relists.
+ */
 export class Backoff {
   private attempt = 0;
   constructor(
     private readonly initialMs = 500,
     private readonly maxMs = 30_000,
     private readonly random: () => number = Math.random,
+    private readonly jitter: 'down' | 'up' = 'down',
   ) {}
 
   next(): number {
     const step = Math.min(this.maxMs, this.initialMs * 2 ** Math.min(this.attempt, 30));
     this.attempt++;
+    if (this.jitter === 'up') return Math.round(Math.min(this.maxMs, step * (1 + this.random())));
     return Math.round(step * (0.5 + this.random() * 0.5));
   }
 

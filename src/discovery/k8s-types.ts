@@ -2,6 +2,7 @@
 // core/v1 and discovery/v1). Only the fields Wharf uses; everything is optional or nullable because
 // the wire allows it (`endpoints: null`, `ports: null`, missing conditions).
 
+import { bareRecord } from '../util/records.ts';
 import { flat } from '../util/strings.ts';
 
 export interface ObjectMeta {
@@ -107,25 +108,31 @@ export function objectKey(o: { metadata: ObjectMeta }): string {
 
 /** The metadata discovery reads: keys, the resourceVersion, the two labels, `wharf.io/` annotations. */
 export function trimMeta(m: ObjectMeta, service: boolean): ObjectMeta {
+  // Whatever the JSON holds: only strings are kept, so nothing downstream meets a number or an
+  // object where Kubernetes promises a string. Maps keyed by user data have no prototype.
+  const rawLabels = isRecord(m.labels) ? m.labels : undefined;
   let labels: Record<string, string> | undefined;
-  if (m.labels) {
-    labels = {};
-    if (m.labels[PROJECT_LABEL] !== undefined) labels[PROJECT_LABEL] = m.labels[PROJECT_LABEL];
-    if (m.labels[SERVICE_NAME_LABEL] !== undefined) labels[SERVICE_NAME_LABEL] = m.labels[SERVICE_NAME_LABEL];
+  if (rawLabels) {
+    labels = bareRecord<string>();
+    const project = rawLabels[PROJECT_LABEL];
+    const owner = rawLabels[SERVICE_NAME_LABEL];
+    if (typeof project === 'string') labels[PROJECT_LABEL] = project;
+    if (typeof owner === 'string') labels[SERVICE_NAME_LABEL] = owner;
   }
   let kept: Record<string, string> | undefined;
-  if (service && m.annotations) {
-    kept = {};
-    for (const [k, v] of Object.entries(m.annotations)) if (k.startsWith(ANNOTATION_PREFIX)) kept[k] = v;
+  if (service && isRecord(m.annotations)) {
+    kept = bareRecord<string>();
+    for (const [k, v] of Object.entries(m.annotations))
+      if (k.startsWith(ANNOTATION_PREFIX) && typeof v === 'string') kept[k] = v;
   }
   // One literal with every field (unset ones undefined): an object grown field by field past its
   // literal's size gets a second allocation for the extra fields.
   return {
-    name: m.name,
-    namespace: m.namespace,
-    resourceVersion: m.resourceVersion,
+    name: str(m.name),
+    namespace: str(m.namespace),
+    resourceVersion: str(m.resourceVersion),
     // The creation time decides name conflicts between Services; a slice's is never read.
-    creationTimestamp: (service && m.creationTimestamp) || undefined,
+    creationTimestamp: (service && str(m.creationTimestamp)) || undefined,
     labels,
     annotations: kept,
   };
@@ -134,5 +141,18 @@ export function trimMeta(m: ObjectMeta, service: boolean): ObjectMeta {
 /** What discovery keeps of a Service: real objects carry managedFields and last-applied copies. */
 export function trimService(o: KubeObject): KubeObject {
   const s = o as Service;
-  return { metadata: trimMeta(s.metadata ?? {}, true), spec: { ports: s.spec?.ports ?? null } };
+  const spec = isRecord(s.spec) ? s.spec : undefined;
+  return {
+    metadata: trimMeta(isRecord(s.metadata) ? s.metadata : {}, true),
+    spec: { ports: spec?.ports ?? null },
+  };
+}
+
+/** A JSON object (not null, not an array). */
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
 }

@@ -1,13 +1,27 @@
 // One list/watch loop for one collection URL: paged LIST, WATCH from the list's resourceVersion
-// with bookmarks and a jittered timeout, resume from the last RV seen, relist on 410 applying only
-// the difference, backoff with jitter that never gives up, failover through ApiClient.
+// with bookmarks and a jittered timeout, resume from the last RV seen, relist applying only the
+// difference, backoff with jitter that never gives up, failover through ApiClient.
 // (client-node's informer stops for good after one failed list and hangs on a stalled watch.)
+//
+// What the apiserver sends is never trusted to be well formed, and the cache never says more than
+// was handed on:
+// - Every event that was applied to the cache is handed on (onChanges), even when a later line of
+//   the same read is bad; the resourceVersion moves only with what was applied.
+// - A line that is not a usable event (not JSON, no object, longer than maxLineBytes) ends the
+//   stream: what it carried may have been a change, so only a relist can be sure of the state.
+// - A watch that cannot resume (410, or any error that retrying the same version will not fix, or a
+//   transient one several times over) relists, with backoff as client-go does (0.8 s doubling to 30 s,
+//   jittered, reset after 2 quiet minutes) and any `Retry-After` honoured.
+// - A list item that cannot be keyed is skipped (and reported); the rest of the page is kept.
+// - While a relist is due or running, or the server is failing, onHealth says why (degraded), and
+//   onIncident reports each rejected line and each relist (metrics).
 
+import { clip } from '../util/strings.ts';
 import { type ApiClient, ApiError } from './apiclient.ts';
 import { Backoff, type Clock, sleep, systemClock } from './clock.ts';
-import type { KubeObject, WatchEvent } from './k8s-types.ts';
+import type { KubeObject } from './k8s-types.ts';
 import { objectKey } from './k8s-types.ts';
-import { LineSplitter } from './ndjson.ts';
+import { LineSplitter, LineTooLong } from './ndjson.ts';
 
 export type ObjectChange =
   | { readonly type: 'upsert'; readonly key: string; readonly obj: KubeObject }
@@ -18,6 +32,16 @@ export type LogFn = (
   msg: string,
   fields?: Record<string, unknown>,
 ) => void;
+
+/** Why a line or an item was not used. A bounded set: metrics label by it. */
+export type RejectReason = 'unparsable' | 'too-long' | 'bad-event' | 'bad-item' | 'bad-object';
+/** Why a relist was needed. A bounded set: metrics label by it. */
+export type RelistReason = 'expired' | 'cannot-resume' | 'broken-stream' | 'watch-failing';
+
+/** Something the apiserver sent that Wharf could not use, or a relist it forced (rare; not per event). */
+export type ReflectorIncident =
+  | { readonly kind: 'rejected'; readonly resource: string; readonly reason: RejectReason }
+  | { readonly kind: 'relist'; readonly resource: string; readonly reason: RelistReason };
 
 export interface ReflectorOptions {
   client: ApiClient;
@@ -31,23 +55,69 @@ export interface ReflectorOptions {
   fieldSelector?: string;
   /** Called with each batch of real changes (an object whose resourceVersion did not change is not a change). */
   onChanges: (changes: ObjectChange[]) => void;
-  /** Applied to every object before it is cached (keep only what is read: real objects carry managedFields). */
+  /**
+   * Applied to every object before it is cached (keep only what is read: real objects carry
+   * managedFields). Must not throw on any JSON object; if it does, the object is dropped (a delete
+   * of its key) and reported as rejected.
+   */
   transform?: (o: KubeObject) => KubeObject;
   /** Called after every complete list (the first one means: synced). */
   onListed?: () => void;
-  /** `null` when healthy, else why not (and the error, whose `code` tells a 403 from an outage). */
+  /**
+   * `null` when the view is current, else why it may be stale (a failing server, a relist due or
+   * running), with the error when there is one (its `code` tells a 403 from an outage).
+   */
   onHealth?: (problem: string | null, error?: ApiError) => void;
+  /** Each rejected line or item and each relist (metrics). */
+  onIncident?: (incident: ReflectorIncident) => void;
   log?: LogFn;
   clock?: Clock;
   random?: () => number;
   pageSize?: number;
   /** Watch timeoutSeconds is drawn uniformly from this range (client-go uses 5-10 min). */
   watchTimeoutSeconds?: readonly [number, number];
+  /** Backoff after a failed request: from this, doubling, to backoffMaxMs (jittered). */
   backoffInitialMs?: number;
   backoffMaxMs?: number;
+  /** Wait before a relist: from this (default 800 ms), doubling, to relistBackoffMaxMs (default 30 s). */
+  relistBackoffInitialMs?: number;
+  relistBackoffMaxMs?: number;
+  /** A watch line longer than this breaks the stream (default 16 MiB). */
+  maxLineBytes?: number;
+  /** Transient watch failures in a row (5xx, 429, transport) after which it relists (default 5). */
+  maxWatchRetries?: number;
 }
 
-class Gone extends Error {}
+/** Errors a retry of the same watch may get past; anything else means that version cannot resume. */
+function resumable(code: number): boolean {
+  return code === 0 || code === 429 || code === 500 || code === 502 || code === 503;
+}
+
+/** A `Retry-After` is honoured up to this; a server cannot park Wharf for longer. */
+const MAX_RETRY_AFTER_MS = 60_000;
+/** The relist backoff starts over after this long without a relist (client-go: 2 min). */
+const RELIST_BACKOFF_RESET_MS = 120_000;
+
+/** The watch cannot go on from this version; the state must be listed again. */
+class Relist extends Error {
+  constructor(
+    readonly reason: RelistReason,
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** A line that is not a usable event: the stream cannot be trusted past it. */
+class BrokenStream extends Error {
+  constructor(
+    readonly reject: RejectReason,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 export class Reflector {
   private readonly cache = new Map<string, KubeObject>();
@@ -56,20 +126,35 @@ export class Reflector {
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly backoff: Backoff;
+  private readonly relistBackoff: Backoff;
   private running: Promise<void> | null = null;
   private current: { close(): void } | null = null;
   private healthy: boolean | null = null;
-  private listedAt = Number.NEGATIVE_INFINITY;
-  private readonly goneBackoff: Backoff;
+  private lastRelistAt = Number.NEGATIVE_INFINITY;
+  /** A relist is due (and waits out the relist backoff first). */
+  private relistDue: { reason: RelistReason; message: string; retryAfterMs?: number } | null = null;
+  private watchFailures = 0;
+  /** `services`, `endpointslices`, `secrets`: what incidents are about. */
+  readonly resource: string;
   /** Number of complete lists (relists included). */
   lists = 0;
   watches = 0;
+  /** Relists started (after the first list). */
+  relists = 0;
+  /** Lines and list items that could not be used. */
+  rejected = 0;
 
   constructor(private readonly o: ReflectorOptions) {
     this.clock = o.clock ?? systemClock;
     this.random = o.random ?? Math.random;
     this.backoff = new Backoff(o.backoffInitialMs ?? 500, o.backoffMaxMs ?? 30_000, this.random);
-    this.goneBackoff = new Backoff(o.backoffInitialMs ?? 500, o.backoffMaxMs ?? 30_000, this.random);
+    this.relistBackoff = new Backoff(
+      o.relistBackoffInitialMs ?? 800,
+      o.relistBackoffMaxMs ?? 30_000,
+      this.random,
+      'up',
+    );
+    this.resource = o.path.slice(o.path.lastIndexOf('/') + 1);
   }
 
   get resourceVersion(): string | null {
@@ -105,33 +190,72 @@ export class Reflector {
     this.o.log?.(level, msg, { path: this.o.path, ...fields });
   }
 
+  private reject(reason: RejectReason, detail: string): void {
+    this.rejected++;
+    this.log('warn', 'apiserver sent something unusable; skipped', { reason, detail });
+    this.o.onIncident?.({ kind: 'rejected', resource: this.resource, reason });
+  }
+
+  /** From here the cached state may be stale until a list completes. */
+  private scheduleRelist(reason: RelistReason, message: string, retryAfterMs?: number): void {
+    this.rv = null;
+    this.watchFailures = 0;
+    this.relistDue = { reason, message, retryAfterMs };
+    this.relists++;
+    this.o.onIncident?.({ kind: 'relist', resource: this.resource, reason });
+  }
+
   private async loop(): Promise<void> {
     while (!this.stopped) {
+      let watching = false;
       try {
-        if (this.rv === null) await this.list();
+        if (this.rv === null) {
+          if (this.relistDue) await this.relistWait();
+          if (this.stopped) break;
+          await this.list();
+        }
+        watching = true;
         const started = this.clock.now();
         const events = await this.watch();
-        this.goneBackoff.reset();
+        this.watchFailures = 0;
         // A watch that the server ends at once, again and again, must not become a hot loop.
         if (events === 0 && this.clock.now() - started < 1000)
           await sleep(this.clock, this.backoff.next(), this.stopper.signal);
       } catch (err) {
         if (this.stopped) break;
-        if (err instanceof Gone) {
-          this.log('info', 'resourceVersion expired; relisting', { rv: this.rv });
-          this.rv = null;
-          // Expired again right after a list (history shorter than list+watch): back off, do not spin.
-          if (this.clock.now() - this.listedAt < 1000)
-            await sleep(this.clock, this.backoff.next(), this.stopper.signal);
+        if (err instanceof Relist) {
+          this.scheduleRelist(err.reason, err.message, err.retryAfterMs);
+          continue;
+        }
+        if (err instanceof BrokenStream) {
+          this.reject(err.reject, err.message);
+          this.scheduleRelist('broken-stream', err.message);
           continue;
         }
         const e = err instanceof ApiError ? err : new ApiError(String((err as Error)?.message ?? err), 0, '');
+        if (watching) {
+          // The watch from this version failed. Retrying it makes sense only for errors that are
+          // about the server (down, overloaded), and only a few times: a version the server will not
+          // take again (400, 504 "Too large resource version", 403...) needs a fresh list.
+          this.watchFailures++;
+          const max = this.o.maxWatchRetries ?? 5;
+          if (!resumable(e.code) || this.watchFailures >= max) {
+            this.scheduleRelist(
+              resumable(e.code) ? 'watch-failing' : 'cannot-resume',
+              `watch cannot resume from ${this.rv}: ${e.message}`,
+              e.retryAfterMs,
+            );
+            continue;
+          }
+        }
         let retryNow = false;
         if (e.serverFault) {
           const t = this.o.client.targets.find((x) => x.url === e.server);
           if (t) retryNow = this.o.client.fail(t);
         }
-        const delay = retryNow ? 0 : this.backoff.next();
+        let delay = retryNow ? 0 : this.backoff.next();
+        if (e.retryAfterMs !== undefined)
+          delay = Math.max(delay, Math.min(e.retryAfterMs, MAX_RETRY_AFTER_MS));
         this.health(e.message, e);
         this.log(e.serverFault ? 'warn' : 'error', 'apiserver request failed', {
           error: e.message,
@@ -144,12 +268,42 @@ export class Reflector {
     }
   }
 
+  /** Waits out the relist backoff (and any Retry-After), saying meanwhile that the view may be stale. */
+  private async relistWait(): Promise<void> {
+    const due = this.relistDue!;
+    this.relistDue = null;
+    const now = this.clock.now();
+    if (now - this.lastRelistAt > RELIST_BACKOFF_RESET_MS) this.relistBackoff.reset();
+    this.lastRelistAt = now;
+    let delay = this.relistBackoff.next();
+    if (due.retryAfterMs !== undefined)
+      delay = Math.max(delay, Math.min(due.retryAfterMs, MAX_RETRY_AFTER_MS));
+    this.health(`${this.resource}: relisting in ${delay} ms (${clip(due.message, 300)})`);
+    this.log('info', 'relisting', { reason: due.reason, detail: clip(due.message, 300), inMs: delay });
+    await sleep(this.clock, delay, this.stopper.signal);
+  }
+
   private query(extra: Record<string, string>): string {
     const q = new URLSearchParams();
     if (this.o.labelSelector) q.set('labelSelector', this.o.labelSelector);
     if (this.o.fieldSelector) q.set('fieldSelector', this.o.fieldSelector);
     for (const [k, v] of Object.entries(extra)) q.set(k, v);
     return `${this.o.path}?${q}`;
+  }
+
+  /**
+   * The object as cached (transformed), or undefined when the transform threw: the caller then
+   * drops the key, so a bad version never keeps routing what an earlier good version said.
+   */
+  private prepare(item: KubeObject): KubeObject | undefined {
+    const tf = this.o.transform;
+    if (!tf) return item;
+    try {
+      return tf(item);
+    } catch (err) {
+      this.reject('bad-object', `${objectKey(item)}: ${(err as Error)?.message ?? err}`);
+      return undefined;
+    }
   }
 
   /** Paged LIST; then the cache becomes exactly the list, and only differences are emitted. */
@@ -160,7 +314,7 @@ export class Reflector {
     for (;;) {
       const params: Record<string, string> = { limit: String(this.o.pageSize ?? 500) };
       if (cont) params.continue = cont;
-      let page: { metadata?: { resourceVersion?: string; continue?: string }; items?: KubeObject[] | null };
+      let page: { metadata?: { resourceVersion?: unknown; continue?: unknown }; items?: unknown };
       try {
         const r = await this.o.client.getJson<typeof page>(this.query(params), this.stopper.signal);
         page = r.value;
@@ -175,26 +329,46 @@ export class Reflector {
         }
         throw err;
       }
-      const tf = this.o.transform;
+      const items = page && typeof page === 'object' ? (page.items ?? []) : undefined;
+      const pageRv = page?.metadata?.resourceVersion;
+      if (!Array.isArray(items) || typeof pageRv !== 'string' || pageRv === '')
+        throw new ApiError(
+          'the list answer is not a list (no items, or no resourceVersion)',
+          0,
+          this.o.client.current.url,
+          'BadList',
+        );
       const early: ObjectChange[] = [];
-      for (const item of page.items ?? []) {
-        const key = objectKey(item);
-        const obj = tf ? tf(item) : item;
-        seen.set(key, obj);
-        // The first list hands over each page as it arrives (there is nothing to replace yet), so
-        // the consumer works while the next page is on its way. A relist applies the difference
-        // in one batch at the end.
-        if (
-          this.lists === 0 &&
-          this.cache.get(key)?.metadata.resourceVersion !== obj.metadata.resourceVersion
-        ) {
-          this.cache.set(key, obj);
-          early.push({ type: 'upsert', key, obj });
+      try {
+        for (const item of items as unknown[]) {
+          if (!keyable(item)) {
+            this.reject('bad-item', `list item without metadata.name: ${clip(safeJson(item), 200)}`);
+            continue;
+          }
+          const key = objectKey(item);
+          const obj = this.prepare(item);
+          if (!obj) continue;
+          seen.set(key, obj);
+          // The first list hands over each page as it arrives (there is nothing to replace yet), so
+          // the consumer works while the next page is on its way. A relist applies the difference
+          // in one batch at the end.
+          if (
+            this.lists === 0 &&
+            this.cache.get(key)?.metadata.resourceVersion !== obj.metadata.resourceVersion
+          ) {
+            this.cache.set(key, obj);
+            early.push({ type: 'upsert', key, obj });
+          }
         }
+      } finally {
+        // What went into the cache is handed on, whatever happens next.
+        if (early.length > 0) this.o.onChanges(early);
       }
-      if (early.length > 0 && !this.stopped) this.o.onChanges(early);
-      cont = page.metadata?.continue || undefined;
-      listRv = page.metadata?.resourceVersion ?? listRv;
+      cont =
+        typeof page.metadata?.continue === 'string' && page.metadata.continue
+          ? page.metadata.continue
+          : undefined;
+      listRv = pageRv;
       if (!cont || this.stopped) break;
     }
     if (this.stopped) return;
@@ -211,16 +385,19 @@ export class Reflector {
       changes.push({ type: 'delete', key, obj });
     }
     this.rv = listRv;
-    this.listedAt = this.clock.now();
     this.lists++;
     this.backoff.reset();
-    this.health(null);
+    this.watchFailures = 0;
     this.log('debug', 'listed', { items: seen.size, changes: changes.length, rv: listRv });
-    if (changes.length) this.o.onChanges(changes);
-    this.o.onListed?.();
+    try {
+      if (changes.length) this.o.onChanges(changes);
+    } finally {
+      this.health(null);
+      this.o.onListed?.();
+    }
   }
 
-  /** One WATCH from `rv`. Returns the number of events on a clean end; throws Gone on 410. */
+  /** One WATCH from `rv`. Returns the number of events on a clean end; throws Relist when it cannot go on. */
   private async watch(): Promise<number> {
     const [lo, hi] = this.o.watchTimeoutSeconds ?? [300, 600];
     const timeout = Math.round(lo + this.random() * (hi - lo));
@@ -234,9 +411,11 @@ export class Reflector {
           timeoutSeconds: String(timeout),
         }),
         this.stopper.signal,
+        { events: true },
       );
     } catch (err) {
-      if (err instanceof ApiError && err.code === 410) throw new Gone();
+      if (err instanceof ApiError && err.code === 410)
+        throw new Relist('expired', `resourceVersion ${this.rv} expired (HTTP 410)`, err.retryAfterMs);
       throw err;
     }
     this.current = res;
@@ -244,17 +423,35 @@ export class Reflector {
     this.o.client.succeed(res.target);
     this.health(null);
     this.backoff.reset();
-    const lines = new LineSplitter();
+    const lines = new LineSplitter(this.o.maxLineBytes);
     let count = 0;
+    let batch: ObjectChange[] = [];
+    const onLine = (line: string) => {
+      this.event(line, batch);
+      res.kick();
+      if (count++ === 0) this.watchFailures = 0;
+    };
     try {
       for await (const chunk of res.body) {
-        const batch: ObjectChange[] = [];
-        for (const line of lines.push(chunk)) count += this.event(line, batch);
+        try {
+          lines.push(chunk, onLine);
+        } finally {
+          // Every event applied to the cache is handed on, even when a later line of this read is bad.
+          if (batch.length) {
+            const b = batch;
+            batch = [];
+            this.o.onChanges(b);
+          }
+        }
+      }
+      try {
+        lines.end(onLine);
+      } finally {
         if (batch.length) this.o.onChanges(batch);
       }
-      const batch: ObjectChange[] = [];
-      for (const line of lines.end()) count += this.event(line, batch);
-      if (batch.length) this.o.onChanges(batch);
+    } catch (err) {
+      if (err instanceof LineTooLong) throw new BrokenStream('too-long', err.message);
+      throw err;
     } finally {
       this.current = null;
       res.close();
@@ -262,44 +459,89 @@ export class Reflector {
     return count;
   }
 
-  /** Applies one watch event line to the cache; returns 1 when it was an event. */
-  private event(line: string, batch: ObjectChange[]): number {
-    let ev: WatchEvent;
+  /** Applies one watch event line to the cache; throws when the line is not a usable event. */
+  private event(line: string, batch: ObjectChange[]): void {
+    let ev: { type?: unknown; object?: unknown };
     try {
       ev = JSON.parse(line);
     } catch {
-      this.log('warn', 'unparsable watch line', { line: line.slice(0, 200) });
-      return 0;
+      throw new BrokenStream('unparsable', `unparsable watch line: ${clip(line, 200)}`);
     }
-    let obj = ev.object;
-    if (ev.type === 'ERROR') {
-      const st = obj as unknown as { code?: number; message?: string; reason?: string };
-      if (st.code === 410) throw new Gone();
+    if (!ev || typeof ev !== 'object')
+      throw new BrokenStream('bad-event', `watch line is not an event: ${clip(line, 200)}`);
+    const type = ev.type;
+    if (type === 'ERROR') {
+      const st = (ev.object && typeof ev.object === 'object' ? ev.object : {}) as {
+        code?: unknown;
+        message?: unknown;
+        reason?: unknown;
+        details?: { retryAfterSeconds?: unknown };
+      };
+      const code = typeof st.code === 'number' ? st.code : 500;
+      const message = clip(typeof st.message === 'string' ? st.message : safeJson(st), 300);
+      const after = st.details?.retryAfterSeconds;
+      const retryAfterMs = typeof after === 'number' && after >= 0 ? after * 1000 : undefined;
+      if (code === 410) throw new Relist('expired', `watch: ${message}`, retryAfterMs);
       throw new ApiError(
-        `watch error: ${st.message ?? JSON.stringify(st)}`,
-        st.code ?? 500,
+        `watch error: ${message}`,
+        code,
         this.o.client.current.url,
-        st.reason,
+        typeof st.reason === 'string' ? clip(st.reason) : undefined,
+        retryAfterMs,
       );
     }
-    const rv = obj?.metadata?.resourceVersion;
-    if (rv) this.rv = rv;
-    if (ev.type === 'BOOKMARK') return 1;
-    if (this.o.transform) obj = this.o.transform(obj);
-    const key = objectKey(obj);
-    if (ev.type === 'DELETED') {
-      const prev = this.cache.get(key);
+    const raw = ev.object as KubeObject | undefined;
+    const rv = raw && typeof raw === 'object' ? raw.metadata?.resourceVersion : undefined;
+    if (typeof rv !== 'string' || rv === '')
+      throw new BrokenStream(
+        'bad-event',
+        `watch event without an object and resourceVersion: ${clip(line, 200)}`,
+      );
+    if (type === 'BOOKMARK') {
+      this.rv = rv;
+      return;
+    }
+    if ((type !== 'ADDED' && type !== 'MODIFIED' && type !== 'DELETED') || !keyable(raw))
+      throw new BrokenStream(
+        'bad-event',
+        `watch event of unknown type or without a name: ${clip(line, 200)}`,
+      );
+    const key = objectKey(raw);
+    const prev = this.cache.get(key);
+    if (type === 'DELETED') {
       if (prev) {
         this.cache.delete(key);
-        batch.push({ type: 'delete', key, obj });
+        batch.push({ type: 'delete', key, obj: prev });
       }
-    } else if (ev.type === 'ADDED' || ev.type === 'MODIFIED') {
-      const prev = this.cache.get(key);
-      if (!prev || prev.metadata.resourceVersion !== rv) {
+    } else if (!prev || prev.metadata.resourceVersion !== rv) {
+      const obj = this.prepare(raw);
+      if (obj) {
         this.cache.set(key, obj);
         batch.push({ type: 'upsert', key, obj });
+      } else if (prev) {
+        this.cache.delete(key);
+        batch.push({ type: 'delete', key, obj: prev });
       }
     }
-    return 1;
+    this.rv = rv;
+  }
+}
+
+/** An object the cache can key: a JSON object with `metadata.name` a non-empty string. */
+function keyable(o: unknown): o is KubeObject {
+  if (!o || typeof o !== 'object') return false;
+  const m = (o as KubeObject).metadata;
+  if (!m || typeof m !== 'object') return false;
+  const ns = m.namespace;
+  return (
+    typeof m.name === 'string' && m.name !== '' && (ns === undefined || ns === null || typeof ns === 'string')
+  );
+}
+
+function safeJson(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
   }
 }

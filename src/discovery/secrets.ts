@@ -54,6 +54,8 @@ export interface SecretWatcherOptions {
   watchTimeoutSeconds?: readonly [number, number];
   backoffInitialMs?: number;
   backoffMaxMs?: number;
+  relistBackoffInitialMs?: number;
+  relistBackoffMaxMs?: number;
 }
 
 /** What is cached of a Secret: its identity, type and the two keys a certificate needs. */
@@ -147,6 +149,8 @@ export class SecretWatcher {
       watchTimeoutSeconds: this.o.watchTimeoutSeconds,
       backoffInitialMs: this.o.backoffInitialMs,
       backoffMaxMs: this.o.backoffMaxMs,
+      relistBackoffInitialMs: this.o.relistBackoffInitialMs,
+      relistBackoffMaxMs: this.o.relistBackoffMaxMs,
     });
     entry = { reflector, view: { state: 'pending' } };
     this.entries.set(key, entry);

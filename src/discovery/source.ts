@@ -20,7 +20,7 @@ import { type Clock, systemClock, type Timer } from './clock.ts';
 import type { ApiServerTarget } from './credentials.ts';
 import type { Service } from './k8s-types.ts';
 import { type KubeObject, objectKey, PROJECT_LABEL, SERVICE_NAME_LABEL, trimService } from './k8s-types.ts';
-import { type LogFn, type ObjectChange, Reflector } from './reflector.ts';
+import { type LogFn, type ObjectChange, Reflector, type ReflectorIncident } from './reflector.ts';
 import { type ServiceTranslation, type TrimmedSlice, translateService, trimSlice } from './translate.ts';
 
 export interface KubernetesSourceOptions {
@@ -41,6 +41,13 @@ export interface KubernetesSourceOptions {
   watchTimeoutSeconds?: readonly [number, number];
   backoffInitialMs?: number;
   backoffMaxMs?: number;
+  /** Wait before a relist (410, a watch that cannot resume): from this, doubling (default 0.8-30 s). */
+  relistBackoffInitialMs?: number;
+  relistBackoffMaxMs?: number;
+  /** A watch line longer than this breaks the stream and relists (default 16 MiB). */
+  maxLineBytes?: number;
+  /** Each rejected line and each relist (metrics). */
+  onIncident?: (incident: ReflectorIncident) => void;
   pageSize?: number;
 }
 
@@ -138,6 +145,10 @@ export class KubernetesSource implements Source {
       watchTimeoutSeconds: o.watchTimeoutSeconds,
       backoffInitialMs: o.backoffInitialMs,
       backoffMaxMs: o.backoffMaxMs,
+      relistBackoffInitialMs: o.relistBackoffInitialMs,
+      relistBackoffMaxMs: o.relistBackoffMaxMs,
+      maxLineBytes: o.maxLineBytes,
+      onIncident: o.onIncident,
     });
     return r;
   }

@@ -1,14 +1,20 @@
 // Kubernetes objects -> ProjectRecords. Pure: no I/O, no clock, never throws on bad input; what it
 // cannot use becomes a Problem naming the Service. Setting values stay raw strings: routing parses
 // them (src/routing/settings.ts) and reports bad values, so there is one parser for all sources.
+//
+// Objects arrive as whatever JSON the apiserver sent: every field is checked for its type before it
+// is read, and maps keyed by user data (settings, addresses) have no Object.prototype behind them.
 
+import { isIP } from 'node:net';
 import type { Problem } from '../model/problem.ts';
 import type { HostPort, InstanceRecord, ProjectRecord } from '../model/snapshot.ts';
 import { DNS_LABEL } from '../util/dns.ts';
-import { exact, flat } from '../util/strings.ts';
+import { bareRecord } from '../util/records.ts';
+import { clip, exact, flat } from '../util/strings.ts';
 import {
   ANNOTATION_PREFIX,
   type EndpointSlice,
+  isRecord,
   type KubeObject,
   objectKey,
   PROJECT_LABEL,
@@ -39,8 +45,8 @@ interface Acc {
 function instanceName(targetName: string | undefined, ip: string): string {
   if (targetName && DNS_LABEL.test(targetName)) return targetName;
   // Pod names are DNS subdomains and may hold dots; a hostname label may not.
-  if (targetName) return targetName.toLowerCase().replace(/[^a-z0-9-]/g, '-');
-  return ip.replace(/[.:]/g, '-');
+  if (targetName) return flat(targetName.toLowerCase().replace(/[^a-z0-9-]/g, '-'));
+  return flat(ip.replace(/[.:]/g, '-'));
 }
 
 /**
@@ -84,6 +90,8 @@ export interface PreparedSlice {
   readonly addressType: string | undefined;
   readonly ports: readonly PreparedPort[];
   readonly endpoints: readonly PreparedEndpoint[];
+  /** What of the slice could not be used (bad ports, bad endpoints), for a Problem on its Service. */
+  readonly issues: readonly string[];
 }
 
 /** A slice as discovery keeps it: the metadata it reads, and the slice prepared for translation. */
@@ -94,94 +102,201 @@ export interface TrimmedSlice extends KubeObject {
 const supported = (addressType: string | undefined) =>
   !addressType || addressType === 'IPv4' || addressType === 'IPv6';
 
+const NO_ISSUES: readonly string[] = Object.freeze([]);
+/** Issues kept per slice; the rest are counted. */
+const MAX_ISSUES = 5;
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const list = (v: unknown): readonly unknown[] => (Array.isArray(v) ? v : []);
+
 /**
  * Endpoints: `ready` (nil => true) are routable; `!ready && serving && terminating` are draining;
- * the rest are left out (they never matter, whatever the Service).
+ * the rest are left out (they never matter, whatever the Service). Ports without a usable number
+ * or name, and endpoints without a usable address, are left out and listed as issues.
  */
 export function prepareSlice(slice: EndpointSlice): PreparedSlice {
   const prepared = (slice as Partial<TrimmedSlice>).prepared;
   if (prepared) return prepared;
+  const issues: string[] = [];
+  let more = 0;
+  const issue = (m: string) => {
+    if (issues.length < MAX_ISSUES) issues.push(m);
+    else more++;
+  };
   const ports: PreparedPort[] = [];
-  for (const sp of slice.ports ?? []) {
-    if (typeof sp?.port === 'number' && sp.port > 0 && sp.port < 65536) ports.push([sp.name ?? '', sp.port]);
+  if (slice.ports != null && !Array.isArray(slice.ports)) issue('ports is not a list');
+  const rawPorts = list(slice.ports);
+  for (let i = 0; i < rawPorts.length; i++) {
+    const sp = rawPorts[i];
+    if (!isRecord(sp)) {
+      issue(`ports[${i}] is not an object`);
+      continue;
+    }
+    const name = sp.name ?? '';
+    const port = sp.port;
+    if (typeof name !== 'string') issue(`ports[${i}].name is not a string`);
+    else if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535)
+      issue(
+        `ports[${i}] (${clip(name || 'unnamed', 63)}): port ${clip(String(port ?? 'missing'), 20)} is not a port number from 1 to 65535`,
+      );
+    else if (ports.some((p) => p[0] === name))
+      issue(`ports[${i}]: port name "${clip(name, 63)}" appears twice; keeping the first`);
+    else ports.push([name, port]);
   }
+  const addressType = str(slice.addressType);
   const endpoints: PreparedEndpoint[] = [];
-  if (supported(slice.addressType)) {
-    for (const ep of slice.endpoints ?? []) {
-      const ip = ep?.addresses?.[0];
-      if (!ip) continue;
-      const c = ep.conditions ?? {};
+  if (slice.endpoints != null && !Array.isArray(slice.endpoints)) issue('endpoints is not a list');
+  if (supported(addressType)) {
+    const family = addressType === 'IPv6' ? 6 : addressType === 'IPv4' ? 4 : 0;
+    const rawEndpoints = list(slice.endpoints);
+    for (let i = 0; i < rawEndpoints.length; i++) {
+      const ep = rawEndpoints[i];
+      if (!isRecord(ep)) {
+        issue(`endpoints[${i}] is not an object`);
+        continue;
+      }
+      const ip = list(ep.addresses)[0];
+      if (ip === undefined) continue;
+      const ipFamily = typeof ip === 'string' ? isIP(ip) : 0;
+      if (ipFamily === 0 || (family !== 0 && ipFamily !== family)) {
+        issue(
+          `endpoints[${i}]: address ${clip(JSON.stringify(ip) ?? String(ip), 60)} is not an ${addressType ?? 'IP'} address`,
+        );
+        continue;
+      }
+      const c = isRecord(ep.conditions) ? ep.conditions : {};
       const ready = c.ready ?? true;
       const serving = c.serving ?? true;
       const terminating = c.terminating ?? false;
       let draining: boolean;
-      if (ready) draining = false;
-      else if (serving && terminating) draining = true;
+      if (ready === true) draining = false;
+      else if (serving === true && terminating === true) draining = true;
       else continue;
+      const ref = isRecord(ep.targetRef) ? ep.targetRef : undefined;
+      if (ref && ref.name != null && typeof ref.name !== 'string')
+        issue(`endpoints[${i}].targetRef.name is not a string; named after its address`);
       endpoints.push({
-        name: instanceName(ep.targetRef?.name ?? undefined, ip),
-        ip,
-        uid: ep.targetRef?.uid ?? undefined,
-        node: ep.nodeName || undefined,
-        zone: ep.zone || undefined,
+        name: instanceName(str(ref?.name), ip as string),
+        ip: ip as string,
+        uid: str(ref?.uid),
+        node: str(ep.nodeName) || undefined,
+        zone: str(ep.zone) || undefined,
         draining,
       });
     }
   }
+  if (more > 0) issues.push(`and ${more} more`);
   return {
-    name: slice.metadata?.name ?? '',
-    addressType: slice.addressType,
+    name: str(isRecord(slice.metadata) ? slice.metadata.name : undefined) ?? '',
+    addressType,
     ports: exact(ports),
     endpoints: exact(endpoints),
+    issues: issues.length ? issues : NO_ISSUES,
   };
 }
 
 /** What discovery keeps of an EndpointSlice: keys, resourceVersion, its Service, and the slice prepared. */
 export function trimSlice(o: KubeObject): TrimmedSlice {
-  return { metadata: trimMeta(o.metadata ?? {}, false), prepared: prepareSlice(o as EndpointSlice) };
+  return {
+    metadata: trimMeta(isRecord(o.metadata) ? o.metadata : {}, false),
+    prepared: prepareSlice(o as EndpointSlice),
+  };
 }
 
 /**
  * One Service and all of its EndpointSlices (any order, duplicates allowed; raw, trimmed or
- * prepared) -> one ProjectRecord. Slice ports are matched to Service ports by name.
+ * prepared) -> one ProjectRecord. Slice ports are matched to Service ports by name. Never throws:
+ * should a case slip past the checks, the Service is reported and left out, and nothing else is.
  */
 export function translateService(
   svc: Service,
   slices: Iterable<EndpointSlice | PreparedSlice>,
 ): ServiceTranslation {
-  const meta = svc.metadata ?? {};
-  const origin = flat(`${meta.namespace ?? 'default'}/${meta.name ?? ''}`);
+  try {
+    return translate(svc, slices);
+  } catch (err) {
+    const meta = isRecord(svc?.metadata) ? svc.metadata : {};
+    return {
+      record: null,
+      problems: [
+        {
+          object: `service ${clip(`${str(meta.namespace) ?? 'default'}/${str(meta.name) ?? ''}`)}`,
+          severity: 'error',
+          code: 'invalid-object',
+          message: `the Service or one of its EndpointSlices cannot be read (${clip(String((err as Error)?.message ?? err))}); it is ignored`,
+        },
+      ],
+    };
+  }
+}
+
+function translate(svc: Service, slices: Iterable<EndpointSlice | PreparedSlice>): ServiceTranslation {
+  const meta = isRecord(svc.metadata) ? svc.metadata : {};
+  const origin = flat(`${str(meta.namespace) ?? 'default'}/${str(meta.name) ?? ''}`);
   const object = flat(`service ${origin}`);
   const problems: Problem[] = [];
-  const project = meta.labels?.[PROJECT_LABEL];
-  if (project === undefined) return { record: null, problems };
+  const labels = isRecord(meta.labels) ? meta.labels : {};
+  // A label value that is not a string is no label (what trimMeta keeps agrees).
+  const project = Object.hasOwn(labels, PROJECT_LABEL) ? labels[PROJECT_LABEL] : undefined;
+  if (typeof project !== 'string') return { record: null, problems };
   if (!DNS_LABEL.test(project)) {
     problems.push({
       object,
       field: NAME_FIELD,
       severity: 'error',
       code: 'bad-project-name',
-      message: `project name "${project}" is not a DNS label (lowercase letters, digits and '-', at most 63); the Service is ignored`,
+      message: `project name "${clip(project)}" is not a DNS label (lowercase letters, digits and '-', at most 63); the Service is ignored`,
     });
     return { record: null, problems };
   }
 
   const ports: string[] = [];
+  const spec = isRecord(svc.spec) ? svc.spec : {};
+  if (spec.ports != null && !Array.isArray(spec.ports)) {
+    problems.push({
+      object,
+      field: 'spec.ports',
+      severity: 'error',
+      code: 'bad-ports',
+      message: `spec.ports is not a list (${clip(JSON.stringify(spec.ports) ?? '')}); nothing can be routed`,
+    });
+  }
   let appProtocols: Record<string, string> | undefined;
-  (svc.spec?.ports ?? []).forEach((p, i) => {
-    if (p?.name && typeof p.appProtocol === 'string' && p.appProtocol) {
-      appProtocols ??= Object.create(null) as Record<string, string>;
-      appProtocols[p.name] = p.appProtocol;
-    }
-    if (!p?.name) {
+  list(spec.ports).forEach((p, i) => {
+    const field = `spec.ports[${i}]`;
+    const name = isRecord(p) ? p.name : undefined;
+    if (name === undefined || name === null || name === '') {
       problems.push({
         object,
-        field: `spec.ports[${i}]`,
+        field,
         severity: 'warning',
         code: 'unnamed-port',
-        message: `port ${p?.port ?? '?'} has no name; Wharf routes by port name, so it is not routed`,
+        message: `port ${isRecord(p) ? clip(String(p.port ?? '?'), 20) : '?'} has no name; Wharf routes by port name, so it is not routed`,
       });
-    } else if (!ports.includes(p.name)) ports.push(p.name);
+    } else if (typeof name !== 'string' || !DNS_LABEL.test(name)) {
+      problems.push({
+        object,
+        field: `${field}.name`,
+        severity: 'warning',
+        code: 'bad-port-name',
+        message: `port name "${clip(String(name), 63)}" is not a DNS label (lowercase letters, digits and '-', at most 63); it is not routed`,
+      });
+    } else if (ports.includes(name)) {
+      problems.push({
+        object,
+        field: `${field}.name`,
+        severity: 'warning',
+        code: 'duplicate-port-name',
+        message: `port name "${name}" appears twice; the first is routed`,
+      });
+    } else {
+      ports.push(name);
+      const app = (p as { appProtocol?: unknown }).appProtocol;
+      if (typeof app === 'string' && app) {
+        appProtocols ??= bareRecord<string>();
+        appProtocols[name] = clip(app, 63);
+      }
+    }
   });
   if (ports.length === 0 && problems.length === 0) {
     problems.push({
@@ -193,12 +308,16 @@ export function translateService(
     });
   }
 
-  const settings: Record<string, string> = {};
-  for (const [k, v] of Object.entries(meta.annotations ?? {})) {
-    if (!k.startsWith(ANNOTATION_PREFIX)) continue;
-    const key = k.slice(ANNOTATION_PREFIX.length);
-    if (key === 'project') continue;
-    settings[key] = String(v);
+  const settings = bareRecord<string>();
+  let anySetting = false;
+  if (isRecord(meta.annotations)) {
+    for (const [k, v] of Object.entries(meta.annotations)) {
+      if (!k.startsWith(ANNOTATION_PREFIX) || typeof v !== 'string') continue;
+      const key = k.slice(ANNOTATION_PREFIX.length);
+      if (key === 'project') continue;
+      settings[key] = v;
+      anySetting = true;
+    }
   }
 
   const byName = new Map<string, Acc>();
@@ -209,12 +328,21 @@ export function translateService(
     if (!supported(slice.addressType)) {
       problems.push({
         object,
-        field: `endpointslice ${slice.name}`,
+        field: `endpointslice ${clip(slice.name, 253)}`,
         severity: 'warning',
         code: 'unsupported-address-type',
-        message: `addressType ${slice.addressType} is not routed (only IPv4 and IPv6)`,
+        message: `addressType ${clip(String(slice.addressType))} is not routed (only IPv4 and IPv6)`,
       });
       continue;
+    }
+    if (slice.issues.length > 0) {
+      problems.push({
+        object,
+        field: `endpointslice ${clip(slice.name, 253)}`,
+        severity: 'warning',
+        code: 'bad-endpointslice',
+        message: `not routed: ${slice.issues.join('; ')}`,
+      });
     }
     const portNumbers: PreparedPort[] = [];
     for (const sp of slice.ports) if (ports.includes(sp[0])) portNumbers.push(sp);
@@ -229,7 +357,7 @@ export function translateService(
         byName.delete(name);
       }
       const acc = byName.get(name);
-      const addresses: Record<string, HostPort> = {};
+      const addresses = bareRecord<HostPort>();
       for (const [port, number] of portNumbers) addresses[port] = { host: ip, port: number };
       if (acc) {
         // The same endpoint in two slices (churn between slices): merge ports; routable wins.
@@ -244,8 +372,8 @@ export function translateService(
   const instances: InstanceRecord[] = [...byName.values()]
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     .map((a) => {
-      const addresses: Record<string, HostPort> = {};
-      for (const p of ports) if (a.addresses[p]) addresses[p] = a.addresses[p];
+      const addresses = bareRecord<HostPort>();
+      for (const p of ports) if (Object.hasOwn(a.addresses, p)) addresses[p] = a.addresses[p];
       return instanceRecord(a.name, addresses, a.draining, a.uid, a.node, a.zone);
     });
 
@@ -256,15 +384,18 @@ export function translateService(
       object,
       settingPrefix: ANNOTATION_PREFIX,
       nameField: NAME_FIELD,
-      created: meta.creationTimestamp ?? '',
+      created: str(meta.creationTimestamp) ?? '',
       ports: exact(ports),
       ...(appProtocols ? { appProtocols } : {}),
-      settings,
+      settings: anySetting ? settings : NO_SETTINGS,
       instances,
     },
     problems,
   };
 }
+
+/** Shared by every Service without settings (most of them). */
+const NO_SETTINGS: Readonly<Record<string, string>> = Object.freeze(bareRecord<string>());
 
 function isPrepared(s: EndpointSlice | PreparedSlice): s is PreparedSlice {
   return typeof (s as PreparedSlice).name === 'string' && !('metadata' in s);
@@ -283,7 +414,7 @@ export function translateAll(objects: readonly KubeObject[]): {
   for (const o of objects) {
     if (o?.kind !== 'EndpointSlice') continue;
     const svc = o.metadata?.labels?.[SERVICE_NAME_LABEL];
-    if (!svc) continue;
+    if (!svc || typeof svc !== 'string') continue;
     const key = `${o.metadata.namespace ?? 'default'}/${svc}`;
     const list = slices.get(key);
     if (list) list.push(o as EndpointSlice);

@@ -107,7 +107,13 @@ export class FakeApiServer {
   private forbidden = new Set<string>();
   /** RBAC `resourceNames` emulation: plural -> the `<namespace>/<name>` keys that may be read. */
   private named = new Map<string, ReadonlySet<string>>();
-  private failures: { count: number; code: number; message: string } | null = null;
+  private failures: {
+    count: number;
+    code: number;
+    message: string;
+    retryAfterSeconds?: number;
+    match?: (path: string) => boolean;
+  } | null = null;
   private stalled = false;
   private listening = false;
   private boundPort = 0;
@@ -116,6 +122,11 @@ export class FakeApiServer {
   goneAsHttp: boolean;
   /** Test hook: called for every request before it is answered. */
   onRequest: ((r: RequestRecord) => void) | null = null;
+  /**
+   * Test hook for a broken server: rewrites the items of each list page before it is sent (e.g. to
+   * slip in items that are not objects). Watches are not affected; see `injectLine`.
+   */
+  listHook: ((plural: string, items: unknown[]) => unknown[]) | null = null;
 
   constructor(private readonly opts: FakeApiServerOptions = {}) {
     this.store = new Store(opts.maxHistory ?? 100_000);
@@ -234,9 +245,42 @@ export class FakeApiServer {
     this.stalled = false;
   }
 
-  /** The next `count` API requests get `code` with a Status body. */
-  failNext(count: number, code: number, message = 'injected failure'): void {
-    this.failures = { count, code, message };
+  /**
+   * The next `count` API requests (those `match` accepts, by path with query) get `code` with a
+   * Status body, and a `Retry-After` header (and `details.retryAfterSeconds`) when given.
+   */
+  failNext(
+    count: number,
+    code: number,
+    message = 'injected failure',
+    o: { retryAfterSeconds?: number; match?: (path: string) => boolean } = {},
+  ): void {
+    this.failures = { count, code, message, ...o };
+  }
+
+  /**
+   * Writes `text` as it is (no newline added) on every open watch of `plural` (every watch if
+   * absent): garbage, an ERROR event, a line without an end, a huge line. What a broken or hostile
+   * server, or a proxy in between, might send.
+   */
+  injectLine(text: string | Buffer, plural?: string): number {
+    let n = 0;
+    for (const w of this.watchers) {
+      if (w.closed || (plural && w.resource.plural !== plural)) continue;
+      w.res.write(text);
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * An etcd restore from a backup: the resourceVersion goes back by `by` and the history is gone, so
+   * a client's last version is now in the server's future ("Too large resource version").
+   */
+  rewind(by: number): void {
+    this.crash();
+    this.snapshots.clear();
+    this.store.rewind(by);
   }
 
   setTokens(tokens: readonly string[] | null): void {
@@ -359,11 +403,18 @@ export class FakeApiServer {
       res.on('close', () => this.held.delete(res));
       return;
     }
-    if (this.failures && this.failures.count > 0) {
+    const path = `${url.pathname}${url.search}`;
+    if (this.failures && this.failures.count > 0 && (!this.failures.match || this.failures.match(path))) {
       this.failures.count--;
-      const { code, message } = this.failures;
+      const { code, message, retryAfterSeconds } = this.failures;
       if (this.failures.count === 0) this.failures = null;
-      return this.fail(res, code, message);
+      if (retryAfterSeconds !== undefined) res.setHeader('retry-after', String(retryAfterSeconds));
+      return this.fail(
+        res,
+        code,
+        message,
+        retryAfterSeconds !== undefined ? { retryAfterSeconds } : undefined,
+      );
     }
     if (!this.authenticate(req)) return this.fail(res, 401, 'Unauthorized');
     try {
@@ -557,7 +608,8 @@ export class FakeApiServer {
       metadata.continue = Buffer.from(JSON.stringify({ id, off: end })).toString('base64url');
       metadata.remainingItemCount = snap.items.length - end;
     }
-    const items = snap.items.slice(offset, end).map((o) => this.wire(r, o, false));
+    let items: unknown[] = snap.items.slice(offset, end).map((o) => this.wire(r, o, false));
+    if (this.listHook) items = this.listHook(r.plural, items);
     this.send(res, 200, { kind: `${r.kind}List`, apiVersion: apiVersionOf(r), metadata, items });
   }
 
@@ -596,6 +648,16 @@ export class FakeApiServer {
     if (rvParam !== '' && rvParam !== '0') {
       if (!/^\d+$/.test(rvParam)) return this.fail(res, 400, `invalid resource version "${rvParam}"`);
       from = Number(rvParam);
+    }
+    if (from !== null && from > this.store.rv) {
+      // The real watch cache waits up to 3 s for a version it has not seen, then gives up like this.
+      res.setHeader('retry-after', '1');
+      return this.send(res, 504, {
+        ...status(504, 'Timeout', `Too large resource version: ${from}, current: ${this.store.rv}`, {
+          causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }],
+          retryAfterSeconds: 1,
+        }),
+      });
     }
     const initial = sendInitial === 'true' || (sendInitial === null && from === null);
     const tooOld = !initial && from !== null && from < this.store.historyStart;

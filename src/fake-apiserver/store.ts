@@ -234,6 +234,12 @@ export class Store {
     this.historyStart = this.rv;
   }
 
+  /** The version goes back by `by` (an etcd restore from a backup); history is forgotten. */
+  rewind(by: number): void {
+    this.rv = Math.max(1, this.rv - by);
+    this.compact();
+  }
+
   /** A new history, as after an apiserver/etcd restore: RVs jump and old ones are too old. */
   freshHistory(): void {
     this.rv += 1000;

@@ -42,12 +42,28 @@ export interface SourceStateEvent {
   readonly reason?: string;
 }
 
+/**
+ * Discovery could not use something the apiserver sent (a line, a list item, an object) or had to
+ * list again. Rare by design (a rejected line ends its stream), so one event each; metrics count them.
+ */
+export interface DiscoveryIncidentEvent {
+  readonly type: 'discovery';
+  readonly time: number;
+  readonly source: string;
+  readonly kind: 'rejected' | 'relist';
+  /** The resource: `services`, `endpointslices`, `secrets`. */
+  readonly resource: string;
+  /** A short code from a fixed set (`unparsable`, `too-long`, `expired`, `cannot-resume`, ...). */
+  readonly reason: string;
+}
+
 export type WharfEvent =
   | HealthTransitionEvent
   | RoutesChangedEvent
   | ProblemsEvent
   | SourceStateEvent
-  | ProbeFailedEvent;
+  | ProbeFailedEvent
+  | DiscoveryIncidentEvent;
 
 /** One failed active probe (high volume: logged only when probe-failure logging is on). */
 export interface ProbeFailedEvent {

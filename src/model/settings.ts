@@ -62,4 +62,9 @@ export interface ProjectSettings {
   readonly tlsSecret: SecretRef | null;
   /** Upstream protocol per port (a Service port's `appProtocol` wins over it). */
   readonly protocol: ProtocolSetting;
+  /**
+   * `wharf.io/expose`: ports never routed (admin, metrics), still probed when `health-port` names
+   * them. `true`: every port (the project is not routed at all); `false`: none.
+   */
+  readonly hidden: boolean | readonly string[];
 }

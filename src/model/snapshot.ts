@@ -32,6 +32,12 @@ export interface ProjectRecord {
   readonly settingPrefix: string;
   /** The field that gives it its name, for Problems about the name (`metadata.labels.wharf.io/project`). */
   readonly nameField?: string;
+  /**
+   * Written by the operator (the config file, the demo): its addresses are taken as given, loopback
+   * and host names included. Discovered records leave it out, and routing refuses addresses no
+   * cluster should send (routing/addresses.ts).
+   */
+  readonly declared?: boolean;
   /** RFC 3339 creation time; of two records of one source claiming a name, the older one wins. */
   readonly created: string;
   /** Port names in declaration order; the first is the default when there is no port named `http`. */

@@ -88,6 +88,8 @@ export class Metrics {
   private readonly routeProjects: Gauge;
   private readonly routeEndpoints: Gauge;
   private readonly problems: Gauge<'severity'>;
+  private readonly discoveryRejected: Counter<'source' | 'resource' | 'reason'>;
+  private readonly discoveryRelists: Counter<'source' | 'resource' | 'reason'>;
 
   constructor(opts: MetricsOptions = {}) {
     this.now = opts.now ?? Date.now;
@@ -152,6 +154,18 @@ export class Metrics {
       name: 'wharf_problems',
       help: 'Current Problems, by severity.',
       labelNames: ['severity'],
+      registers,
+    });
+    this.discoveryRejected = new Counter({
+      name: 'wharf_discovery_rejected_total',
+      help: 'Watch lines and list items from the apiserver that could not be used (each ends its stream and relists).',
+      labelNames: ['source', 'resource', 'reason'],
+      registers,
+    });
+    this.discoveryRelists = new Counter({
+      name: 'wharf_discovery_relists_total',
+      help: 'Lists after the first: the watch could not go on from its version (410, an error, a broken stream).',
+      labelNames: ['source', 'resource', 'reason'],
       registers,
     });
     const sources = this.sources;
@@ -414,6 +428,12 @@ export class Metrics {
         this.sources.set(e.source, { state: e.state, since: e.time, lastSynced });
         break;
       }
+      case 'discovery':
+        // Labels come from fixed sets in discovery (resource from the configured paths).
+        (e.kind === 'relist' ? this.discoveryRelists : this.discoveryRejected)
+          .labels(e.source, e.resource, e.reason)
+          .inc();
+        break;
       case 'probe':
         break;
     }

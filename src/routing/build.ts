@@ -8,12 +8,15 @@ import type { Problem } from '../model/problem.ts';
 import type { Endpoint, PortRoute, ProjectRoute, RouteTable, Tier } from '../model/routes.ts';
 import type { ProjectSettings, UpstreamProtocol } from '../model/settings.ts';
 import type { InstanceRecord, ProjectChange, ProjectRecord } from '../model/snapshot.ts';
+import { DNS_LABEL } from '../util/dns.ts';
 import { LayeredMap } from '../util/layered-map.ts';
-import { exact, flat } from '../util/strings.ts';
+import { own } from '../util/records.ts';
+import { clip, exact, flat } from '../util/strings.ts';
+import { type AddressPolicy, refusal } from './addresses.ts';
 import { DEFAULT_SETTINGS, parseSettings, protocolOfAppProtocol } from './settings.ts';
 
-export { DNS_LABEL } from '../util/dns.ts';
 export type { ProjectChange, Tier };
+export { DNS_LABEL };
 
 export interface Conventions {
   readonly tier: Tier;
@@ -21,6 +24,8 @@ export interface Conventions {
   readonly defaults: ProjectSettings;
   /** Edge tier: the project whose instances are the internal tier (see RouteTable.forwardTo). */
   readonly forwardTo?: string;
+  /** Which endpoint addresses are refused (Wharf's own listeners, ...); default DEFAULT_ADDRESS_POLICY. */
+  readonly addresses?: AddressPolicy;
 }
 
 export function formatAddress(host: string, port: number): string {
@@ -126,20 +131,34 @@ function buildPortRoute(
   port: string,
   settings: ProjectSettings,
   instances: readonly InstanceRecord[],
+  conv: Conventions,
+  refused: string[],
   asUpstream: boolean,
 ): PortRoute {
   const endpoints: Endpoint[] = [];
   for (const inst of instances) {
-    const addr = inst.addresses[port];
+    // Own properties only: a port named `constructor` is a port, not Object.prototype's.
+    const addr = own(inst.addresses, port);
     if (!addr) continue;
     // Stored for as long as the endpoint lives: flat strings, and one string when the probe goes to
     // the routed address itself (the usual case).
     const address = flat(formatAddress(addr.host, addr.port));
-    const probe = settings.health.port ? inst.addresses[settings.health.port] : undefined;
-    const probeAddress =
-      probe && (probe.host !== addr.host || probe.port !== addr.port)
-        ? flat(formatAddress(probe.host, probe.port))
-        : address;
+    const probe = settings.health.port ? own(inst.addresses, settings.health.port) : undefined;
+    const probed = probe && (probe.host !== addr.host || probe.port !== addr.port) ? probe : undefined;
+    const refusedWhy =
+      refusal(addr.host, addr.port, project.declared === true, conv.addresses) ??
+      (probed ? refusal(probed.host, probed.port, project.declared === true, conv.addresses) : undefined);
+    if (refusedWhy !== undefined) {
+      const at =
+        probed && refusal(addr.host, addr.port, project.declared === true, conv.addresses) === undefined
+          ? probed
+          : addr;
+      refused.push(
+        `instance "${clip(inst.name, 63)}" port ${port}: address ${clip(formatAddress(at.host, at.port))} ${refusedWhy}; not routed or probed`,
+      );
+      continue;
+    }
+    const probeAddress = probed ? flat(formatAddress(probed.host, probed.port)) : address;
     endpoints.push(
       new RouteEndpoint(
         flat(`${project.name}/${port}/${inst.name}@${address}`),
@@ -181,12 +200,56 @@ function upstreamProtocol(
   return fromApp ?? settings.protocol.ports.get(port) ?? settings.protocol.all;
 }
 
-function exposedPorts(settings: ProjectSettings, ports: readonly string[], tier: Tier): readonly string[] {
-  if (tier === 'internal' || settings.public === true) return ports;
-  if (settings.public === false) return [];
-  const pub = settings.public;
-  return ports.filter((p) => pub.includes(p));
+/** The ports requests may reach: the tier's choice (edge: public ones), minus those `expose` hides. */
+function exposedPorts(
+  settings: ProjectSettings,
+  ports: readonly string[],
+  tier: Tier,
+  asUpstream: boolean,
+): readonly string[] {
+  const hidden = settings.hidden;
+  if (hidden === true) return [];
+  let names = ports;
+  if (!asUpstream && tier === 'edge' && settings.public !== true) {
+    const pub = settings.public;
+    names = pub === false ? [] : ports.filter((p) => pub.includes(p));
+  }
+  return hidden === false ? names : names.filter((p) => !hidden.includes(p));
 }
+
+/** A project's port names that can be hostname labels, each once; the others are Problems. */
+function validPorts(project: ProjectRecord, object: string, problems: Problem[]): readonly string[] {
+  let ok = true;
+  for (let i = 0; i < project.ports.length && ok; i++) {
+    const p = project.ports[i];
+    ok = typeof p === 'string' && DNS_LABEL.test(p) && project.ports.indexOf(p) === i;
+  }
+  if (ok) return project.ports;
+  const ports: string[] = [];
+  for (const p of project.ports) {
+    if (typeof p !== 'string' || !DNS_LABEL.test(p)) {
+      problems.push({
+        object,
+        field: 'ports',
+        severity: 'warning',
+        code: 'bad-port-name',
+        message: `port name "${clip(String(p), 63)}" is not a DNS label (lowercase letters, digits, '-'); it is not routed`,
+      });
+    } else if (ports.includes(p)) {
+      problems.push({
+        object,
+        field: 'ports',
+        severity: 'warning',
+        code: 'duplicate-port-name',
+        message: `port name "${p}" appears twice; the first is routed`,
+      });
+    } else ports.push(p);
+  }
+  return ports;
+}
+
+/** Problems of one kind reported per project; past this one Problem says how many more there are. */
+const MAX_PROBLEMS = 10;
 
 interface Built {
   readonly route: ProjectRoute | undefined;
@@ -197,7 +260,7 @@ function buildProject(project: ProjectRecord, conv: Conventions, asUpstream = fa
   const problems: Problem[] = [];
   const object = project.object;
   const { settings, errors } = parseSettings(project.settings, conv.defaults);
-  for (const e of errors) {
+  for (const e of errors.slice(0, MAX_PROBLEMS)) {
     const field = `${project.settingPrefix}${e.key}`;
     problems.push({
       object,
@@ -217,7 +280,16 @@ function buildProject(project: ProjectRecord, conv: Conventions, asUpstream = fa
       message: `port "${port}" declares appProtocol "${app}", which Wharf does not speak to instances (http, kubernetes.io/h2c, grpc, kubernetes.io/ws); using the protocol setting`,
     });
   }
-  if (settings.health.port && !project.ports.includes(settings.health.port)) {
+  if (errors.length > MAX_PROBLEMS) {
+    problems.push({
+      object,
+      severity: 'warning',
+      code: 'bad-setting',
+      message: `and ${errors.length - MAX_PROBLEMS} more bad settings`,
+    });
+  }
+  const projectPorts = validPorts(project, object, problems);
+  if (settings.health.port && !projectPorts.includes(settings.health.port)) {
     problems.push({
       object,
       field: 'health-port',
@@ -233,17 +305,35 @@ function buildProject(project: ProjectRecord, conv: Conventions, asUpstream = fa
         object,
         severity: 'warning',
         code: 'duplicate-instance',
-        message: `instance name "${inst.name}" appears twice; keeping the first`,
+        message: `instance name "${clip(inst.name, 63)}" appears twice; keeping the first`,
       });
       return false;
     }
     seen.add(inst.name);
     return true;
   });
-  const names = asUpstream ? project.ports : exposedPorts(settings, project.ports, conv.tier);
+  const names = exposedPorts(settings, projectPorts, conv.tier, asUpstream);
   if (names.length === 0) return { route: undefined, problems };
   const ports = new Map<string, PortRoute>();
-  for (const name of names) ports.set(name, buildPortRoute(project, name, settings, instances, asUpstream));
+  const refused: string[] = [];
+  for (const name of names)
+    ports.set(name, buildPortRoute(project, name, settings, instances, conv, refused, asUpstream));
+  for (const message of refused.slice(0, MAX_PROBLEMS))
+    problems.push({
+      object,
+      field: project.declared ? 'instances' : 'endpoints',
+      severity: 'error',
+      code: 'refused-address',
+      message,
+    });
+  if (refused.length > MAX_PROBLEMS)
+    problems.push({
+      object,
+      field: project.declared ? 'instances' : 'endpoints',
+      severity: 'error',
+      code: 'refused-address',
+      message: `and ${refused.length - MAX_PROBLEMS} more refused addresses`,
+    });
   const route: ProjectRoute = Object.freeze({
     name: project.name,
     origin: project.origin,
@@ -314,16 +404,30 @@ export class RouteTableBuilder {
   /** Applies `change` and returns the new table, numbered `version`. */
   apply(change: ProjectChange, version: number): BuildResult {
     const touched = new Set<string>();
+    let problemsDirty = false;
     for (const r of change.removed) {
+      if (!DNS_LABEL.test(r.name) && this.problemsBy.delete(r.name)) problemsDirty = true;
       if (this.records.get(r.name) !== r) continue;
       this.records.delete(r.name);
       touched.add(r.name);
     }
     for (const r of change.added) {
+      if (!DNS_LABEL.test(r.name)) {
+        // Sources check names; should one slip through, it is never routed, and says why.
+        this.problemsBy.set(r.name, [
+          {
+            object: r.object,
+            severity: 'error',
+            code: 'bad-project-name',
+            message: `project name "${clip(String(r.name))}" is not a DNS label (lowercase letters, digits, '-')`,
+          },
+        ]);
+        problemsDirty = true;
+        continue;
+      }
       this.records.set(r.name, r);
       touched.add(r.name);
     }
-    let problemsDirty = false;
     const updates: [string, ProjectRoute | undefined][] = [];
     const changed: string[] = [];
     for (const name of touched) {

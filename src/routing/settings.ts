@@ -11,6 +11,7 @@ import type {
   StatusRange,
   UpstreamProtocol,
 } from '../model/settings.ts';
+import { clip } from '../util/strings.ts';
 
 export const DEFAULT_SETTINGS: ProjectSettings = Object.freeze({
   health: Object.freeze({
@@ -31,6 +32,7 @@ export const DEFAULT_SETTINGS: ProjectSettings = Object.freeze({
   hstsMaxAge: 0,
   tlsSecret: null,
   protocol: Object.freeze({ all: 'http1', ports: new Map() }),
+  hidden: false,
 }) as ProjectSettings;
 
 /** The setting keys, as written in the config file and (with the `wharf.io/` prefix) as annotations. */
@@ -51,6 +53,7 @@ export const SETTING_KEYS = [
   'hsts-max-age',
   'tls-secret',
   'protocol',
+  'expose',
 ] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
 
@@ -63,12 +66,52 @@ export interface SettingError {
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
-/** `500ms`, `1s`, `1.5s`, `2m`, `1h`. A bare number is refused: its unit would be a guess. */
-export function parseDuration(value: string): number {
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+
+/** The range a duration must fall in. Every bound is far below Node's timer limit (2^31-1 ms, 24.8 days). */
+export interface DurationBounds {
+  readonly minMs: number;
+  readonly maxMs: number;
+}
+
+/** Any duration without bounds of its own: from 1 ms to a day. */
+export const ANY_DURATION: DurationBounds = Object.freeze({ minMs: 1, maxMs: DAY_MS });
+
+/**
+ * The bounds of every duration setting and config field (README: "Durations"). A probe every few
+ * milliseconds is a flood to one pod; a timeout past 2^31-1 ms overflows Node's timers to 1 ms.
+ */
+export const DURATION_BOUNDS = Object.freeze({
+  'health-interval': Object.freeze({ minMs: 100, maxMs: DAY_MS }),
+  'health-timeout': Object.freeze({ minMs: 10, maxMs: DAY_MS }),
+  timeout: Object.freeze({ minMs: 10, maxMs: DAY_MS }),
+  /** Every field under `timeouts:` in the config file. */
+  timeouts: Object.freeze({ minMs: 10, maxMs: DAY_MS }),
+  /** `kubernetes.watchdog`: a watch without an event for this long is restarted. */
+  watchdog: Object.freeze({ minMs: 1000, maxMs: HOUR_MS }),
+}) satisfies Record<string, DurationBounds>;
+
+/** `100ms`, `1s`, `24h`: a bound as a message shows it. */
+export function formatDuration(ms: number): string {
+  if (ms % HOUR_MS === 0) return `${ms / HOUR_MS}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
+/**
+ * `500ms`, `1s`, `1.5s`, `2m`, `1h`, within `bounds` (default: 1 ms to 24 h). A bare number is
+ * refused: its unit would be a guess.
+ */
+export function parseDuration(value: string, bounds: DurationBounds = ANY_DURATION): number {
   const m = DURATION.exec(value.trim());
   if (!m) throw new Error('expected a duration such as 500ms, 1s or 2m');
   const ms = Math.round(Number(m[1]) * UNIT_MS[m[2]]);
   if (ms <= 0) throw new Error('must be greater than zero');
+  if (ms < bounds.minMs) throw new Error(`must be at least ${formatDuration(bounds.minMs)}`);
+  // Also catches Infinity (a number too long to be one).
+  if (!(ms <= bounds.maxMs)) throw new Error(`must be at most ${formatDuration(bounds.maxMs)}`);
   return ms;
 }
 
@@ -126,9 +169,9 @@ export function parseSecretRef(value: string): SecretRef {
   if (parts.length > 2) throw new Error('expected <name> or <namespace>/<name>');
   const [namespace, name] = parts.length === 2 ? parts : [null, parts[0]];
   if (namespace !== null && !NAMESPACE_NAME.test(namespace))
-    throw new Error(`"${namespace}" is not a namespace name (a DNS label)`);
+    throw new Error(`"${clip(namespace)}" is not a namespace name (a DNS label)`);
   if (!DNS_SUBDOMAIN.test(name))
-    throw new Error(`"${name}" is not a Secret name (lowercase letters, digits, '-' and '.')`);
+    throw new Error(`"${clip(name)}" is not a Secret name (lowercase letters, digits, '-' and '.')`);
   return Object.freeze({ namespace, name });
 }
 
@@ -177,6 +220,19 @@ function parseBool(value: string): boolean {
   throw new Error('expected true or false');
 }
 
+/** `false` (no port is routed), `true`, or `port=false` pairs (`admin=false,metrics=false`): what is hidden. */
+export function parseExpose(value: string): boolean | string[] {
+  const v = value.trim();
+  if (v === 'true' || v === 'false') return v === 'false';
+  const hidden: string[] = [];
+  for (const pair of v.split(',')) {
+    const m = /^\s*([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)\s*=\s*(true|false)\s*$/.exec(pair);
+    if (!m) throw new Error('expected false, true, or port=false pairs such as admin=false,metrics=false');
+    if (m[3] === 'false' && !hidden.includes(m[1])) hidden.push(m[1]);
+  }
+  return hidden.length > 0 ? hidden : false;
+}
+
 function parsePublic(value: string): boolean | string[] {
   const v = value.trim();
   if (v === 'true' || v === 'false') return v === 'true';
@@ -217,10 +273,10 @@ export function parseSettings(
           health.port = value;
           break;
         case 'health-interval':
-          health.intervalMs = parseDuration(value);
+          health.intervalMs = parseDuration(value, DURATION_BOUNDS['health-interval']);
           break;
         case 'health-timeout':
-          health.timeoutMs = parseDuration(value);
+          health.timeoutMs = parseDuration(value, DURATION_BOUNDS['health-timeout']);
           break;
         case 'health-fall':
           health.fall = parseCount(value, 1, 100);
@@ -238,7 +294,7 @@ export function parseSettings(
           s.public = parsePublic(value);
           break;
         case 'timeout':
-          s.timeoutMs = parseDuration(value);
+          s.timeoutMs = parseDuration(value, DURATION_BOUNDS.timeout);
           break;
         case 'retries':
           s.retries = parseCount(value, 0, 10);
@@ -259,11 +315,14 @@ export function parseSettings(
         case 'protocol':
           s.protocol = parseProtocol(value);
           break;
+        case 'expose':
+          s.hidden = parseExpose(value);
+          break;
         default:
           throw new Error(`unknown setting; known: ${SETTING_KEYS.join(', ')}`);
       }
     } catch (err) {
-      errors.push({ key, value, reason: (err as Error).message });
+      errors.push({ key: clip(key), value: clip(value), reason: (err as Error).message });
     }
   }
   s.health = Object.freeze(health);

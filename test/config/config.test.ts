@@ -40,7 +40,7 @@ projects:
     const shop = c.projects[0];
     assert.equal(shop.name, 'shop');
     assert.deepEqual(shop.ports, ['http', 'admin']);
-    assert.deepEqual(shop.settings, { 'health-path': '/healthz', affinity: 'cookie' });
+    assert.deepEqual({ ...shop.settings }, { 'health-path': '/healthz', affinity: 'cookie' });
     assert.deepEqual(shop.instances[1].addresses.http, { host: '::1', port: 18102 });
     assert.equal(c.defaults.retries, 1);
   });

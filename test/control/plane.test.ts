@@ -194,9 +194,20 @@ describe('ControlPlane', () => {
       status: 'degraded',
       reasons: ['consul: agent away'],
     });
+    // A degraded source's view may be stale: a Problem says so, and goes when it is synced again.
+    const stale = {
+      object: 'consul',
+      severity: 'warning',
+      code: 'stale-view',
+      message: 'the routes may be stale: agent away. The last good state keeps serving.',
+    };
     assert.deepEqual(events, [
       { type: 'source', time: 1000, source: 'consul', state: 'degraded', reason: 'agent away' },
+      { type: 'problems', time: 1000, problems: [stale] },
     ]);
+    status = { state: 'synced' };
+    onStatus(status);
+    assert.deepEqual(control.problems.list(), []);
   });
 });
 

@@ -144,7 +144,8 @@ describe('Prometheus rules and the Grafana dashboard', { skip }, () => {
         listen: '127.0.0.1:0',
         admin: '127.0.0.1:0',
         domain: 'test.local',
-        kubernetes: { apiservers: [api.url] },
+        // The fake cluster's pods listen on loopback, which discovery refuses unless allowed.
+        kubernetes: { apiservers: [api.url], 'allow-loopback': true },
         // A small budget: some timeouts are retried and others refused, so both series move.
         upstream: { 'retry-budget': 0.1, 'retry-budget-min': 0 },
         logs: { dir: join(dir, 'logs') },

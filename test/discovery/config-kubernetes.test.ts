@@ -29,6 +29,8 @@ describe('config: kubernetes section and flags', () => {
       caFile: '/ca',
       insecureSkipTlsVerify: false,
       namespaces: ['a', 'b'],
+      allowLoopback: false,
+      watchdogMs: 90_000,
     });
     const k = parseConfig('kubernetes: { kubeconfig: /k, context: "x,y" }').kubernetes!;
     assert.deepEqual(k.contexts, ['x', 'y']);
@@ -52,5 +54,19 @@ describe('config: kubernetes section and flags', () => {
     assert.match(issues('kubernetes: {}'), /set in-cluster, kubeconfig/);
     assert.match(issues('kubernetes: { in-cluster: true, kubeconfig: /k }'), /exclude each other/);
     assert.match(issues('{}', { apiservers: 'nope' }), /--apiserver: "nope": expected/);
+    assert.match(
+      issues('kubernetes: { in-cluster: true, watchdog: 500ms }'),
+      /kubernetes\.watchdog: "500ms": must be at least 1s/,
+    );
+    assert.match(
+      issues('kubernetes: { in-cluster: true, watchdog: 2h }'),
+      /kubernetes\.watchdog: "2h": must be at most 1h/,
+    );
+  });
+  test('allow-loopback and watchdog are read', () => {
+    const k = parseConfig('kubernetes: { in-cluster: true, allow-loopback: true, watchdog: 30s }')
+      .kubernetes!;
+    assert.equal(k.allowLoopback, true);
+    assert.equal(k.watchdogMs, 30_000);
   });
 });

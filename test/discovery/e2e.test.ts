@@ -12,7 +12,14 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-const FAST = { backoffInitialMs: 20, backoffMaxMs: 300, silenceMs: 3000, coalesceMs: 2 };
+const FAST = {
+  backoffInitialMs: 20,
+  backoffMaxMs: 300,
+  relistBackoffInitialMs: 20,
+  relistBackoffMaxMs: 300,
+  silenceMs: 3000,
+  coalesceMs: 2,
+};
 
 async function cluster(pods: string[]) {
   const api = await new FakeApiServer({ bookmarkIntervalMs: 500 }).start();
@@ -23,7 +30,10 @@ async function cluster(pods: string[]) {
     ups.set(p, u);
     cleanups.push(() => u.close());
   }
-  const w = await startWharf({ kubernetes: { apiservers: [api.url] } }, { discovery: FAST });
+  const w = await startWharf(
+    { kubernetes: { apiservers: [api.url], 'allow-loopback': true } },
+    { discovery: FAST },
+  );
   cleanups.push(() => w.stop());
   return { api, ups, w };
 }
@@ -102,7 +112,10 @@ describe('Kubernetes discovery through the proxy', () => {
         ups.set(p, u);
         cleanups.push(() => u.close());
       }
-      const w = await startWharf({ kubernetes: { apiservers: [api.url] } }, { discovery: FAST });
+      const w = await startWharf(
+        { kubernetes: { apiservers: [api.url], 'allow-loopback': true } },
+        { discovery: FAST },
+      );
       cleanups.push(() => w.stop());
       return { ups, w };
     })();
@@ -182,7 +195,7 @@ describe('Kubernetes discovery through the proxy', () => {
     cleanups.push(() => u.close());
     const w = await startWharf(
       {
-        kubernetes: { apiservers: [api.url] },
+        kubernetes: { apiservers: [api.url], 'allow-loopback': true },
         projects: { local: { instances: { 'static-0': { http: u.address } } } },
       },
       { discovery: FAST },

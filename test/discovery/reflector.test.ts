@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, describe, test } from 'node:test';
+import fc from 'fast-check';
 import { ApiClient } from '../../src/discovery/apiclient.ts';
 import { Backoff } from '../../src/discovery/clock.ts';
 import { type ApiServerTarget, NO_CREDENTIALS } from '../../src/discovery/credentials.ts';
-import { LineSplitter } from '../../src/discovery/ndjson.ts';
+import { LineSplitter, LineTooLong } from '../../src/discovery/ndjson.ts';
 import { type ObjectChange, Reflector } from '../../src/discovery/reflector.ts';
 import { FakeApiServer, service } from '../../src/fake-apiserver/index.ts';
 import { until } from './helpers.ts';
@@ -15,13 +16,49 @@ describe('LineSplitter and Backoff', () => {
     const s = new LineSplitter();
     const text = Buffer.from('{"a":"é"}\n{"b":1}\n{"c":"日本"}\n{"d":');
     const out: string[] = [];
-    for (let i = 0; i < text.length; i += 3) out.push(...s.push(text.subarray(i, i + 3)));
-    out.push(...s.push(Buffer.from('2}')));
-    out.push(...s.end());
+    const onLine = (l: string) => out.push(l);
+    for (let i = 0; i < text.length; i += 3) s.push(text.subarray(i, i + 3), onLine);
+    s.push(Buffer.from('2}'), onLine);
+    s.end(onLine);
     assert.deepEqual(
       out.map((l) => JSON.parse(l)),
       [{ a: 'é' }, { b: 1 }, { c: '日本' }, { d: 2 }],
     );
+  });
+  test('any chunking of any lines gives the same lines; a line past the limit throws after the ones before', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.string({ unit: 'binary', maxLength: 40 }).map((x) => x.replace(/\n/g, '')),
+          { maxLength: 20 },
+        ),
+        fc.array(fc.integer({ min: 1, max: 50 }), { minLength: 1, maxLength: 10 }),
+        (lines, cuts) => {
+          const bytes = Buffer.from(lines.map((l) => `${l}\n`).join(''));
+          const s = new LineSplitter(1000);
+          const out: string[] = [];
+          for (let i = 0, k = 0; i < bytes.length; k++) {
+            const n = cuts[k % cuts.length];
+            s.push(bytes.subarray(i, i + n), (l) => out.push(l));
+            i += n;
+          }
+          s.end((l) => out.push(l));
+          // Blank lines (spaces, tabs and CRs only, what JSON itself skips) are dropped.
+          assert.deepEqual(
+            out,
+            lines.filter((l) => !/^[ \t\r]*$/.test(l)),
+          );
+        },
+      ),
+      { seed: 25, numRuns: 200 },
+    );
+    const s = new LineSplitter(10);
+    const out: string[] = [];
+    assert.throws(() => s.push('short\nmuch too long\nnever', (l) => out.push(l)), LineTooLong);
+    assert.deepEqual(out, ['short']);
+    const t = new LineSplitter(10);
+    t.push('12345', () => {});
+    assert.throws(() => t.push('678901', () => {}), LineTooLong, 'no newline at all: bounded too');
   });
   test('backoff doubles from 0.5 s to 30 s with jitter and never stops', () => {
     let r = 0;
@@ -67,6 +104,8 @@ describe('Reflector against the fake apiserver', () => {
       onHealth: (h) => health.push(h),
       backoffInitialMs: opts.backoff?.[0] ?? 20,
       backoffMaxMs: opts.backoff?.[1] ?? 100,
+      relistBackoffInitialMs: opts.backoff?.[0] ?? 20,
+      relistBackoffMaxMs: opts.backoff?.[1] ?? 100,
       watchTimeoutSeconds: [300, 600],
     });
     cleanups.push(() => r.stop());
@@ -120,6 +159,8 @@ describe('Reflector against the fake apiserver', () => {
       onListed: () => listed.push(batches.length),
       backoffInitialMs: 20,
       backoffMaxMs: 100,
+      relistBackoffInitialMs: 20,
+      relistBackoffMaxMs: 100,
     });
     cleanups.push(() => r.stop());
     r.start();

@@ -36,6 +36,8 @@ async function harness(
     servers: o.servers ?? [{ url: api.url, credentials: NO_CREDENTIALS }],
     backoffInitialMs: 20,
     backoffMaxMs: 200,
+    relistBackoffInitialMs: 20,
+    relistBackoffMaxMs: 200,
     silenceMs: 2000,
     ...o,
   });
@@ -74,11 +76,14 @@ describe('KubernetesSource', () => {
     const shop = h.project('shop')!;
     assert.equal(shop.origin, 'default/shop');
     assert.deepEqual(shop.ports, ['http', 'admin']);
-    assert.deepEqual(shop.settings, { affinity: 'cookie' });
-    assert.deepEqual(shop.instances[0].addresses, {
-      http: { host: '10.0.0.1', port: 8080 },
-      admin: { host: '10.0.0.1', port: 9090 },
-    });
+    assert.deepEqual({ ...shop.settings }, { affinity: 'cookie' });
+    assert.deepEqual(
+      { ...shop.instances[0].addresses },
+      {
+        http: { host: '10.0.0.1', port: 8080 },
+        admin: { host: '10.0.0.1', port: 9090 },
+      },
+    );
     assert.equal(h.src.status.state, 'synced');
     assert.ok(h.src.status.lastSyncAt);
 

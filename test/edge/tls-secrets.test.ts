@@ -97,7 +97,7 @@ function startSecretEdge(api: FakeApiServer): Promise<Started> {
       tier: 'edge',
       domain: D,
       tls: { secrets: [{ namespace: 'edge-certs', name: 'wild' }] },
-      kubernetes: { apiservers: [api.url] },
+      kubernetes: { apiservers: [api.url], 'allow-loopback': true },
     },
     { discovery: FAST },
   );
@@ -317,7 +317,7 @@ describe('who reads Secrets', () => {
       const from = api.requests.length;
       const c = config();
       const w = await startWharf(
-        { ...c, domain: D, kubernetes: { apiservers: [api.url] } },
+        { ...c, domain: D, kubernetes: { apiservers: [api.url], 'allow-loopback': true } },
         { discovery: FAST },
       );
       try {
@@ -429,7 +429,7 @@ describe('edge config reload and tls.secrets', () => {
       tier: 'edge',
       domain: D,
       tls: { secrets: secrets.map((name) => ({ namespace: 'certs', name })) },
-      kubernetes: { apiservers: [api.url] },
+      kubernetes: { apiservers: [api.url], 'allow-loopback': true },
     });
     writeFileSync(file, JSON.stringify(config(['a'])));
     const edge = await startWharf(config(['a']), { discovery: FAST, configPath: file });

@@ -112,7 +112,7 @@ describe('routing by convention through the proxy', () => {
 });
 
 describe('loop protection', () => {
-  it('a project whose instance is Wharf itself answers 508 instead of looping', async () => {
+  it('a project whose instance is Wharf itself is refused (a Problem), not routed', async () => {
     // Reserve a free port, then start Wharf on it with a project pointing back at it.
     const probe = createServer();
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
@@ -123,16 +123,33 @@ describe('loop protection', () => {
       projects: { me: { 'health-path': 'tcp', instances: { 'me-0': { http: `127.0.0.1:${port}` } } } },
     });
     try {
-      // The first probe ran before Wharf listened (refused); wait for the next one to admit it.
+      assert.equal(loop.wharf.table().projects.get('me')?.ports.get('http')?.endpoints.length, 0);
+      const p = loop.wharf.problems().find((x) => x.code === 'refused-address');
+      assert.match(p?.message ?? '', /own proxy listener/);
+      assert.equal((await get(loop.url, 'me.test.local')).status, 503);
+    } finally {
+      await loop.stop();
+    }
+  });
+
+  it('a request that comes back to a tier that already handled it answers 508 instead of looping', async () => {
+    // Two internal-tier Wharfs: the first routes `me` to the second, which sees the first's
+    // x-wharf-via and refuses to route it again.
+    const second = await startWharf({});
+    const first = await startWharf({
+      projects: { me: { 'health-path': 'tcp', instances: { 'me-0': { http: `127.0.0.1:${second.port}` } } } },
+    });
+    try {
       const deadline = Date.now() + 5000;
-      while (loop.wharf.health.list().some((x) => x.status.state !== 'healthy') && Date.now() < deadline) {
+      while (first.wharf.health.list().some((x) => x.status.state !== 'healthy') && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 20));
       }
-      const r = await get(loop.url, 'me.test.local');
+      const r = await get(first.url, 'me.test.local');
       assert.equal(r.status, 508);
       assert.match(r.json().reason, /routing loop/);
     } finally {
-      await loop.stop();
+      await first.stop();
+      await second.stop();
     }
   });
 });

@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { parseConfig } from '../../src/config/load.ts';
+import type { ProjectRecord } from '../../src/model/snapshot.ts';
+import { buildRouteTable, DEFAULT_CONVENTIONS } from '../../src/routing/build.ts';
 import {
   DEFAULT_SETTINGS,
+  DURATION_BOUNDS,
   parseDuration,
+  parseExpose,
   parseSecretRef,
   parseSettings,
   parseStatusRanges,
@@ -93,5 +98,72 @@ describe('settings parser', () => {
     const bad = parseSettings({ 'tls-secret': 'no way' });
     assert.equal(bad.settings.tlsSecret, null);
     assert.equal(bad.errors[0].key, 'tls-secret');
+  });
+});
+
+describe('duration bounds', () => {
+  it('each named range, all below the timer limit', () => {
+    assert.throws(() => parseDuration('1ms', DURATION_BOUNDS['health-interval']), /at least 100ms/);
+    assert.equal(parseDuration('100ms', DURATION_BOUNDS['health-interval']), 100);
+    assert.throws(() => parseDuration('2h', DURATION_BOUNDS.watchdog), /at most 1h/);
+    for (const b of Object.values(DURATION_BOUNDS)) assert.ok(b.maxMs < 2 ** 31 - 1, 'below the timer limit');
+  });
+});
+
+describe('expose (issue 20 item 5)', () => {
+  it('parses false, true and port=false pairs', () => {
+    assert.equal(parseExpose('false'), true);
+    assert.equal(parseExpose('true'), false);
+    assert.deepEqual(parseExpose('admin=false, metrics=false,http=true'), ['admin', 'metrics']);
+    assert.equal(parseExpose('http=true'), false);
+    assert.throws(() => parseExpose('admin'), /port=false pairs/);
+    assert.throws(() => parseExpose('Admin=false'), /port=false pairs/);
+    assert.equal(parseSettings({ expose: 'nope' }).errors[0].key, 'expose');
+  });
+
+  const record = (settings: Record<string, string>): ProjectRecord => ({
+    name: 'internal',
+    origin: 'wharf/internal',
+    object: 'service wharf/internal',
+    settingPrefix: 'wharf.io/',
+    created: '',
+    ports: ['http', 'admin', 'metrics'],
+    settings,
+    instances: [
+      {
+        name: 'i-0',
+        draining: false,
+        addresses: {
+          http: { host: '10.0.0.1', port: 8080 },
+          admin: { host: '10.0.0.1', port: 9901 },
+          metrics: { host: '10.0.0.1', port: 9100 },
+        },
+      },
+    ],
+  });
+  const ports = (settings: Record<string, string>, tier: 'internal' | 'edge' = 'internal') => {
+    const { table: t } = buildRouteTable([record(settings)], { ...DEFAULT_CONVENTIONS, tier }, 1);
+    return [...(t.projects.get('internal')?.ports.keys() ?? [])];
+  };
+
+  it('hidden ports are never routed, on either tier; a hidden health port is still probed', () => {
+    assert.deepEqual(ports({}), ['http', 'admin', 'metrics']);
+    assert.deepEqual(ports({ expose: 'admin=false,metrics=false' }), ['http']);
+    assert.deepEqual(ports({ expose: 'false' }), []);
+    assert.deepEqual(ports({ expose: 'admin=false', public: 'true' }, 'edge'), ['http', 'metrics']);
+    const { table: t } = buildRouteTable(
+      [record({ expose: 'admin=false', 'health-port': 'admin' })],
+      DEFAULT_CONVENTIONS,
+      1,
+    );
+    assert.equal(t.projects.get('internal')!.ports.get('http')!.endpoints[0].probeAddress, '10.0.0.1:9901');
+  });
+
+  it('the config file takes expose: as well', () => {
+    const c = parseConfig(
+      'projects: { internal: { expose: "admin=false", instances: { i-0: { http: 10.0.0.1:8080, admin: 10.0.0.1:9901 } } } }',
+    );
+    const { table: t } = buildRouteTable(c.projects, { ...DEFAULT_CONVENTIONS, defaults: c.defaults }, 1);
+    assert.deepEqual([...t.projects.get('internal')!.ports.keys()], ['http']);
   });
 });

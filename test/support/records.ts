@@ -39,6 +39,7 @@ export function projectRecord(
     object: service ? `service ${origin}` : `project ${name}`,
     settingPrefix: service ? 'wharf.io/' : `projects.${name}.`,
     nameField: service ? 'metadata.labels.wharf.io/project' : `projects.${name}`,
+    ...(service ? {} : { declared: true }),
     created: '2026-01-01T00:00:00Z',
     ports: ['http'],
     settings: {},
