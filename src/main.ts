@@ -160,6 +160,7 @@ export class Wharf {
     this.health = new HealthService({
       domain: c.domain,
       maxInFlight: c.health.concurrency,
+      idleIntervalMs: c.health.idleIntervalMs,
       emit: (e) => opts.onEvent?.(e),
       log: this.log,
       ...(opts.healthProber ? { prober: opts.healthProber } : {}),
@@ -512,7 +513,7 @@ export class Wharf {
       needsRestart.push('kubernetes' as never);
     if (JSON.stringify(prev.upstream) !== JSON.stringify(next.upstream))
       needsRestart.push('upstream' as never);
-    if (prev.health.concurrency !== next.health.concurrency) needsRestart.push('health' as never);
+    if (JSON.stringify(prev.health) !== JSON.stringify(next.health)) needsRestart.push('health' as never);
     // tls.secrets apply live (Secret watches start and stop); the rest of `tls` needs a restart.
     const tlsSecrets = this.secretCerts && next.tls ? next.tls.secrets : prev.tls?.secrets;
     const tlsRest = (t: Config['tls']) => JSON.stringify(t ? { ...t, secrets: undefined } : null);

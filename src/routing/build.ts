@@ -58,6 +58,7 @@ class RouteEndpoint implements Endpoint {
     readonly draining: boolean,
     readonly probeAddress: string,
     identity: string,
+    readonly node: string | undefined,
   ) {
     this.#identity = identity;
     Object.freeze(this);
@@ -152,6 +153,7 @@ function buildPortRoute(
         inst.draining,
         probeAddress,
         inst.uid ?? inst.name,
+        inst.node,
       ),
     );
   }
