@@ -192,9 +192,18 @@ export class ProbeEngine {
     this.loops[slot]?.kick();
   }
 
-  /** Live traffic to the target looks stuck: probe now (rate-limited, see ProbeLoop.suspect). */
+  /** Live traffic to the target looks stuck, or failed: probe now (rate-limited, see ProbeLoop.suspect). */
   suspect(slot: number): void {
     this.loops[slot]?.suspect();
+  }
+
+  /**
+   * Live traffic got a bad answer (a 5xx): probe now, unless a probe started within the interval. A
+   * service that fails some of its requests is then probed at most once per interval, not per error.
+   */
+  hint(slot: number): void {
+    const l = this.loops[slot];
+    l?.suspect(l.settings.intervalMs);
   }
 
   /**

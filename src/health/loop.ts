@@ -171,12 +171,12 @@ export abstract class ProbeLoop implements Schedulable, ProbeTarget, LoopOwner {
 
   /**
    * Probe now, out of cycle, because live traffic looks stuck. Ignored while a probe is on its way
-   * (it already gets early second probes) or when one started less than EARLY_PROBE_MS ago, so a
-   * flood of calls costs at most a few probes a second.
+   * (it already gets early second probes) or when one started less than EARLY_PROBE_MS (or
+   * `minGapMs`) ago, so a flood of calls costs at most a few probes a second.
    */
-  suspect(): void {
+  suspect(minGapMs = EARLY_PROBE_MS): void {
     if (this.stopped || this.inflight.length > 0) return;
-    if (this.deps.clock.now() - this.lastStart < EARLY_PROBE_MS) return;
+    if (this.deps.clock.now() - this.lastStart < minGapMs) return;
     this.kick();
   }
 

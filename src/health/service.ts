@@ -42,8 +42,9 @@ export interface HealthServiceOptions {
    */
   readonly idleIntervalMs?: number;
   /**
-   * Run the probes in a worker thread, off the event loop that serves requests. Default: yes, unless
-   * a clock, timers or prober is injected (those live in this thread).
+   * Run the probes in a worker thread, off the event loop that serves requests: `true` at once,
+   * `false` never. Default: once there are THREAD_MIN_TARGETS targets (thread.ts), unless a clock,
+   * timers or prober is injected (those live in this thread).
    */
   readonly thread?: boolean;
 }
@@ -158,6 +159,7 @@ export class HealthService implements HealthView, ProbeSink {
     this.clock = opts.clock ?? systemClock;
     this.timers = opts.timers ?? systemTimers;
     const thread = opts.thread ?? (!opts.clock && !opts.timers && !opts.prober);
+    const eager = opts.thread === true;
     // Loops and their scheduler keep time in milliseconds since now: small integers, unboxed in
     // every loop (epoch milliseconds are heap numbers).
     const base = this.clock.now();
@@ -188,6 +190,7 @@ export class HealthService implements HealthView, ProbeSink {
           log: this.log,
           fallback: inProcess,
           targets: () => this.registered(),
+          eager,
         })
       : inProcess();
   }
@@ -195,6 +198,11 @@ export class HealthService implements HealthView, ProbeSink {
   /** Probes running now, and the most that ever ran at once (tests, metrics). */
   get probesInFlight(): { readonly now: number; readonly peak: number; readonly max: number } {
     return this.link.stats();
+  }
+
+  /** True while the probes run in a worker thread (tests, the admin API). */
+  get threaded(): boolean {
+    return this.link.threaded === true;
   }
 
   /** Milliseconds since the service started: the prober's time. */
@@ -325,6 +333,7 @@ export class HealthService implements HealthView, ProbeSink {
       this.link.add(t, spread ? START_SPREAD : START_NOW);
     }
     for (const t of pass.joined) if (t.mark !== -pass.mark && !t.removed) this.link.kick(t.slot);
+    this.link.targetsNow?.(this.slots.length - this.freeSlots.length);
   }
 
   /** Every registered target (to register them again with a restarted prober thread). */
@@ -444,6 +453,10 @@ export class HealthService implements HealthView, ProbeSink {
       this.publish(m, tr, undefined);
       this.sync(t);
     }
+    // A failed request makes the instance a suspect: probed now (then fast while it fails, or at the
+    // interval while it is out), even if it was idle. A 5xx is a milder hint (see ProbeEngine.hint).
+    if (outcome.error === undefined || outcome.error === 'invalid-response') this.link.hint(t.slot);
+    else this.link.suspect(t.slot);
     // A live request that could not even connect: the node may be gone, look at its other pods now.
     if (outcome.error === 'connect-timeout' && t.node) this.link.suspectNode(t.node);
   }

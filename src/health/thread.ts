@@ -26,10 +26,15 @@ import type { Signals } from './signals.ts';
 /** What HealthService needs from a prober, in its thread or in a worker. */
 export interface ProbeLink {
   readonly maxInFlight: number;
+  /** HealthService probes this many targets now (a thread may start once there are enough). */
+  targetsNow?(count: number): void;
+  /** True while the probes run in a worker thread. */
+  readonly threaded?: boolean;
   add(spec: TargetSpec, start: number): void;
   remove(slot: number): void;
   kick(slot: number): void;
   suspect(slot: number): void;
+  hint(slot: number): void;
   suspectNode(node: string): void;
   setSignals(signals: Signals): void;
   stats(): { readonly now: number; readonly peak: number; readonly max: number };
@@ -44,6 +49,7 @@ export const OP_SUSPECT = 4;
 export const OP_NODE = 5;
 export const OP_SIGNALS = 6;
 export const OP_CLOSE = 7;
+export const OP_HINT = 8;
 
 export interface WorkerInit {
   readonly base: number;
@@ -73,7 +79,17 @@ export interface ThreadOptions extends WorkerInit {
   readonly fallback: () => ProbeEngine;
   /** Every registered target, to register again with a restarted thread. */
   readonly targets: () => TargetSpec[];
+  /** Start the thread at once, not when the targets reach THREAD_MIN_TARGETS. */
+  readonly eager: boolean;
 }
+
+/**
+ * Below this many targets the prober stays in the main thread: there probing costs a few
+ * milliseconds a second at most (issue 24 measured the proxy's p99 unchanged up to about 100
+ * endpoints), and a worker would cost a thread, its heap and, under tsx, a second of start-up CPU
+ * for every small Wharf (tests, the demo, a small cluster).
+ */
+export const THREAD_MIN_TARGETS = 64;
 
 /** Thread failures allowed within RESTART_WINDOW_MS before probing stays in the main thread for good. */
 const MAX_RESTARTS = 3;
@@ -100,7 +116,8 @@ export function startProbeThread(opts: ThreadOptions): ProbeLink {
 /**
  * Probes run in the main thread until a worker says it is ready (starting one takes tens of
  * milliseconds from compiled JavaScript, about a second under tsx, and a new instance is probed at
- * once all the same), then move to it; they move back whenever the worker is lost.
+ * once all the same), then move to it; they move back whenever the worker is lost. The worker is
+ * started when there are THREAD_MIN_TARGETS targets (or at once, if eager).
  */
 class ThreadLink implements ProbeLink {
   readonly maxInFlight: number;
@@ -116,6 +133,7 @@ class ThreadLink implements ProbeLink {
   private signals: Signals;
   private lastStats: readonly [number, number, number];
   private readonly failures: number[] = [];
+  private spawned = false;
   private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: ThreadOptions) {
@@ -123,7 +141,11 @@ class ThreadLink implements ProbeLink {
     this.signals = opts.signals;
     this.lastStats = [0, 0, opts.maxInFlight];
     this.engine = opts.fallback();
-    this.spawn();
+    if (opts.eager) this.spawn();
+  }
+
+  targetsNow(count: number): void {
+    if (!this.spawned && count >= THREAD_MIN_TARGETS) this.spawn();
   }
 
   add(spec: TargetSpec, start: number): void {
@@ -146,6 +168,11 @@ class ThreadLink implements ProbeLink {
   suspect(slot: number): void {
     if (this.engine) return this.engine.suspect(slot);
     this.send([OP_SUSPECT, slot]);
+  }
+
+  hint(slot: number): void {
+    if (this.engine) return this.engine.hint(slot);
+    this.send([OP_HINT, slot]);
   }
 
   suspectNode(node: string): void {
@@ -206,6 +233,7 @@ class ThreadLink implements ProbeLink {
   }
 
   private spawn(): void {
+    this.spawned = true;
     let w: Worker;
     try {
       w = spawnWorker({

@@ -9,6 +9,7 @@ import type { Signals } from './signals.ts';
 import {
   OP_ADD,
   OP_CLOSE,
+  OP_HINT,
   OP_KICK,
   OP_NODE,
   OP_REMOVE,
@@ -102,6 +103,9 @@ port.on('message', (ops: unknown[][]) => {
         break;
       case OP_SUSPECT:
         engine.suspect(op[1] as number);
+        break;
+      case OP_HINT:
+        engine.hint(op[1] as number);
         break;
       case OP_NODE:
         engine.suspectNode(op[1] as string);
