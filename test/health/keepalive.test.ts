@@ -48,11 +48,9 @@ async function until(cond: () => boolean, ms = 2000): Promise<void> {
 
 describe('kept-alive HTTP probes', () => {
   let frozen = false;
-  let answered = 0;
   const sockets = new Set<net.Socket>();
   const server = http.createServer((req, res) => {
     if (frozen) return; // accepted and read, never answered: a hung process
-    answered++;
     if (req.url === '/chunked') {
       res.write('o');
       res.end('k');

@@ -20,7 +20,6 @@ import {
 } from './fakes.ts';
 
 const A = '10.0.0.1:8080';
-const B = '10.0.0.2:8080';
 const IDLE = 10_000;
 const id = (name: string, address: string) => `shop/http/${name}@${address}`;
 
