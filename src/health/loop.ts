@@ -108,6 +108,10 @@ export abstract class ProbeLoop implements Schedulable, ProbeTarget, LoopOwner {
   private okLatency = 0;
   private stopped = false;
   private want = Want.Scheduled;
+  /** The first idle schedule is uniform over the idle interval, so a batch started together spreads out. */
+  private idleSpread = true;
+  /** The time the current idle schedule counts from (the last probe or answer then). */
+  private idleBasis = NEVER;
   // Schedulable: owned by the scheduler.
   dueAt = -1;
   heapIndex = -1;
@@ -214,11 +218,14 @@ export abstract class ProbeLoop implements Schedulable, ProbeTarget, LoopOwner {
     }
     // Requests ended there within the interval without a good answer: let a probe judge.
     if (now - this.lastTraffic() < interval) return true;
-    const last = Math.max(answered, this.lastStart);
-    const due = last + this.idleGap();
-    if (due > now) {
-      this.later(now, due);
-      return false;
+    // Idle now, but answered since this probe was scheduled: the idle interval counts from the answer.
+    if (answered > this.idleBasis) {
+      this.idleBasis = answered;
+      const due = answered + this.idleGap();
+      if (due > now) {
+        this.later(now, due);
+        return false;
+      }
     }
     return true;
   }
@@ -355,8 +362,13 @@ export abstract class ProbeLoop implements Schedulable, ProbeTarget, LoopOwner {
     if (falling) {
       at = this.lastStart + Math.min(interval, FAST_RECHECK_MS);
     } else if (this.idleMs > interval && this.serving() && now - this.lastTraffic() >= interval) {
-      // Idle (no request within the interval): the next look at the idle interval.
-      at = Math.max(this.lastStart, this.lastAnswer()) + this.idleGap();
+      // Idle (no request within the interval): the next look at the idle interval. The first one at a
+      // random point of it: targets probed together (a first sync) would otherwise stay in step, with
+      // only 10% jitter to part them.
+      const gap = this.idleSpread ? this.deps.random() * this.idleMs : this.idleGap();
+      this.idleSpread = false;
+      this.idleBasis = Math.max(this.lastStart, this.lastAnswer());
+      at = this.idleBasis + gap;
     } else {
       at = this.lastStart + this.jittered(interval);
     }

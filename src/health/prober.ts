@@ -28,12 +28,21 @@ export interface ProbeTarget {
   readonly session?: ProbeSession;
 }
 
+/**
+ * How long a learned server idle timeout is believed. An idle connection also ends when its process
+ * dies, which looks the same from here; a restarted process (same address) gets its connections
+ * kept again after this long.
+ */
+export const SERVER_IDLE_MEMORY_MS = 600_000;
+
 /** What the prober keeps for one target between its probes (see HttpConn). */
 export class ProbeSession {
   /** The kept connection: idle between probes, or busy with one. */
   conn: unknown = undefined;
   /** The shortest idle time after which the server closed a kept connection, in ms (none seen: infinite). */
   serverIdleMs = Number.POSITIVE_INFINITY;
+  /** When serverIdleMs was last lowered (performance.now() ms). */
+  serverIdleAt = 0;
   /**
    * Expected time to the next probe, set by the probe loop. A connection the server would close before
    * then is closed at once instead (with a reset): waiting for the server's close would leave TIME_WAIT
@@ -192,6 +201,19 @@ function tcpProbe(target: ProbeTarget, signal: ProbeSignal): Promise<ProbeResult
  */
 export const CONN_MAX_AGE_MS = 60_000;
 
+/** Keep a connection unless the server is known to close it before the next probe is due. */
+export function worthKeeping(s: ProbeSession, now = performance.now()): boolean {
+  if (now - s.serverIdleAt > SERVER_IDLE_MEMORY_MS) s.serverIdleMs = Number.POSITIVE_INFINITY;
+  return s.nextGapMs < s.serverIdleMs * 0.8;
+}
+
+/** The server closed an idle probe connection after `idleMs`. */
+export function learnServerIdle(s: ProbeSession, idleMs: number, now = performance.now()): void {
+  if (now - s.serverIdleAt > SERVER_IDLE_MEMORY_MS) s.serverIdleMs = Number.POSITIVE_INFINITY;
+  if (idleMs < s.serverIdleMs) s.serverIdleMs = idleMs;
+  s.serverIdleAt = now;
+}
+
 const IDLE = 0;
 const BUSY = 1;
 /** The verdict is given; the rest of the response is read so the connection can be kept. */
@@ -291,7 +313,7 @@ class HttpConn {
   /** The response ended: keep the connection for the next probe, or close it. */
   private finished(): void {
     const s = this.session;
-    if (!s || s.conn !== this || !this.reader.reusable || s.nextGapMs >= s.serverIdleMs * 0.8) {
+    if (!s || s.conn !== this || !this.reader.reusable || !worthKeeping(s)) {
       return this.close();
     }
     this.state = IDLE;
@@ -304,7 +326,7 @@ class HttpConn {
     if (this.state === IDLE) {
       // The server closed an idle probe connection: remember after how long, then let it go.
       const s = this.session;
-      if (s) s.serverIdleMs = Math.min(s.serverIdleMs, performance.now() - this.idleSince);
+      if (s) learnServerIdle(s, performance.now() - this.idleSince, performance.now());
       this.state = DEAD;
       if (s?.conn === this) s.conn = undefined;
       this.sock.destroy();

@@ -64,8 +64,9 @@ describe('traffic-aware probing', () => {
     await time.advance(60_000);
     const at = prober.callsTo(A).map((t) => t - T0);
     assert.equal(at[0], 0, 'a new instance is probed at once');
-    // random() = 0.5: idle gap 10 s x (1 - 0.1 x 0.5).
-    assert.deepEqual(gaps(at), [9500, 9500, 9500, 9500, 9500, 9500]);
+    // random() = 0.5: the first idle gap at a random point of the idle interval (so a batch started
+    // together spreads out), then 10 s x (1 - 0.1 x 0.5).
+    assert.deepEqual(gaps(at), [5000, 9500, 9500, 9500, 9500, 9500]);
     svc.close();
   });
 
@@ -182,7 +183,7 @@ describe('failures that come together: nodes', () => {
     const dead = onNode(20, 'n1', 1);
     const alive = onNode(20, 'n2', 2);
     const { time, prober, svc } = setup([...dead, ...alive]);
-    await time.advance(4000); // all probed once; the next probes are about 5.5 s away
+    await time.advance(6000); // all probed at 0 and 5 s; the next probes are at 14.5 s
     for (const p of dead) prober.set(p.address, 'blackhole');
     const before = prober.calls.length;
     // The node dies now; a request to one of its pods finds it first.
