@@ -155,7 +155,8 @@ function run(sc: Scenario): Result {
     for (const node of nodes) {
       const at = w.random() * 30_000;
       w.time.setTimeout(() => {
-        for (const e of w.byNode.get(node)!) if (e.injected === undefined) w.inject(e, 'blackhole', 'node died');
+        for (const e of w.byNode.get(node)!)
+          if (e.injected === undefined) w.inject(e, 'blackhole', 'node died');
       }, at);
     }
     w.run(30_000 + idle + 10_000);
@@ -196,7 +197,9 @@ function run(sc: Scenario): Result {
 function measuredCosts(): { keptUs: number; newUs: number; tcpUs: number; source: string } | undefined {
   const file = 'bench/results/health.json';
   if (!existsSync(file)) return undefined;
-  const j = JSON.parse(readFileSync(file, 'utf8')) as { costs?: { keptUs: number; newUs: number; tcpUs: number } };
+  const j = JSON.parse(readFileSync(file, 'utf8')) as {
+    costs?: { keptUs: number; newUs: number; tcpUs: number };
+  };
   return j.costs ? { ...j.costs, source: file } : undefined;
 }
 
@@ -263,7 +266,9 @@ for (const r of results)
 lines.push('');
 lines.push('## Cost of the simulation itself');
 lines.push('');
-lines.push('| scenario | health code CPU per probe (scheduler, loop, state machine; no sockets) | heap | wall |');
+lines.push(
+  '| scenario | health code CPU per probe (scheduler, loop, state machine; no sockets) | heap | wall |',
+);
 lines.push('|---|---|---|---|');
 for (const r of results)
   lines.push(

@@ -7,16 +7,16 @@
 
 import {
   CONN_MAX_AGE_MS,
+  learnServerIdle,
+  ProbeCancel,
   type ProbeResult,
   type Prober,
   type ProbeSession,
   type ProbeSignal,
   type ProbeTarget,
-  ProbeCancel,
-  learnServerIdle,
-  worthKeeping,
   STAGE_CONNECTED,
   STAGE_CONNECTING,
+  worthKeeping,
 } from '../../src/health/prober.ts';
 import type { SimTime } from './sim-time.ts';
 
@@ -44,6 +44,8 @@ interface Conn {
 class SyncAnswer {
   private onOk: ((r: ProbeResult) => void) | undefined;
   private done = false;
+  // A thenable on purpose: the probe loop calls then() on what the prober returns.
+  // biome-ignore lint/suspicious/noThenProperty: see above
   then(onOk: (r: ProbeResult) => void): void {
     this.onOk = onOk;
   }

@@ -10,7 +10,7 @@ import type { HealthCheckSettings } from '../model/settings.ts';
 import type { Log } from '../util/log.ts';
 import { exact, flat } from '../util/strings.ts';
 import { ProbeEngine, type ProbeSink, START_NOW, START_SPREAD, type TargetSpec } from './engine.ts';
-import { NEVER, type ProbeReport } from './loop.ts';
+import { EARLY_PROBE_MS, NEVER, type ProbeReport } from './loop.ts';
 import { netProber, type Prober } from './prober.ts';
 import { DEFAULT_MAX_IN_FLIGHT } from './scheduler.ts';
 import { allocSignals, SERVING, type Signals, signalsCapacity, WANT_OK } from './signals.ts';
@@ -78,6 +78,8 @@ class Target implements TargetSpec {
   /** Registered with the prober (targets are registered when their pass finishes). */
   added = false;
   removed = false;
+  /** When failed traffic last asked the prober to look (HealthService ms), to send at most a few a second. */
+  hintedAt = -Infinity;
 
   constructor(
     readonly slot: number,
@@ -455,8 +457,14 @@ export class HealthService implements HealthView, ProbeSink {
     }
     // A failed request makes the instance a suspect: probed now (then fast while it fails, or at the
     // interval while it is out), even if it was idle. A 5xx is a milder hint (see ProbeEngine.hint).
-    if (outcome.error === undefined || outcome.error === 'invalid-response') this.link.hint(t.slot);
-    else this.link.suspect(t.slot);
+    // A burst of failures asks once: the prober would ignore the rest anyway.
+    const now = this.loopNow();
+    const mild = outcome.error === undefined || outcome.error === 'invalid-response';
+    if (now - t.hintedAt >= (mild ? t.settings.intervalMs : EARLY_PROBE_MS)) {
+      t.hintedAt = now;
+      if (mild) this.link.hint(t.slot);
+      else this.link.suspect(t.slot);
+    }
     // A live request that could not even connect: the node may be gone, look at its other pods now.
     if (outcome.error === 'connect-timeout' && t.node) this.link.suspectNode(t.node);
   }

@@ -82,7 +82,10 @@ const engine = new ProbeEngine({
   sink,
 });
 
+let flushes = 0;
 const quietTimer = setInterval(() => {
+  // Stats once a second; latencies whenever there are some.
+  if (quietLength === 0 && ++flushes % 10 !== 0) return;
   const st = engine.stats();
   const q = quiet.slice(0, quietLength);
   quietLength = 0;

@@ -1,0 +1,117 @@
+// The upstream fleet of the health benchmark: any number of endpoints on loopback addresses,
+// served by one nginx worker. Linux routes all of 127.0.0.0/8 to the loopback device, so one socket
+// listening on the wildcard address answers every 127.a.b.c: no `ip addr`, no listener per address
+// (nginx refuses non-loopback clients). A few instances the benchmark kills or freezes get their own
+// small nginx, listening on their own address only.
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Managed, start } from './procs.ts';
+
+/** The port every bulk endpoint listens on (the wildcard nginx). */
+export const FLEET_PORT = 18600;
+/** The port of the instances that are killed or frozen (their own nginx each). */
+export const VICTIM_PORT = 18601;
+/** nginx stub_status of the fleet (its request and connection counters). */
+export const STATUS_PORT = 18609;
+
+/** Endpoint i of the fleet: 127.10.0.1 ... 127.10.254.254, then 127.11.x.y, ... (never x or y = 255). */
+export function fleetAddress(i: number): string {
+  const per = 254 * 254;
+  const a = 10 + Math.floor(i / per);
+  const r = i % per;
+  return `127.${a}.${1 + Math.floor(r / 254)}.${1 + (r % 254)}:${FLEET_PORT}`;
+}
+
+function nginxArgs(prefix: string, conf: string): string[] {
+  return ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', conf, '-g', 'daemon off; worker_processes 1;'];
+}
+
+/**
+ * The fleet's nginx: one worker, pinned, every loopback address on FLEET_PORT, a small /healthz
+ * answer. `keepAliveS` is how long it keeps an idle connection (nginx's default is 75 s).
+ */
+export function startFleet(runDir: string, cpus: string, keepAliveS: number): Managed {
+  const prefix = join(runDir, 'fleet-nginx');
+  mkdirSync(join(prefix, 'logs'), { recursive: true });
+  const conf = join(prefix, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `worker_rlimit_nofile 1048576;
+pid ${join(prefix, 'nginx.pid')};
+events { worker_connections 400000; multi_accept on; }
+http {
+  access_log off;
+  error_log ${join(prefix, 'error.log')} crit;
+  keepalive_timeout ${keepAliveS}s;
+  keepalive_requests 1000000;
+  server {
+    listen 0.0.0.0:${FLEET_PORT} backlog=65535;
+    allow 127.0.0.0/8;
+    deny all;
+    location /healthz { return 200 "ok\\n"; }
+    location / { return 200 "fleet\\n"; }
+  }
+  server {
+    listen 127.0.0.1:${STATUS_PORT};
+    location / { stub_status; }
+  }
+}
+`,
+  );
+  return start(
+    'fleet nginx',
+    'bash',
+    [
+      '-c',
+      `ulimit -n 1048576 && exec taskset -c ${cpus} nginx ${nginxArgs(prefix, conf)
+        .map((a) => `'${a}'`)
+        .join(' ')}`,
+    ],
+    {
+      logFile: join(prefix, 'stdout.log'),
+    },
+  );
+}
+
+/** One instance on its own address (127.10.255.n), in its own nginx, so it can be killed or frozen alone. */
+export function startVictim(runDir: string, cpus: string, n: number): { m: Managed; address: string } {
+  const address = `127.10.255.${n}:${VICTIM_PORT}`;
+  const prefix = join(runDir, `victim-${n}`);
+  mkdirSync(join(prefix, 'logs'), { recursive: true });
+  const conf = join(prefix, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `pid ${join(prefix, 'nginx.pid')};
+events { worker_connections 1024; }
+http {
+  access_log off;
+  error_log ${join(prefix, 'error.log')} crit;
+  keepalive_timeout 75s;
+  server {
+    listen ${address};
+    location /healthz { return 200 "ok\\n"; }
+    location / { return 200 "victim ${n}\\n"; }
+  }
+}
+`,
+  );
+  const m = start(`victim ${n}`, 'taskset', ['-c', cpus, 'nginx', ...nginxArgs(prefix, conf)], {
+    logFile: join(prefix, 'stdout.log'),
+  });
+  return { m, address };
+}
+
+export interface StubStatus {
+  readonly active: number;
+  readonly accepts: number;
+  readonly requests: number;
+}
+
+/** The fleet's counters (each read is one request of its own, on another port). */
+export async function stubStatus(): Promise<StubStatus> {
+  const text = await (await fetch(`http://127.0.0.1:${STATUS_PORT}/`)).text();
+  const active = Number(/Active connections:\s*(\d+)/.exec(text)?.[1]);
+  const m = /\n\s*(\d+)\s+(\d+)\s+(\d+)\s*\n/.exec(text);
+  return { active, accepts: Number(m?.[1]), requests: Number(m?.[3]) };
+}
