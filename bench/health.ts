@@ -17,6 +17,7 @@ import YAML from 'yaml';
 import {
   FLEET_PORT,
   fleetAddress,
+  openFilesLimit,
   type StubStatus,
   startFleet,
   startVictim,
@@ -89,6 +90,8 @@ interface Row {
   readonly timeWaitWharf: number;
   readonly timeWaitFleet: number;
   readonly newConnsPerS: number;
+  /** Connections open at the fleet at the end of the window: Wharf's kept probe connections. */
+  readonly fleetOpen: number;
   readonly rss: number;
   readonly rssPeak: number;
   readonly idleKilledS: number | undefined;
@@ -208,15 +211,12 @@ async function row(runDir: string, n: number, check: 'http' | 'tcp', fleetKeepAl
     ),
   );
   const t0 = Date.now();
-  const wharf = start(
-    'wharf',
-    'bash',
-    [
-      '-c',
-      `ulimit -n 1048576 && exec taskset -c ${WHARF_CPU} '${process.execPath}' '${args.wharf}' serve --config '${file}'`,
-    ],
-    { cwd: REPO_DIR, captureStdout: true, logFile: join(dir, 'wharf.err.log') },
-  );
+  const wharf = start('wharf', process.execPath, [args.wharf, 'serve', '--config', file], {
+    cpus: WHARF_CPU,
+    cwd: REPO_DIR,
+    captureStdout: true,
+    logFile: join(dir, 'wharf.err.log'),
+  });
   const watch = new HealthWatch(wharf);
   try {
     await waitForPort(WHARF_PORT, 120_000 + n, wharf.exited);
@@ -328,6 +328,7 @@ async function row(runDir: string, n: number, check: 'http' | 'tcp', fleetKeepAl
       timeWaitWharf: twWharf,
       timeWaitFleet: twFleet,
       newConnsPerS: (s1.accepts - s0.accepts - 1) / secs,
+      fleetOpen: s1.active - 1,
       rss: rss.now,
       rssPeak: rss.peak,
       idleKilledS: idleOut === undefined ? undefined : (idleOut - idleKilled) / 1000,
@@ -352,8 +353,8 @@ const int = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('e
 
 function table(rows: Row[]): string[] {
   const out = [
-    '| endpoints | check | probes/s | Wharf CPU (main + others) | interval per endpoint | side p50 / p99 | side errors | TIME_WAIT (Wharf / fleet) | new conns/s | RSS (peak) | idle killed found | busy killed found (failed) | busy frozen found (failed) | false ejections | load before / after |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| endpoints | check | probes/s | Wharf CPU (main + others) | interval per endpoint | side p50 / p99 | side errors | TIME_WAIT (Wharf / fleet) | new conns/s | kept conns | RSS (peak) | idle killed found | busy killed found (failed) | busy frozen found (failed) | false ejections | load before / after |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     const label =
@@ -361,7 +362,7 @@ function table(rows: Row[]): string[] {
         ? r.check.toUpperCase()
         : `${r.check.toUpperCase()}, fleet keep-alive ${r.fleetKeepAliveS} s`;
     out.push(
-      `| ${int(r.n)} | ${label} | ${int(r.probesPerS)} | ${f(r.cpuTotal * 100, 0)}% (${f(r.cpuMain * 100, 0)} + ${f(r.cpuOthers * 100, 0)}) | ${r.n ? `${f(r.intervalS, 1)} s` : '-'} | ${f(r.p50)} / ${f(r.p99)} ms | ${r.sideErrors} | ${int(r.timeWaitWharf)} / ${int(r.timeWaitFleet)} | ${int(r.newConnsPerS)} | ${int(r.rss)} MiB (${int(r.rssPeak)}) | ${f(r.idleKilledS, 2)} s | ${f(r.busyKilledS, 2)} s (${r.busyKilledFailed}) | ${f(r.busyHungS, 2)} s (${r.busyHungFailed}) | ${r.falseEjections} | ${f(r.loadBefore, 2)} / ${f(r.loadAfter, 2)} |`,
+      `| ${int(r.n)} | ${label} | ${int(r.probesPerS)} | ${f(r.cpuTotal * 100, 0)}% (${f(r.cpuMain * 100, 0)} + ${f(r.cpuOthers * 100, 0)}) | ${r.n ? `${f(r.intervalS, 1)} s` : '-'} | ${f(r.p50)} / ${f(r.p99)} ms | ${r.sideErrors} | ${int(r.timeWaitWharf)} / ${int(r.timeWaitFleet)} | ${int(r.newConnsPerS)} | ${int(r.fleetOpen)} | ${int(r.rss)} MiB (${int(r.rssPeak)}) | ${f(r.idleKilledS, 2)} s | ${f(r.busyKilledS, 2)} s (${r.busyKilledFailed}) | ${f(r.busyHungS, 2)} s (${r.busyHungFailed}) | ${r.falseEjections} | ${f(r.loadBefore, 2)} / ${f(r.loadAfter, 2)} |`,
     );
   }
   return out;
@@ -414,6 +415,8 @@ async function main(): Promise<void> {
     `Wharf pinned to CPU ${WHARF_CPU} (its probe thread included); one nginx worker serving every endpoint on CPU ${OTHER_CPU}, with the`,
     `harness (side client at ${SIDE_RATE} req/s through Wharf, counters). Idle interval ${args.idle}, interval 1 s, timeout 1 s, fall 2.`,
     `Warm-up ${warmS} s after every endpoint was healthy (past the first retirement of kept connections), then a ${windowS} s window.`,
+    `Open files per process on this machine: ${openFilesLimit()} (the hard limit; raising it needs CAP_SYS_RESOURCE, which this container lacks), so Wharf keeps at most`,
+    'half that many probe connections and the fleet nginx holds at most that many; containers on Kubernetes get 1,048,576 by default.',
     'probes/s and new connections/s from the fleet nginx\'s counters; CPU from /proc per thread ("others" is the probe thread plus V8 and libuv helpers);',
     'TIME_WAIT counted with ss at the end of the window, on Wharf\'s side and on the fleet\'s; "found" is the time from the kill (SIGKILL) or freeze',
     '(SIGSTOP) to Wharf\'s health log line; "failed" counts side requests that did not get a 200 in those runs.',

@@ -4,7 +4,7 @@
 // (nginx refuses non-loopback clients). A few instances the benchmark kills or freezes get their own
 // small nginx, listening on their own address only.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Managed, start } from './procs.ts';
 
@@ -23,6 +23,15 @@ export function fleetAddress(i: number): string {
   return `127.${a}.${1 + Math.floor(r / 254)}.${1 + (r % 254)}:${FLEET_PORT}`;
 }
 
+/** The soft limit of open files a process started from here gets (Linux), which nginx and Wharf inherit. */
+export function openFilesLimit(): number {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    if (m) return Number(m[1]);
+  } catch {}
+  return 1024;
+}
+
 function nginxArgs(prefix: string, conf: string): string[] {
   return ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', conf, '-g', 'daemon off; worker_processes 1;'];
 }
@@ -37,9 +46,8 @@ export function startFleet(runDir: string, cpus: string, keepAliveS: number): Ma
   const conf = join(prefix, 'nginx.conf');
   writeFileSync(
     conf,
-    `worker_rlimit_nofile 1048576;
-pid ${join(prefix, 'nginx.pid')};
-events { worker_connections 400000; multi_accept on; }
+    `pid ${join(prefix, 'nginx.pid')};
+events { worker_connections ${Math.max(1024, openFilesLimit() - 200)}; multi_accept on; }
 http {
   access_log off;
   error_log ${join(prefix, 'error.log')} crit;
@@ -59,19 +67,9 @@ http {
 }
 `,
   );
-  return start(
-    'fleet nginx',
-    'bash',
-    [
-      '-c',
-      `ulimit -n 1048576 && exec taskset -c ${cpus} nginx ${nginxArgs(prefix, conf)
-        .map((a) => `'${a}'`)
-        .join(' ')}`,
-    ],
-    {
-      logFile: join(prefix, 'stdout.log'),
-    },
-  );
+  return start('fleet nginx', 'taskset', ['-c', cpus, 'nginx', ...nginxArgs(prefix, conf)], {
+    logFile: join(prefix, 'stdout.log'),
+  });
 }
 
 /** One instance on its own address (127.10.255.n), in its own nginx, so it can be killed or frozen alone. */

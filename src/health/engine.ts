@@ -32,6 +32,8 @@ export interface ProbeSink {
   result(slot: number, id: number, r: ProbeReport): void;
   /** A success that changes no state: only its latency (metrics) is of interest. */
   quiet(slot: number, id: number, latencyMs: number): void;
+  /** Probes could not be made from this host (no descriptors, no local ports): worth a log line. */
+  localError?(reason: string): void;
 }
 
 export interface EngineOptions {
@@ -124,6 +126,7 @@ export class ProbeEngine {
       random: opts.random,
       scheduler: this.scheduler,
       idleMs: opts.idleMs,
+      onLocalError: (reason) => opts.sink.localError?.(reason),
     };
   }
 

@@ -69,6 +69,8 @@ export interface LoopDeps {
    * own interval means "no idle slowdown": every target is probed every interval.
    */
   readonly idleMs?: number;
+  /** A probe could not be made from this host (see ProbeResult.local). */
+  readonly onLocalError?: (reason: string) => void;
 }
 
 interface Outstanding {
@@ -82,7 +84,13 @@ interface Outstanding {
 
 const NONE: readonly Outstanding[] = Object.freeze([]);
 
-type ProbeResultish = { ok: boolean; reason: string; status?: number; connectTimeout?: boolean };
+type ProbeResultish = {
+  ok: boolean;
+  reason: string;
+  status?: number;
+  connectTimeout?: boolean;
+  local?: boolean;
+};
 
 /** Why the loop waits for a slot: its schedule, a new member or hint (`now`), or an early probe. */
 enum Want {
@@ -326,6 +334,13 @@ export abstract class ProbeLoop implements Schedulable, ProbeTarget, LoopOwner {
     const i = this.inflight.indexOf(p);
     if (i >= 0) this.inflight.splice(i, 1);
     if (this.inflight.length === 0) this.inflight = NONE as Outstanding[];
+    if (r.local) {
+      // Nothing learned about the target: no result, and the schedule goes on as after a probe.
+      this.deps.onLocalError?.(r.reason);
+      if (!this.stopped && this.inflight.length === 0 && this.heapIndex < 0 && this.queued === 0)
+        this.schedule(this.deps.clock.now());
+      return;
+    }
     if (p.seq < this.applied) {
       // Cannot happen today (applying a result retires every older probe); kept so a stale answer
       // can never leave the loop without a next probe.

@@ -12,6 +12,7 @@
 // The prober does not time itself out: the caller owns time (so tests can use a fake clock) and
 // aborts the signal at the deadline; the prober then destroys its socket at once.
 
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import type { StatusRange } from '../model/settings.ts';
 import { DONE, INVALID, ResponseReader, STATUS } from './http-response.ts';
@@ -56,6 +57,11 @@ export interface ProbeResult {
   /** `ok (200)`, `status 503`, `connect refused`, `reset`, ... */
   readonly reason: string;
   readonly status?: number;
+  /**
+   * The probe could not be made from here (no file descriptor, no local port): it says nothing about
+   * the instance, so it counts neither way (only evidence from an upstream may count against one).
+   */
+  readonly local?: boolean;
 }
 
 /**
@@ -148,6 +154,43 @@ function describeError(err: NodeJS.ErrnoException): string {
   }
 }
 
+/** Errors of this host, not of the instance probed. */
+const LOCAL_ERRORS: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'EADDRNOTAVAIL', 'ENOBUFS', 'ENOMEM']);
+
+function failure(err: NodeJS.ErrnoException): ProbeResult {
+  if (err.code && LOCAL_ERRORS.has(err.code))
+    return { ok: false, reason: `local error ${err.code}`, local: true };
+  return { ok: false, reason: describeError(err) };
+}
+
+/**
+ * Idle kept connections in this thread, and how many may be: half the file descriptors this process
+ * may open (the rest are the proxy's), so keeping connections can never starve the proxy or a probe
+ * of a descriptor. Past it, a probe's connection closes after its answer, as one without a session.
+ */
+let keptIdle = 0;
+let keptBudget = defaultKeptBudget();
+
+function defaultKeptBudget(): number {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    if (m) return Math.floor(Number(m[1]) / 2);
+  } catch {}
+  return Number.POSITIVE_INFINITY;
+}
+
+/** Sets the number of idle kept connections allowed (tests); returns the previous one. */
+export function setKeptBudget(n: number): number {
+  const prev = keptBudget;
+  keptBudget = n;
+  return prev;
+}
+
+/** Idle kept connections now (tests, the benchmark). */
+export function keptConnections(): number {
+  return keptIdle;
+}
+
 const ABORTED: ProbeResult = Object.freeze({ ok: false, reason: 'aborted' });
 const INVALID_RESPONSE: ProbeResult = Object.freeze({ ok: false, reason: 'invalid response' });
 const HANG_UP: ProbeResult = Object.freeze({ ok: false, reason: 'reset' });
@@ -189,7 +232,7 @@ function tcpProbe(target: ProbeTarget, signal: ProbeSignal): Promise<ProbeResult
       setStage(signal, STAGE_CONNECTED);
       done(TCP_OK);
     });
-    sock.on('error', (err) => done({ ok: false, reason: describeError(err) }));
+    sock.on('error', (err) => done(failure(err)));
   });
 }
 
@@ -228,7 +271,7 @@ const DEAD = 3;
  */
 class HttpConn {
   private readonly sock: net.Socket;
-  private state = BUSY;
+  private st = BUSY;
   private exchanges = 0;
   private idleSince = 0;
   private reader = new ResponseReader();
@@ -256,6 +299,17 @@ class HttpConn {
     sock.on('end', () => this.onEnd());
     sock.on('close', () => this.onEnd());
     sock.on('error', (err) => this.onError(err));
+  }
+
+  /** Moves between states, keeping the count of idle kept connections. */
+  private get state(): number {
+    return this.st;
+  }
+
+  private set state(next: number) {
+    if (this.st === IDLE) keptIdle--;
+    if (next === IDLE) keptIdle++;
+    this.st = next;
   }
 
   /** Whether this connection may carry a probe now. */
@@ -313,7 +367,7 @@ class HttpConn {
   /** The response ended: keep the connection for the next probe, or close it. */
   private finished(): void {
     const s = this.session;
-    if (!s || s.conn !== this || !this.reader.reusable || !worthKeeping(s)) {
+    if (!s || s.conn !== this || !this.reader.reusable || !worthKeeping(s) || keptIdle >= keptBudget) {
       return this.close();
     }
     this.state = IDLE;
@@ -341,7 +395,7 @@ class HttpConn {
     if (this.state === DEAD) return;
     if (this.state === BUSY && (err.code === 'ECONNRESET' || err.code === 'EPIPE') && this.retryable())
       return this.retry();
-    this.fail({ ok: false, reason: describeError(err) });
+    this.fail(failure(err));
   }
 
   /**

@@ -507,6 +507,16 @@ export class HealthService implements HealthView, ProbeSink {
     this.sync(t);
   }
 
+  private localLoggedAt = -Infinity;
+
+  /** @internal ProbeSink: probes could not be made from this host. Logged at most every 10 s. */
+  localError(reason: string): void {
+    const now = this.clock.now();
+    if (now - this.localLoggedAt < 10_000) return;
+    this.localLoggedAt = now;
+    this.log('warn', 'probes could not be made from this host; they count for no instance', { reason });
+  }
+
   /**
    * @internal ProbeSink: a passing probe that changes no state. Only its latency is used: it may
    * arrive after a newer result (the prober batches these), so it must not touch a state machine.

@@ -64,6 +64,8 @@ export interface WorkerInit {
  */
 export interface WorkerReport {
   readonly ready?: boolean;
+  /** A probe could not be made from this host (see ProbeResult.local). */
+  readonly l?: string;
   readonly r?: unknown[];
   readonly q?: Float64Array;
   readonly s?: readonly [number, number, number];
@@ -324,5 +326,6 @@ class ThreadLink implements ProbeLink {
       for (let i = 0; i + 3 <= q.length; i += 3) sink.quiet(q[i], q[i + 1], q[i + 2]);
     }
     if (m.s) this.lastStats = m.s;
+    if (m.l) sink.localError?.(m.l);
   }
 }

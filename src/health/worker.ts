@@ -51,7 +51,15 @@ function flushResults(): void {
   port!.postMessage({ r } satisfies WorkerReport);
 }
 
+let localAt = 0;
+
 const sink: ProbeSink = {
+  localError(reason) {
+    const now = Date.now();
+    if (now - localAt < 1000) return;
+    localAt = now;
+    port!.postMessage({ l: reason } satisfies WorkerReport);
+  },
   result(slot, id, r) {
     results.push(slot, id, r.ok ? 1 : 0, r.reason, r.latencyMs, r.status ?? 0, r.connectTimeout ? 1 : 0);
     if (resultsQueued) return;

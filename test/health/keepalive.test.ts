@@ -10,11 +10,13 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import {
+  keptConnections,
   netProber,
   ProbeCancel,
   ProbeSession,
   type ProbeTarget,
   STAGE_CONNECTING,
+  setKeptBudget,
 } from '../../src/health/prober.ts';
 
 const EXPECT = [{ from: 200, to: 399 }];
@@ -101,6 +103,27 @@ describe('kept-alive HTTP probes', () => {
     assert.equal(connections - before, 1, 'a fresh connection after the failure');
     netProber.forget?.(t);
   });
+});
+
+test('past the kept-connection budget (half the descriptors), a probe closes its connection after the answer', async () => {
+  const server = http.createServer((_q, res) => res.end('ok'));
+  const addr = await listen(server);
+  const before = keptConnections();
+  const prev = setKeptBudget(before + 1);
+  try {
+    const [t1, t2] = [target(addr), target(addr)];
+    assert.equal((await probe(t1)).ok, true);
+    assert.equal((await probe(t2)).ok, true);
+    assert.ok(t1.session!.conn, 'the first is kept');
+    assert.equal(t2.session!.conn, undefined, 'the second is over the budget');
+    assert.equal(keptConnections(), before + 1);
+    netProber.forget?.(t1);
+    assert.equal(keptConnections(), before);
+  } finally {
+    setKeptBudget(prev);
+    server.closeAllConnections();
+    server.close();
+  }
 });
 
 describe('connections the server closes', () => {

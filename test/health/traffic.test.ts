@@ -175,6 +175,34 @@ describe('traffic-aware probing', () => {
   });
 });
 
+test('a probe that could not be made from this host (no descriptor) counts for nothing, and is logged', async () => {
+  const time = new FakeTime();
+  const prober = new FakeProber(time);
+  const { events, emit } = collect();
+  const logged: string[] = [];
+  const svc = new HealthService({
+    emit,
+    clock: time,
+    timers: time,
+    prober,
+    random: () => 0.5,
+    log: (_level, msg, fields) => logged.push(`${msg} ${JSON.stringify(fields)}`),
+  });
+  svc.reconcile(table(portRoute('shop', 'http', [{ name: 'a', address: A }], settingsWith())));
+  await time.advance(0);
+  prober.set(A, { ok: false, reason: 'local error EMFILE', local: true });
+  await time.advance(10_000);
+  assert.ok(prober.callsTo(A).length >= 10, 'still probed on schedule');
+  assert.equal(svc.state(id('a', A)), 'healthy');
+  assert.deepEqual(
+    events.map((e) => e.to),
+    ['healthy'],
+  );
+  assert.equal(logged.length, 1, 'one log line per 10 s');
+  assert.match(logged[0], /EMFILE/);
+  svc.close();
+});
+
 describe('failures that come together: nodes', () => {
   const onNode = (n: number, node: string, from = 1): InstanceSpec[] =>
     Array.from({ length: n }, (_, i) => ({ name: `${node}-${i}`, address: `10.1.${from}.${i}:8080`, node }));
