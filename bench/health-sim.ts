@@ -277,3 +277,4 @@ for (const r of results)
 const text = `${lines.join('\n')}\n`;
 process.stdout.write(text);
 if (!args.quick && !args.only) writeFileSync(args.out!, text);
+process.exit(0);

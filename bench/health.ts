@@ -435,4 +435,11 @@ async function main(): Promise<void> {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-await main();
+// Exit explicitly: a client pool or a stray handle must not keep the lock held after the table is written.
+await main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`[bench:health] ${(err as Error).stack ?? err}\n`);
+    process.exit(1);
+  },
+);
