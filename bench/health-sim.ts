@@ -26,6 +26,8 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
     out: { type: 'string', default: 'bench/results/health-sim.md' },
+    /** Re-render the table from the last run's health-sim.json (with newer per-probe costs). */
+    render: { type: 'boolean', default: false },
   },
 });
 
@@ -207,8 +209,11 @@ const fmt = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 const secs = (ms: number) => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)} s` : '-');
 
 const chosen = args.only ? scenarios.filter((s) => args.only!.split(',').includes(s.name)) : scenarios;
-const results: Result[] = [];
-for (const sc of chosen) {
+const rawFile = args.out!.replace(/\.md$/, '.json');
+const results: Result[] = args.render
+  ? (JSON.parse(readFileSync(rawFile, 'utf8')) as { results: Result[] }).results
+  : [];
+for (const sc of args.render ? [] : chosen) {
   process.stderr.write(`sim ${sc.name}: ${sc.design}, ${sc.world.endpoints} endpoints ... `);
   const r = run(sc);
   results.push(r);
@@ -276,5 +281,8 @@ for (const r of results)
   );
 const text = `${lines.join('\n')}\n`;
 process.stdout.write(text);
-if (!args.quick && !args.only) writeFileSync(args.out!, text);
+if (!args.quick && !args.only) {
+  writeFileSync(args.out!, text);
+  if (!args.render) writeFileSync(rawFile, `${JSON.stringify({ results }, null, 2)}\n`);
+}
 process.exit(0);
