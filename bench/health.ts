@@ -17,6 +17,7 @@ import YAML from 'yaml';
 import {
   FLEET_PORT,
   fleetAddress,
+  type Nginx,
   openFilesLimit,
   type StubStatus,
   startFleet,
@@ -28,8 +29,6 @@ import {
   assertPortFree,
   foreignCpu,
   type Managed,
-  processTree,
-  signalTree,
   sleep,
   start,
   stop,
@@ -202,7 +201,8 @@ async function row(runDir: string, n: number, check: 'http' | 'tcp', fleetKeepAl
   };
   const more = { c: startVictim(dir, OTHER_CPU, 4), v: startVictim(dir, OTHER_CPU, 5) };
   const victims = { ...vs, ...more };
-  await waitForPort(18609, 15_000, fleet.exited);
+  await fleet.ready();
+  for (const v of Object.values(victims)) await v.ready();
   const file = join(dir, 'wharf.yaml');
   writeFileSync(
     file,
@@ -253,8 +253,7 @@ async function row(runDir: string, n: number, check: 'http' | 'tcp', fleetKeepAl
           atMs: killIdleAt,
           run: () => {
             idleKilled = Date.now();
-            signalTree(victims.v.m.pid, 'SIGCONT');
-            for (const p of processTree(victims.v.m.pid).reverse()) process.kill(p, 'SIGKILL');
+            victims.v.kill();
           },
         },
       ],
@@ -273,7 +272,7 @@ async function row(runDir: string, n: number, check: 'http' | 'tcp', fleetKeepAl
     const probes = check === 'http' ? s1.requests - s0.requests - 1 : s1.accepts - s0.accepts - 1;
 
     // ---- a busy instance killed, then one frozen, under the side client's load
-    const busy = async (victim: Managed, name: string, sig: 'SIGKILL' | 'SIGSTOP') => {
+    const busy = async (victim: Nginx, name: string, sig: 'SIGKILL' | 'SIGSTOP') => {
       let at = 0;
       const r = await runOpenLoop({
         url: `http://127.0.0.1:${WHARF_PORT}/`,
@@ -287,21 +286,25 @@ async function row(runDir: string, n: number, check: 'http' | 'tcp', fleetKeepAl
             atMs: 1000,
             run: () => {
               at = Date.now();
-              if (sig === 'SIGSTOP') signalTree(victim.pid, 'SIGSTOP');
-              else for (const p of processTree(victim.pid).reverse()) process.kill(p, 'SIGKILL');
+              if (sig === 'SIGSTOP') victim.signal('SIGSTOP');
+              else victim.kill();
             },
           },
         ],
       });
       const out = await waitFor(() => watch.ejectedAt('side', name, at), 5000);
+      if (process.env.BENCH_DEBUG)
+        process.stderr.write(
+          `  ${name} ${sig} at ${at}: ${JSON.stringify(watch.lines.filter((l) => l.project === 'side'))}\n`,
+        );
       return {
         s: out === undefined ? undefined : (out - at) / 1000,
         failed: r.records.filter((x) => x.status !== 200).length,
       };
     };
-    const killed = await busy(victims.a.m, 'a', 'SIGKILL');
-    const hung = await busy(victims.h.m, 'h', 'SIGSTOP');
-    signalTree(victims.h.m.pid, 'SIGCONT');
+    const killed = await busy(victims.a, 'a', 'SIGKILL');
+    const hung = await busy(victims.h, 'h', 'SIGSTOP');
+    victims.h.signal('SIGCONT');
 
     const idleOut = await waitFor(() => watch.ejectedAt('quiet', 'v', idleKilled), idleMs + 5000);
     watch.poll();
@@ -343,8 +346,9 @@ async function row(runDir: string, n: number, check: 'http' | 'tcp', fleetKeepAl
     };
   } finally {
     await stop(wharf, 20_000);
-    for (const v of Object.values(victims)) await stop(v.m);
-    await stop(fleet);
+    for (const v of Object.values(victims)) v.kill();
+    fleet.kill();
+    await Promise.all([...Object.values(victims), fleet].map((x) => x.m.exited));
   }
 }
 

@@ -5,8 +5,9 @@
 // small nginx, listening on their own address only.
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
-import { type Managed, start } from './procs.ts';
+import { type Managed, processTree, sleep, start } from './procs.ts';
 
 /** The port every bulk endpoint listens on (the wildcard nginx). */
 export const FLEET_PORT = 18600;
@@ -40,7 +41,7 @@ function nginxArgs(prefix: string, conf: string): string[] {
  * The fleet's nginx: one worker, pinned, every loopback address on FLEET_PORT, a small /healthz
  * answer. `keepAliveS` is how long it keeps an idle connection (nginx's default is 75 s).
  */
-export function startFleet(runDir: string, cpus: string, keepAliveS: number): Managed {
+export function startFleet(runDir: string, cpus: string, keepAliveS: number): Nginx {
   const prefix = join(runDir, 'fleet-nginx');
   mkdirSync(join(prefix, 'logs'), { recursive: true });
   const conf = join(prefix, 'nginx.conf');
@@ -67,13 +68,75 @@ http {
 }
 `,
   );
-  return start('fleet nginx', 'taskset', ['-c', cpus, 'nginx', ...nginxArgs(prefix, conf)], {
+  const m = start('fleet nginx', 'taskset', ['-c', cpus, 'nginx', ...nginxArgs(prefix, conf)], {
     logFile: join(prefix, 'stdout.log'),
   });
+  return new Nginx(m, `127.0.0.1:${STATUS_PORT}`);
+}
+
+/**
+ * An nginx master and its workers, by pid. Killed with SIGKILL to every pid it ever had: a master
+ * killed alone leaves its workers running, still listening.
+ */
+export class Nginx {
+  private readonly pids = new Set<number>();
+
+  constructor(
+    readonly m: Managed,
+    readonly address: string,
+  ) {
+    this.pids.add(m.pid);
+  }
+
+  /** Waits until it accepts connections on its address, and notes its workers. */
+  async ready(timeoutMs = 10_000): Promise<void> {
+    const [host, port] = [
+      this.address.slice(0, this.address.lastIndexOf(':')),
+      Number(this.address.split(':').at(-1)),
+    ];
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const ok = await new Promise<boolean>((resolve) => {
+        const s = net.connect({ host, port }, () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.on('error', () => resolve(false));
+      });
+      if (ok) break;
+      if (Date.now() > end) throw new Error(`${this.m.name} not listening on ${this.address}`);
+      await sleep(20);
+    }
+    this.note();
+  }
+
+  /** Records the current workers (call again after a reload). */
+  note(): void {
+    for (const p of processTree(this.m.pid)) this.pids.add(p);
+  }
+
+  signal(sig: 'SIGSTOP' | 'SIGCONT'): void {
+    this.note();
+    for (const p of this.pids) {
+      try {
+        process.kill(p, sig);
+      } catch {}
+    }
+  }
+
+  kill(): void {
+    this.note();
+    for (const p of this.pids) {
+      try {
+        process.kill(p, 'SIGCONT');
+        process.kill(p, 'SIGKILL');
+      } catch {}
+    }
+  }
 }
 
 /** One instance on its own address (127.10.255.n), in its own nginx, so it can be killed or frozen alone. */
-export function startVictim(runDir: string, cpus: string, n: number): { m: Managed; address: string } {
+export function startVictim(runDir: string, cpus: string, n: number): Nginx {
   const address = `127.10.255.${n}:${VICTIM_PORT}`;
   const prefix = join(runDir, `victim-${n}`);
   mkdirSync(join(prefix, 'logs'), { recursive: true });
@@ -97,7 +160,7 @@ http {
   const m = start(`victim ${n}`, 'taskset', ['-c', cpus, 'nginx', ...nginxArgs(prefix, conf)], {
     logFile: join(prefix, 'stdout.log'),
   });
-  return { m, address };
+  return new Nginx(m, address);
 }
 
 export interface StubStatus {
