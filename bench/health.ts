@@ -25,15 +25,7 @@ import {
   stubStatus,
 } from './lib/loopback-fleet.ts';
 import { runOpenLoop } from './lib/open-loop.ts';
-import {
-  assertPortFree,
-  foreignCpu,
-  type Managed,
-  sleep,
-  start,
-  stop,
-  waitForPort,
-} from './lib/procs.ts';
+import { assertPortFree, foreignCpu, type Managed, sleep, start, stop, waitForPort } from './lib/procs.ts';
 import { percentile } from './lib/stats.ts';
 import { machineInfo } from './lib/sysinfo.ts';
 import { REPO_DIR } from './lib/targets.ts';
