@@ -203,7 +203,9 @@ async function row(runDir: string, n: number, check: 'http' | 'tcp', fleetKeepAl
     ),
   );
   const t0 = Date.now();
-  const wharf = start('wharf', process.execPath, [args.wharf, 'serve', '--config', file], {
+  // BENCH_NODE_ARGS: e.g. `--cpu-prof --cpu-prof-dir=/tmp/p` (the probe thread writes its own profile).
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const wharf = start('wharf', process.execPath, [...nodeArgs, args.wharf, 'serve', '--config', file], {
     cpus: WHARF_CPU,
     cwd: REPO_DIR,
     captureStdout: true,

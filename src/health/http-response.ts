@@ -42,6 +42,17 @@ export class ResponseReader {
   private body = 0;
   private interim = false;
 
+  /** Ready for the next response on the same connection. */
+  reset(): void {
+    this.status = 0;
+    this.reusable = true;
+    this.mode = M_STATUS;
+    this.buf = '';
+    this.left = 0;
+    this.body = 0;
+    this.interim = false;
+  }
+
   /** Reads one chunk; returns what became known (NEED, or STATUS and/or DONE, or INVALID). */
   feed(chunk: string): number {
     let out = NEED;

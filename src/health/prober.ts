@@ -257,6 +257,9 @@ export function learnServerIdle(s: ProbeSession, idleMs: number, now = performan
   s.serverIdleAt = now;
 }
 
+/** The read buffer of every HTTP probe connection of this thread (a read is parsed before the next). */
+const READ_BUFFER = Buffer.allocUnsafe(16_384);
+
 const IDLE = 0;
 const BUSY = 1;
 /** The verdict is given; the rest of the response is read so the connection can be kept. */
@@ -274,12 +277,12 @@ class HttpConn {
   private st = BUSY;
   private exchanges = 0;
   private idleSince = 0;
-  private reader = new ResponseReader();
+  private readonly reader = new ResponseReader();
   private resolve: ((r: ProbeResult) => void) | undefined;
   private signal: ProbeSignal | undefined;
   /** Bytes of the current response have arrived. */
   private got = false;
-  private readonly request: string;
+  private readonly request: Buffer;
   private readonly onAbort = () => this.fail(ABORTED);
   readonly born = performance.now();
 
@@ -288,14 +291,29 @@ class HttpConn {
     private readonly session: ProbeSession | undefined,
   ) {
     const close = session ? '' : 'Connection: close\r\n';
-    this.request = `GET ${target.path ?? '/'} HTTP/1.1\r\nHost: ${target.host}\r\nUser-Agent: wharf-health\r\nAccept: */*\r\n${close}\r\n`;
-    const sock = connect(target.address);
+    this.request = Buffer.from(
+      `GET ${target.path ?? '/'} HTTP/1.1\r\nHost: ${target.host}\r\nUser-Agent: wharf-health\r\nAccept: */*\r\n${close}\r\n`,
+      'latin1',
+    );
+    const { host, port } = splitAddress(target.address);
+    // Reads land in one buffer shared by every probe connection of this thread and are parsed at
+    // once: no buffer allocated per read (10,000 kept connections each holding the remains of
+    // its own read buffers cost about 20 KB apiece), no stream machinery per chunk.
+    const sock = net.connect({
+      host,
+      port,
+      onread: {
+        buffer: READ_BUFFER,
+        callback: (n: number, buf: Uint8Array) => {
+          this.onData(Buffer.prototype.toString.call(buf, 'latin1', 0, n));
+          return true;
+        },
+      },
+    });
     this.sock = sock;
-    sock.setEncoding('latin1');
     sock.once('connect', () => {
       if (this.signal) setStage(this.signal, STAGE_CONNECTED);
     });
-    sock.on('data', (chunk: string) => this.onData(chunk));
     sock.on('end', () => this.onEnd());
     sock.on('close', () => this.onEnd());
     sock.on('error', (err) => this.onError(err));
@@ -325,7 +343,7 @@ class HttpConn {
   run(signal: ProbeSignal, resolve: (r: ProbeResult) => void): void {
     this.exchanges++;
     this.state = BUSY;
-    this.reader = this.exchanges === 1 ? this.reader : new ResponseReader();
+    if (this.exchanges > 1) this.reader.reset();
     this.got = false;
     this.resolve = resolve;
     this.signal = signal;
