@@ -37,6 +37,12 @@ const { values: args } = parseArgs({
     checks: { type: 'string', default: 'http,tcp' },
     /** Extra row: HTTP at this size against a fleet that closes idle connections after 5 s. */
     ka5: { type: 'string', default: '50000' },
+    /** Extra rows: these sizes with the idle interval sized for them (health-at-scale.md), HTTP and TCP. */
+    sized: { type: 'string', default: '150000:60s' },
+    /** Rows that measure the CPU cost per probe (see costs()). */
+    costs: { type: 'boolean', default: true },
+    /** Nice values of the probe thread to compare (WHARF_PROBE_NICE), one row each; default: Wharf's own. */
+    nice: { type: 'string', default: '' },
     idle: { type: 'string', default: '20s' },
     warm: { type: 'string', default: '65' },
     window: { type: 'string', default: '20' },
@@ -52,7 +58,7 @@ const DOMAIN = 'bench.local';
 const WHARF_CPU = '0';
 const OTHER_CPU = '1';
 const SIDE_RATE = 50;
-const idleMs = Number(/^(\d+)s$/.exec(args.idle!)?.[1] ?? 20) * 1000;
+const seconds = (d: string) => Number(/^(\d+)s$/.exec(d)?.[1] ?? 20) * 1000;
 const warmS = args.quick ? 10 : Number(args.warm);
 const windowS = args.quick ? 8 : Number(args.window);
 
@@ -64,10 +70,17 @@ interface HealthLine {
   readonly reason: string;
 }
 
-interface Row {
+interface RowSpec {
   readonly n: number;
   readonly check: 'http' | 'tcp';
   readonly fleetKeepAliveS: number;
+  /** health.idle-interval, e.g. `20s`. */
+  readonly idle: string;
+  /** WHARF_PROBE_NICE, when compared. */
+  readonly nice?: number;
+}
+
+interface Row extends RowSpec {
   readonly startS: number;
   readonly probesPerS: number;
   readonly cpuTotal: number;
@@ -104,7 +117,12 @@ function timeWait(filter: string): number {
   return r.stdout.split('\n').filter((l) => l.trim()).length;
 }
 
-function wharfConfig(n: number, check: 'http' | 'tcp', victims: Record<string, string>): object {
+function wharfConfig(
+  n: number,
+  check: 'http' | 'tcp',
+  idle: string,
+  victims: Record<string, string>,
+): object {
   const projects: Record<string, unknown> = {
     // The side client's project: HTTP checks whatever the row checks, so a frozen instance is found.
     side: {
@@ -129,7 +147,7 @@ function wharfConfig(n: number, check: 'http' | 'tcp', victims: Record<string, s
     domain: DOMAIN,
     logs: { access: false, health: true },
     defaults: { 'health-path': check === 'tcp' ? 'tcp' : '/healthz' },
-    health: { 'idle-interval': args.idle },
+    health: { 'idle-interval': idle },
     projects,
   };
 }
@@ -179,8 +197,10 @@ async function waitFor<T>(fn: () => T | undefined, ms: number, step = 50): Promi
   }
 }
 
-async function row(runDir: string, n: number, check: 'http' | 'tcp', fleetKeepAliveS: number): Promise<Row> {
-  const dir = join(runDir, `${check}-${n}-ka${fleetKeepAliveS}`);
+async function row(runDir: string, spec: RowSpec): Promise<Row> {
+  const { n, check, fleetKeepAliveS, idle } = spec;
+  const idleMs = seconds(idle);
+  const dir = join(runDir, `${check}-${n}-ka${fleetKeepAliveS}-idle${idle}-nice${spec.nice ?? 'default'}`);
   mkdirSync(dir, { recursive: true });
   const loadBefore = os.loadavg()[0];
   const foreign = await foreignCpu(2000);
@@ -199,15 +219,22 @@ async function row(runDir: string, n: number, check: 'http' | 'tcp', fleetKeepAl
   writeFileSync(
     file,
     YAML.stringify(
-      wharfConfig(n, check, Object.fromEntries(Object.entries(victims).map(([k, v]) => [k, v.address]))),
+      wharfConfig(
+        n,
+        check,
+        idle,
+        Object.fromEntries(Object.entries(victims).map(([k, v]) => [k, v.address])),
+      ),
     ),
   );
   const t0 = Date.now();
   // BENCH_NODE_ARGS: e.g. `--cpu-prof --cpu-prof-dir=/tmp/p` (the probe thread writes its own profile).
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const env = spec.nice === undefined ? process.env : { ...process.env, WHARF_PROBE_NICE: String(spec.nice) };
   const wharf = start('wharf', process.execPath, [...nodeArgs, args.wharf, 'serve', '--config', file], {
     cpus: WHARF_CPU,
     cwd: REPO_DIR,
+    env,
     captureStdout: true,
     logFile: join(dir, 'wharf.err.log'),
   });
@@ -310,9 +337,7 @@ async function row(runDir: string, n: number, check: 'http' | 'tcp', fleetKeepAl
     ).length;
     const cpu = (c1.main + c1.others - c0.main - c0.others) / secs;
     return {
-      n,
-      check,
-      fleetKeepAliveS,
+      ...spec,
       startS,
       probesPerS: probes / secs,
       cpuTotal: cpu,
@@ -355,10 +380,12 @@ function table(rows: Row[]): string[] {
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
-    const label =
-      r.fleetKeepAliveS === 75
-        ? r.check.toUpperCase()
-        : `${r.check.toUpperCase()}, fleet keep-alive ${r.fleetKeepAliveS} s`;
+    const label = [
+      r.check.toUpperCase(),
+      `idle ${r.idle}`,
+      ...(r.fleetKeepAliveS === 75 ? [] : [`fleet keep-alive ${r.fleetKeepAliveS} s`]),
+      ...(r.nice === undefined ? [] : [`nice ${r.nice}`]),
+    ].join(', ');
     out.push(
       `| ${int(r.n)} | ${label} | ${int(r.probesPerS)} | ${f(r.cpuTotal * 100, 0)}% (${f(r.cpuMain * 100, 0)} + ${f(r.cpuOthers * 100, 0)}) | ${r.n ? `${f(r.intervalS, 1)} s` : '-'} | ${f(r.p50)} / ${f(r.p99)} ms | ${r.sideErrors} | ${int(r.timeWaitWharf)} / ${int(r.timeWaitFleet)} | ${int(r.newConnsPerS)} | ${int(r.fleetOpen)} | ${int(r.rss)} MiB (${int(r.rssPeak)}) | ${f(r.idleKilledS, 2)} s | ${f(r.busyKilledS, 2)} s (${r.busyKilledFailed}) | ${f(r.busyHungS, 2)} s (${r.busyHungFailed}) | ${r.falseEjections} | ${f(r.loadBefore, 2)} / ${f(r.loadAfter, 2)} |`,
     );
@@ -366,18 +393,50 @@ function table(rows: Row[]): string[] {
   return out;
 }
 
-/** CPU per probe of the non-main threads (the probe thread), for the simulation's estimates. */
-function costs(rows: Row[]): { keptUs: number; newUs: number; tcpUs: number } | undefined {
-  const pick = (check: string, ka: number) =>
-    rows
-      .filter((r) => r.check === check && r.fleetKeepAliveS === ka && r.n >= 20_000 && r.probesPerS > 0)
-      .at(-1);
-  const kept = pick('http', 75);
-  const fresh = pick('http', 5);
-  const tcp = pick('tcp', 75);
-  const us = (r: Row | undefined) => (r ? (r.cpuOthers * 1e6) / r.probesPerS : Number.NaN);
-  if (!kept && !fresh && !tcp) return undefined;
-  return { keptUs: us(kept), newUs: us(fresh), tcpUs: us(tcp) };
+/** The cost rows (--costs): 5,000 targets, probed every 2 s and every 20 s, per kind of probe. */
+const COST_N = 5000;
+const COST_KINDS: Array<{ key: 'keptUs' | 'newUs' | 'tcpUs'; check: 'http' | 'tcp'; ka: number }> = [
+  { key: 'keptUs', check: 'http', ka: 75 },
+  { key: 'newUs', check: 'http', ka: 5 },
+  { key: 'tcpUs', check: 'tcp', ka: 75 },
+];
+
+/**
+ * CPU per probe of the probe thread (the non-main threads), for the simulation's estimates: the
+ * extra CPU of 5,000 targets probed every 2 s over the same targets probed every 20 s, divided by
+ * the extra probes, for kept connections, new connections (a fleet that closes idle ones after 5 s)
+ * and TCP checks. Loopback charges the fleet's half of every TCP exchange to the sender's CPU too,
+ * so these overstate what the probes cost over a real network.
+ */
+function costs(rows: Row[]): Record<'keptUs' | 'newUs' | 'tcpUs', number> | undefined {
+  const out = { keptUs: Number.NaN, newUs: Number.NaN, tcpUs: Number.NaN };
+  let any = false;
+  for (const k of COST_KINDS) {
+    const at = (idle: string) =>
+      rows.find(
+        (r) =>
+          r.n === COST_N &&
+          r.check === k.check &&
+          r.fleetKeepAliveS === k.ka &&
+          r.idle === idle &&
+          r.nice === undefined,
+      );
+    const fast = at('2s');
+    const slow = at('20s');
+    if (!fast || !slow || fast.probesPerS <= slow.probesPerS) continue;
+    out[k.key] = ((fast.cpuOthers - slow.cpuOthers) * 1e6) / (fast.probesPerS - slow.probesPerS);
+    any = true;
+  }
+  return any ? out : undefined;
+}
+
+function costLine(rows: Row[]): string[] {
+  const c = costs(rows);
+  if (!c) return [];
+  return [
+    `CPU per probe of the probe thread (the extra CPU of ${COST_N.toLocaleString('en-US')} targets probed every 2 s over every 20 s, per extra probe): kept connection ${f(c.keptUs, 0)} us, new connection ${f(c.newUs, 0)} us, TCP check ${f(c.tcpUs, 0)} us. On loopback the sender's CPU also does the fleet's half of every exchange.`,
+    '',
+  ];
 }
 
 async function main(): Promise<void> {
@@ -387,18 +446,35 @@ async function main(): Promise<void> {
   mkdirSync(runDir, { recursive: true });
   const sizes = args.sizes!.split(',').map(Number);
   const checks = args.checks!.split(',') as Array<'http' | 'tcp'>;
-  const plan: Array<[number, 'http' | 'tcp', number]> = [];
-  for (const check of checks)
-    for (const n of sizes) if (!(check === 'tcp' && n === 0)) plan.push([n, check, 75]);
-  if (args.ka5) for (const n of args.ka5.split(',').filter(Boolean).map(Number)) plan.push([n, 'http', 5]);
+  const idle = args.idle!;
+  const nices = args.nice ? args.nice.split(',').map(Number) : [undefined];
+  const plan: RowSpec[] = [];
+  for (const nice of nices) {
+    for (const check of checks)
+      for (const n of sizes)
+        if (!(check === 'tcp' && n === 0)) plan.push({ n, check, fleetKeepAliveS: 75, idle, nice });
+    for (const n of (args.ka5 ?? '').split(',').filter(Boolean).map(Number))
+      plan.push({ n, check: 'http', fleetKeepAliveS: 5, idle, nice });
+    for (const item of (args.sized ?? '').split(',').filter(Boolean)) {
+      const [n, sizedIdle] = item.split(':');
+      for (const check of checks)
+        plan.push({ n: Number(n), check, fleetKeepAliveS: 75, idle: sizedIdle, nice });
+    }
+  }
+  if (args.costs) {
+    for (const k of COST_KINDS) {
+      plan.push({ n: COST_N, check: k.check, fleetKeepAliveS: k.ka, idle: '2s' });
+      const base = { n: COST_N, check: k.check, fleetKeepAliveS: k.ka, idle: '20s' };
+      if (!plan.some((p) => JSON.stringify(p) === JSON.stringify({ ...base, nice: undefined })))
+        plan.push({ ...base, nice: undefined });
+    }
+  }
   const rows: Row[] = [];
   const info = machineInfo(REPO_DIR);
-  for (const [n, check, ka] of plan) {
-    process.stderr.write(
-      `[bench:health] ${check} ${n} endpoints, fleet keep-alive ${ka} s (load ${os.loadavg()[0].toFixed(2)})\n`,
-    );
+  for (const spec of plan) {
+    process.stderr.write(`[bench:health] ${JSON.stringify(spec)} (load ${os.loadavg()[0].toFixed(2)})\n`);
     try {
-      const r = await row(runDir, n, check, ka);
+      const r = await row(runDir, spec);
       rows.push(r);
       process.stderr.write(`${table([r]).at(-1)}\n`);
     } catch (err) {
@@ -411,7 +487,7 @@ async function main(): Promise<void> {
     `\`npm run bench:health\` (bench/health.ts), ${new Date().toISOString()}. ${info.join('. ')}.`,
     '',
     `Wharf pinned to CPU ${WHARF_CPU} (its probe thread included); one nginx worker serving every endpoint on CPU ${OTHER_CPU}, with the`,
-    `harness (side client at ${SIDE_RATE} req/s through Wharf, counters). Idle interval ${args.idle}, interval 1 s, timeout 1 s, fall 2.`,
+    `harness (side client at ${SIDE_RATE} req/s through Wharf, counters). Interval 1 s, timeout 1 s, fall 2.`,
     `Warm-up ${warmS} s after every endpoint was healthy (past the first retirement of kept connections), then a ${windowS} s window.`,
     `Open files per process on this machine: ${openFilesLimit()} (the hard limit; raising it needs CAP_SYS_RESOURCE, which this container lacks), so Wharf keeps at most`,
     'half that many probe connections and the fleet nginx holds at most that many; containers on Kubernetes get 1,048,576 by default.',
@@ -421,6 +497,7 @@ async function main(): Promise<void> {
     '',
     ...table(rows),
     '',
+    ...costLine(rows),
   ];
   // A quick run is a smoke test: its numbers stay in the run directory.
   const out = args.quick ? join(runDir, 'health.md') : args.out!;

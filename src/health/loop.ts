@@ -283,10 +283,16 @@ export abstract class ProbeLoop implements Schedulable, ProbeTarget, LoopOwner {
     if (this.inflight === NONE) this.inflight = [];
     this.inflight.push(p);
     const timeout = this.settings.timeoutMs;
+    // The verdict waits one more turn of the event loop: a thread that could not run for a while
+    // (a busy core) finds its timer and the answer due together, and timers run before sockets
+    // are read. A 0 ms timer comes after the next read of every socket, so an answer that is
+    // there wins. (Deadline handles are swapped, so retire() clears whichever is pending.)
     p.deadline = timers.setTimeout(() => {
-      const connecting = p.ac.stage === STAGE_CONNECTING;
-      const reason = `${connecting ? 'connect timeout' : 'timeout'} after ${timeout}ms`;
-      this.finish(p, { ok: false, reason, connectTimeout: connecting }, true);
+      p.deadline = timers.setTimeout(() => {
+        const connecting = p.ac.stage === STAGE_CONNECTING;
+        const reason = `${connecting ? 'connect timeout' : 'timeout'} after ${timeout}ms`;
+        this.finish(p, { ok: false, reason, connectTimeout: connecting }, true);
+      }, 0);
     }, timeout);
     // A target that is slow even when fine (a health check that pings a database) gets a later
     // early probe: twice its usual latency, at most half the timeout.

@@ -25,9 +25,11 @@ const QUIET_FLUSH_MS = 100;
 
 /**
  * The probe thread yields the core to the proxy when both want it (a nice value is per thread on
- * Linux). Mildly: a starved prober reads answers late and would time out healthy instances.
+ * Linux): the proxy's requests should not wait behind probes. A starved prober cannot time out a
+ * healthy instance for it (loop.ts reads sockets before a deadline counts); it probes less often.
+ * WHARF_PROBE_NICE overrides it (benchmarks).
  */
-const NICE = 5;
+const NICE = Number(process.env.WHARF_PROBE_NICE ?? 10);
 
 const port = parentPort;
 if (!port) throw new Error('health/worker.ts runs as a worker thread');
