@@ -39,8 +39,8 @@ const { values: args } = parseArgs({
     ka5: { type: 'string', default: '50000' },
     /** Extra rows: these sizes with the idle interval sized for them (health-at-scale.md), HTTP and TCP. */
     sized: { type: 'string', default: '150000:60s' },
-    /** Rows that measure the CPU cost per probe (see costs()). */
-    costs: { type: 'boolean', default: true },
+    /** Leave out the rows that measure the CPU cost per probe (see costs()). */
+    'no-costs': { type: 'boolean', default: false },
     /** Nice values of the probe thread to compare (WHARF_PROBE_NICE), one row each; default: Wharf's own. */
     nice: { type: 'string', default: '' },
     idle: { type: 'string', default: '20s' },
@@ -461,7 +461,7 @@ async function main(): Promise<void> {
         plan.push({ n: Number(n), check, fleetKeepAliveS: 75, idle: sizedIdle, nice });
     }
   }
-  if (args.costs) {
+  if (!args['no-costs']) {
     for (const k of COST_KINDS) {
       plan.push({ n: COST_N, check: k.check, fleetKeepAliveS: k.ka, idle: '2s' });
       const base = { n: COST_N, check: k.check, fleetKeepAliveS: k.ka, idle: '20s' };
