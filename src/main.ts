@@ -73,7 +73,12 @@ export class Wharf {
     this.config = c;
     this.log = log;
     this.control = new ControlPlane({ conventions: conventionsOf(c, this.addressPolicy(c)), clock, emit });
-    const health = { domain: c.domain, maxInFlight: c.health.concurrency, prober: opts.healthProber };
+    const health = {
+      domain: c.domain,
+      maxInFlight: c.health.concurrency,
+      idleIntervalMs: c.health.idleIntervalMs,
+      prober: opts.healthProber,
+    };
     this.health = new HealthService({ ...health, emit, log, onProbe: opts.onProbe });
     const trustedProxy = cidrMatcher(c.trustedProxies);
     const { connectMs: connectTimeoutMs, upstreamIdleMs: idleTimeoutMs } = c.timeouts;

@@ -56,6 +56,8 @@ export interface Config {
   readonly health: {
     /** Active probes in flight at once, across every project. */
     readonly concurrency: number;
+    /** Probe period of idle instances (traffic-aware probing, health/loop.ts). */
+    readonly idleIntervalMs: number;
   };
   readonly upstream: {
     readonly connections: number;
@@ -339,6 +341,13 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
     drainMs: ms('drain'),
   };
 
+  const idleIntervalMs =
+    at('health.idle-interval', file.health['idle-interval'], () => {
+      const v = parseDuration(file.health['idle-interval']);
+      if (v < 1000 || v > 600_000) throw new Error('expected a duration from 1s to 10m');
+      return v;
+    }) ?? 0;
+
   file['trusted-proxies'].forEach((cidr, i) => {
     at(`trusted-proxies.${i}`, cidr, () => {
       try {
@@ -505,7 +514,7 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
       bufferBytes: file.logs['buffer-bytes'],
       level: file.logs.level,
     }),
-    health: Object.freeze({ concurrency: file.health.concurrency }),
+    health: Object.freeze({ concurrency: file.health.concurrency, idleIntervalMs }),
     upstream: Object.freeze({
       connections: file.upstream.connections,
       retryBudget: file.upstream['retry-budget'],

@@ -155,8 +155,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Probes in flight at once across every project (each holds one socket). */
       concurrency: z.number().int().min(1).max(10_000).default(256),
+      /** Probe period of an idle instance (no request within its project's interval): 1s to 10m. */
+      'idle-interval': duration.default('20s'),
     })
-    .default({ concurrency: 256 }),
+    .default({ concurrency: 256, 'idle-interval': '20s' }),
   projects: z.record(z.string(), projectSchema.nullable()).default({}),
   kubernetes: kubernetesSchema.optional(),
   logs: z

@@ -24,6 +24,11 @@ export interface Schedulable {
   dueUrgent: boolean;
   /** A slot is free: start a probe and return true (it then calls release() when done), or decline. */
   onSlot(): boolean;
+  /**
+   * A schedule that is not urgent came due: true to queue for a slot, false when the probe is not
+   * needed after all (the target moved its schedule on, to a later time).
+   */
+  onDue?(): boolean;
 }
 
 export const DEFAULT_MAX_IN_FLIGHT = 256;
@@ -185,6 +190,8 @@ export class ProbeScheduler {
       const s = this.heap[0];
       this.unschedule(s);
       if (s.queued === 2 || (s.queued === 1 && !s.dueUrgent)) continue;
+      // Asked before queueing, so a skipped probe costs no slot and no place in line.
+      if (!s.dueUrgent && s.onDue && !s.onDue()) continue;
       s.queued = s.dueUrgent ? 2 : 1;
       (s.dueUrgent ? this.urgent : this.due).push(s);
     }

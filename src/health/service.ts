@@ -9,10 +9,13 @@ import type { Endpoint, EndpointId, PortRoute, RouteTable } from '../model/route
 import type { HealthCheckSettings } from '../model/settings.ts';
 import type { Log } from '../util/log.ts';
 import { exact, flat } from '../util/strings.ts';
-import { type LoopDeps, ProbeLoop, type ProbeReport } from './loop.ts';
+import { ProbeEngine, type ProbeSink, START_NOW, START_SPREAD, type TargetSpec } from './engine.ts';
+import { EARLY_PROBE_MS, NEVER, type ProbeReport } from './loop.ts';
 import { netProber, type Prober } from './prober.ts';
-import { DEFAULT_MAX_IN_FLIGHT, ProbeScheduler } from './scheduler.ts';
+import { DEFAULT_MAX_IN_FLIGHT } from './scheduler.ts';
+import { allocSignals, SERVING, type Signals, signalsCapacity, WANT_OK } from './signals.ts';
 import { EndpointHealth, type Transition } from './state.ts';
+import { type ProbeLink, startProbeThread } from './thread.ts';
 import { type Clock, systemClock, systemTimers, type TimerHandle, type Timers } from './time.ts';
 
 export interface HealthServiceOptions {
@@ -32,6 +35,18 @@ export interface HealthServiceOptions {
    * default 256). More wait for a slot, new instances first; a probe's timeout starts with its slot.
    */
   readonly maxInFlight?: number;
+  /**
+   * Probe period of an idle instance (config `health.idle-interval`): one that answered no request
+   * within its project's interval. Instances with traffic are judged by their answers (see loop.ts).
+   * Default: no idle slowdown, every instance is probed every interval.
+   */
+  readonly idleIntervalMs?: number;
+  /**
+   * Run the probes in a worker thread, off the event loop that serves requests: `true` at once,
+   * `false` never. Default: once there are THREAD_MIN_TARGETS targets (thread.ts), unless a clock,
+   * timers or prober is injected (those live in this thread).
+   */
+  readonly thread?: boolean;
 }
 
 /** Projects adopted per tick when a change is too big to adopt at once (500 of 5 endpoints: ~25 ms here). */
@@ -44,7 +59,7 @@ class Member extends EndpointHealth {
   constructor(
     public endpoint: Endpoint,
     now: number,
-    public loop: SharedLoop,
+    public target: Target,
     /** Every member of the same port route, for the 5xx ejection guard. */
     public peers: readonly Member[],
   ) {
@@ -52,25 +67,28 @@ class Member extends EndpointHealth {
   }
 }
 
-/** The probe loop of one target (an address, a Host header and probe settings) and its members. */
-class SharedLoop extends ProbeLoop {
-  /** Usually one; two ports of an instance probed on the same health port share a loop. */
+/** One probe target (an address, a Host header and probe settings) and the endpoints probed there. */
+class Target implements TargetSpec {
+  /** Usually one; two ports of an instance probed on the same health port share a target. */
   members: Member[] = [];
-  /** Another loop probing the same address with other settings (rare), chained off the map entry. */
-  sibling: SharedLoop | undefined;
+  /** Another target at the same address with other settings (rare), chained off the map entry. */
+  sibling: Target | undefined;
   /** The reconcile pass that last listed it (dedupes without a Set). */
   mark = 0;
+  /** Registered with the prober (targets are registered when their pass finishes). */
+  added = false;
+  removed = false;
+  /** When failed traffic last asked the prober to look (HealthService ms), to send at most a few a second. */
+  hintedAt = -Infinity;
 
   constructor(
-    private readonly svc: HealthService,
+    readonly slot: number,
+    readonly id: number,
     readonly address: string,
     readonly host: string,
-    settings: HealthCheckSettings,
-    deps: LoopDeps,
-  ) {
-    // Its own probe target and owner: 50,000 targets are 50,000 objects, not 150,000.
-    super(settings, deps);
-  }
+    readonly settings: HealthCheckSettings,
+    readonly node: string | undefined,
+  ) {}
 
   join(m: Member): void {
     // Nearly always the only member: a one-element literal, not a push-grown array.
@@ -78,23 +96,19 @@ class SharedLoop extends ProbeLoop {
     else this.members.push(m);
   }
 
-  /** Probes with these settings and Host header (the address is the map key). */
-  matches(host: string, h: HealthCheckSettings): boolean {
-    return this.host === host && sameProbe(this.settings, h);
+  /** Probes with these settings and Host header (the address is the map key), on the same node. */
+  matches(host: string, h: HealthCheckSettings, node: string | undefined): boolean {
+    return this.host === host && this.node === node && sameProbe(this.settings, h);
   }
 
-  override onProbe(report: ProbeReport): void {
-    this.svc.applyProbe(this, report);
-  }
-
-  override falling(): boolean {
-    for (const m of this.members) if (m.falling()) return true;
-    return false;
-  }
-
-  override serving(): boolean {
-    for (const m of this.members) if (m.state !== 'unhealthy') return true;
-    return false;
+  /** The flags the prober reads for this target (signals.ts). */
+  flags(): number {
+    let f = 0;
+    for (const m of this.members) {
+      if (m.state !== 'unhealthy') f |= SERVING;
+      if (m.state !== 'healthy' || m.failStreak > 0) f |= WANT_OK;
+    }
+    return f;
   }
 }
 
@@ -115,17 +129,21 @@ function sameProbe(a: HealthCheckSettings, b: HealthCheckSettings): boolean {
   return true;
 }
 
-export class HealthService implements HealthView {
+export class HealthService implements HealthView, ProbeSink {
   private readonly members = new Map<EndpointId, Member>();
-  /** Probe address -> its loop (others for the same address chained by `sibling`). */
-  private readonly loops = new Map<string, SharedLoop>();
-  private readonly scheduler: ProbeScheduler;
-  private readonly deps: LoopDeps;
+  /** Probe address -> its target (others for the same address chained by `sibling`). */
+  private readonly targets = new Map<string, Target>();
+  /** Targets by slot (index into the signals), and the free slots. */
+  private readonly slots: (Target | undefined)[] = [];
+  private readonly freeSlots: number[] = [];
+  private nextId = 0;
+  private signals: Signals;
+  private readonly link: ProbeLink;
   private readonly listeners = new Set<EjectListener>();
   private readonly clock: Clock;
   private readonly timers: Timers;
-  private readonly prober: Prober;
-  private readonly random: () => number;
+  /** The clock at construction: probe times are kept as milliseconds since then (small integers). */
+  private readonly base: number;
   private closed = false;
   /** Changes with every transition and reconcile: the balancer caches eligible sets on it. */
   version = 0;
@@ -142,27 +160,56 @@ export class HealthService implements HealthView {
     this.log = opts.log ?? (() => {});
     this.clock = opts.clock ?? systemClock;
     this.timers = opts.timers ?? systemTimers;
-    this.prober = opts.prober ?? netProber;
-    this.random = opts.random ?? Math.random;
+    const thread = opts.thread ?? (!opts.clock && !opts.timers && !opts.prober);
+    const eager = opts.thread === true;
     // Loops and their scheduler keep time in milliseconds since now: small integers, unboxed in
     // every loop (epoch milliseconds are heap numbers).
     const base = this.clock.now();
-    const clock = this.clock;
-    const loopClock = { now: () => clock.now() - base };
-    this.scheduler = new ProbeScheduler(loopClock, this.timers, opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT);
-    this.deps = {
-      clock: loopClock,
-      timers: this.timers,
-      prober: this.prober,
-      random: this.random,
-      scheduler: this.scheduler,
+    this.base = base;
+    this.signals = allocSignals(1024, thread);
+    const maxInFlight = opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+    const idleMs = opts.idleIntervalMs ?? 0;
+    const inProcess = (): ProbeEngine => {
+      const clock = this.clock;
+      return new ProbeEngine({
+        clock: { now: () => clock.now() - base },
+        timers: this.timers,
+        prober: opts.prober ?? netProber,
+        random: opts.random ?? Math.random,
+        maxInFlight,
+        idleMs,
+        signals: this.signals,
+        sink: this,
+      });
     };
+    this.link = thread
+      ? startProbeThread({
+          base,
+          maxInFlight,
+          idleMs,
+          signals: this.signals,
+          sink: this,
+          log: this.log,
+          fallback: inProcess,
+          targets: () => this.registered(),
+          eager,
+        })
+      : inProcess();
   }
 
   /** Probes running now, and the most that ever ran at once (tests, metrics). */
   get probesInFlight(): { readonly now: number; readonly peak: number; readonly max: number } {
-    const s = this.scheduler;
-    return { now: s.inFlight, peak: s.peakInFlight, max: s.maxInFlight };
+    return this.link.stats();
+  }
+
+  /** True while the probes run in a worker thread (tests, the admin API). */
+  get threaded(): boolean {
+    return this.link.threaded === true;
+  }
+
+  /** Milliseconds since the service started: the prober's time. */
+  private loopNow(): number {
+    return this.clock.now() - this.base;
   }
 
   // ---- HealthView (hot path) -------------------------------------------------------------------
@@ -218,8 +265,8 @@ export class HealthService implements HealthView {
     this.finishPass(pass, false);
   }
 
-  /** Adoption work in progress: loops created and loops joined by new members. */
-  private newPass(): { fresh: SharedLoop[]; joined: SharedLoop[]; mark: number } {
+  /** Adoption work in progress: targets created and targets joined by new members. */
+  private newPass(): { fresh: Target[]; joined: Target[]; mark: number } {
     return { fresh: [], joined: [], mark: ++this.passes };
   }
 
@@ -281,12 +328,21 @@ export class HealthService implements HealthView {
    */
   private finishPass(pass: ReturnType<HealthService['newPass']>, big: boolean): void {
     this.version++;
-    const spread = big || pass.fresh.length > this.scheduler.maxInFlight;
-    for (const l of pass.fresh) {
-      if (spread) l.startSpread();
-      else l.start();
+    const spread = big || pass.fresh.length > this.link.maxInFlight;
+    for (const t of pass.fresh) {
+      if (t.removed) continue;
+      t.added = true;
+      this.link.add(t, spread ? START_SPREAD : START_NOW);
     }
-    for (const l of pass.joined) if (l.mark !== -pass.mark) l.kick();
+    for (const t of pass.joined) if (t.mark !== -pass.mark && !t.removed) this.link.kick(t.slot);
+    this.link.targetsNow?.(this.slots.length - this.freeSlots.length);
+  }
+
+  /** Every registered target (to register them again with a restarted prober thread). */
+  private registered(): TargetSpec[] {
+    const out: TargetSpec[] = [];
+    for (const t of this.slots) if (t?.added) out.push(t);
+    return out;
   }
 
   private adopt(
@@ -333,18 +389,20 @@ export class HealthService implements HealthView {
       ids.push(e.id);
       let m = this.members.get(e.id);
       if (!m) {
-        const loop = this.loopFor(e, h, host, pass);
-        m = new Member(e, now, loop, peers);
+        const t = this.targetFor(e, h, host, pass);
+        m = new Member(e, now, t, peers);
         this.members.set(e.id, m);
-        loop.join(m);
-        this.joined(loop, pass);
+        t.join(m);
+        this.joined(t, pass);
+        this.sync(t);
       } else {
         m.endpoint = e;
-        if (m.loop.target.address !== e.probeAddress || !m.loop.matches(host, h)) {
+        if (m.target.address !== e.probeAddress || !m.target.matches(host, h, e.node)) {
           this.leave(m);
-          m.loop = this.loopFor(e, h, host, pass);
-          m.loop.join(m);
-          this.joined(m.loop, pass);
+          m.target = this.targetFor(e, h, host, pass);
+          m.target.join(m);
+          this.joined(m.target, pass);
+          this.sync(m.target);
         }
       }
       peers.push(m);
@@ -353,11 +411,11 @@ export class HealthService implements HealthView {
     for (const m of kept) m.peers = kept;
   }
 
-  /** Lists a loop that got a member in this pass (once; fresh loops are marked so they are not kicked). */
-  private joined(l: SharedLoop, pass: ReturnType<HealthService['newPass']>): void {
-    if (l.mark === pass.mark || l.mark === -pass.mark) return;
-    l.mark = pass.mark;
-    pass.joined.push(l);
+  /** Lists a target that got a member in this pass (once; fresh ones are marked so they are not kicked). */
+  private joined(t: Target, pass: ReturnType<HealthService['newPass']>): void {
+    if (t.mark === pass.mark || t.mark === -pass.mark) return;
+    t.mark = pass.mark;
+    pass.joined.push(t);
   }
 
   private prune(id: EndpointId): void {
@@ -367,16 +425,48 @@ export class HealthService implements HealthView {
     this.leave(m);
   }
 
-  /** Passive outlier detection: one outcome per upstream attempt, from the proxy. */
+  /**
+   * Passive outlier detection, and traffic-aware probing: one outcome per upstream attempt, from the
+   * proxy. A real answer below 500 is as good as a passing probe for an endpoint in service, and the
+   * prober skips periodic probes of instances that answer (signals.ts).
+   */
   report(outcome: AttemptOutcome): void {
     const m = this.members.get(outcome.endpoint);
     if (!m) return;
-    // Nearly every report is an answer below 500, once per request: it only ends a run of 5xx, and
-    // needs neither the clock nor the closure below.
-    if (outcome.error === undefined && outcome.status !== undefined && outcome.status < 500)
-      return m.answered();
-    const t = m.passive(outcome, this.clock.now(), () => this.may5xxEject(m));
-    if (t) this.publish(m, t, undefined);
+    const t = m.target;
+    // Nearly every report is an answer below 500, once per request: it ends a run of 5xx and counts
+    // as evidence; it needs no closure and usually no state change.
+    if (outcome.error === undefined && outcome.status !== undefined && outcome.status < 500) {
+      const now = this.loopNow();
+      this.signals.answered[t.slot] = now;
+      this.signals.traffic[t.slot] = now;
+      m.answered();
+      if (m.failStreak > 0 || m.state === 'pending') {
+        const tr = m.trafficOk(this.clock.now());
+        if (tr) this.publish(m, tr, undefined);
+        this.sync(t);
+      }
+      return;
+    }
+    if (outcome.error === 'cancelled') return;
+    this.signals.traffic[t.slot] = this.loopNow();
+    const tr = m.passive(outcome, this.clock.now(), () => this.may5xxEject(m));
+    if (tr) {
+      this.publish(m, tr, undefined);
+      this.sync(t);
+    }
+    // A failed request makes the instance a suspect: probed now (then fast while it fails, or at the
+    // interval while it is out), even if it was idle. A 5xx is a milder hint (see ProbeEngine.hint).
+    // A burst of failures asks once: the prober would ignore the rest anyway.
+    const now = this.loopNow();
+    const mild = outcome.error === undefined || outcome.error === 'invalid-response';
+    if (now - t.hintedAt >= (mild ? t.settings.intervalMs : EARLY_PROBE_MS)) {
+      t.hintedAt = now;
+      if (mild) this.link.hint(t.slot);
+      else this.link.suspect(t.slot);
+    }
+    // A live request that could not even connect: the node may be gone, look at its other pods now.
+    if (outcome.error === 'connect-timeout' && t.node) this.link.suspectNode(t.node);
   }
 
   /**
@@ -387,7 +477,7 @@ export class HealthService implements HealthView {
    */
   suspect(id: EndpointId): void {
     const m = this.members.get(id);
-    if (m && m.state !== 'unhealthy') m.loop.suspect();
+    if (m && m.state !== 'unhealthy') this.link.suspect(m.target.slot);
   }
 
   close(): void {
@@ -395,60 +485,114 @@ export class HealthService implements HealthView {
     if (this.chunkTimer !== undefined) this.timers.clearTimeout(this.chunkTimer);
     this.chunkTimer = undefined;
     this.pending.clear();
-    for (let l of this.loops.values()) for (; l; l = l.sibling!) l.stop();
-    this.scheduler.close();
-    this.loops.clear();
+    this.link.close();
+    this.targets.clear();
+    this.slots.length = 0;
     this.members.clear();
     this.listeners.clear();
     this.version++;
   }
 
-  /** @internal Called by a shared loop with each applied probe result. */
-  applyProbe(loop: SharedLoop, r: ProbeReport): void {
+  /** @internal ProbeSink: a probe result that may change states. */
+  result(slot: number, id: number, r: ProbeReport): void {
+    const t = this.slots[slot];
+    if (!t || t.id !== id || this.closed) return;
     const now = this.clock.now();
-    const { fall, rise } = loop.settings;
-    for (const m of loop.members) {
-      const t = m.probe(r.ok, r.reason, now, fall, rise);
-      if (t) this.publish(m, t, r.latencyMs);
+    const { fall, rise } = t.settings;
+    for (const m of t.members) {
+      const tr = m.probe(r.ok, r.reason, now, fall, rise);
+      if (tr) this.publish(m, tr, r.latencyMs);
       this.onProbe?.(m.endpoint, r.ok, r.reason, r.latencyMs);
     }
+    this.sync(t);
+  }
+
+  private localLoggedAt = -Infinity;
+
+  /** @internal ProbeSink: probes could not be made from this host. Logged at most every 10 s. */
+  localError(reason: string): void {
+    const now = this.clock.now();
+    if (now - this.localLoggedAt < 10_000) return;
+    this.localLoggedAt = now;
+    this.log('warn', 'probes could not be made from this host; they count for no instance', { reason });
+  }
+
+  /**
+   * @internal ProbeSink: a passing probe that changes no state. Only its latency is used: it may
+   * arrive after a newer result (the prober batches these), so it must not touch a state machine.
+   */
+  quiet(slot: number, id: number, latencyMs: number): void {
+    if (!this.onProbe) return;
+    const t = this.slots[slot];
+    if (!t || t.id !== id || this.closed) return;
+    for (const m of t.members) this.onProbe(m.endpoint, true, 'ok', latencyMs);
   }
 
   // ---- internals -------------------------------------------------------------------------------
 
-  private loopFor(
+  private targetFor(
     e: Endpoint,
     settings: HealthCheckSettings,
     host: string,
     pass: ReturnType<HealthService['newPass']>,
-  ): SharedLoop {
-    const head = this.loops.get(e.probeAddress);
-    for (let l = head; l; l = l.sibling) if (l.matches(host, settings)) return l;
-    const l = new SharedLoop(this, e.probeAddress, host, settings, this.deps);
-    l.sibling = head;
-    // Fresh loops start in finishPass, not kicked as joined ones.
-    l.mark = -pass.mark;
-    this.loops.set(e.probeAddress, l);
-    pass.fresh.push(l);
-    return l;
+  ): Target {
+    const head = this.targets.get(e.probeAddress);
+    for (let t = head; t; t = t.sibling) if (t.matches(host, settings, e.node)) return t;
+    const t = new Target(this.allocSlot(), ++this.nextId, e.probeAddress, host, settings, e.node);
+    this.slots[t.slot] = t;
+    this.signals.answered[t.slot] = NEVER;
+    this.signals.traffic[t.slot] = NEVER;
+    this.signals.flags[t.slot] = 0;
+    t.sibling = head;
+    // Fresh targets start in finishPass, not kicked as joined ones.
+    t.mark = -pass.mark;
+    this.targets.set(e.probeAddress, t);
+    pass.fresh.push(t);
+    return t;
+  }
+
+  private allocSlot(): number {
+    const free = this.freeSlots.pop();
+    if (free !== undefined) return free;
+    const slot = this.slots.length;
+    const cap = signalsCapacity(this.signals);
+    if (slot >= cap) {
+      this.signals = allocSignals(
+        cap * 2,
+        this.signals.flags.buffer instanceof SharedArrayBuffer,
+        this.signals,
+      );
+      this.link.setSignals(this.signals);
+    }
+    this.slots.push(undefined);
+    return slot;
+  }
+
+  /** Publishes a target's flags to the prober. */
+  private sync(t: Target): void {
+    if (!t.removed) this.signals.flags[t.slot] = t.flags();
   }
 
   private leave(m: Member): void {
-    const l = m.loop;
-    const i = l.members.indexOf(m);
-    if (i >= 0) l.members.splice(i, 1);
-    if (l.members.length > 0) return;
-    l.stop();
-    const address = l.target.address;
-    const head = this.loops.get(address);
-    if (head === l) {
-      if (l.sibling) this.loops.set(address, l.sibling);
-      else this.loops.delete(address);
+    const t = m.target;
+    const i = t.members.indexOf(m);
+    if (i >= 0) t.members.splice(i, 1);
+    if (t.members.length > 0) return this.sync(t);
+    t.removed = true;
+    if (t.added) this.link.remove(t.slot);
+    this.slots[t.slot] = undefined;
+    this.signals.flags[t.slot] = 0;
+    this.freeSlots.push(t.slot);
+    const address = t.address;
+    const head = this.targets.get(address);
+    if (head === t) {
+      if (t.sibling) this.targets.set(address, t.sibling);
+      else this.targets.delete(address);
       return;
     }
     for (let p = head; p; p = p.sibling) {
-      if (p.sibling === l) {
-        p.sibling = l.sibling;
+      if (p.sibling === t) {
+        p.sibling = t.sibling;
         return;
       }
     }

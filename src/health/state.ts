@@ -138,6 +138,18 @@ export class EndpointHealth {
     if (this.state !== 'unhealthy') this.bad = 0;
   }
 
+  /**
+   * A live answer below 500 is as good as a passing probe for an endpoint in service: it ends a run
+   * of failed probes, and admits a pending one. Not for an unhealthy endpoint: only probes readmit
+   * (an answer to a request sent before an ejection says little about the instance now).
+   */
+  trafficOk(now: number): Transition | undefined {
+    if (this.state === 'unhealthy') return undefined;
+    this.failStreak = 0;
+    if (this.state === 'pending') return this.move('healthy', 'answered a request', now);
+    return undefined;
+  }
+
   private eject(reason: string, now: number): Transition {
     if (now - this.holdUntil > HOLD_RESET_AFTER_MS) this.ejections = 0;
     this.ejections++;

@@ -27,6 +27,8 @@ export interface Endpoint {
   readonly token: string;
   /** Address probed by the active health check (the health port of the same instance). */
   readonly probeAddress: string;
+  /** The node the instance runs on (EndpointSlice `nodeName`), when known: its pods fail together. */
+  readonly node?: string;
 }
 
 export interface PortRoute {

@@ -62,6 +62,7 @@ class RouteEndpoint implements Endpoint {
     readonly draining: boolean,
     readonly probeAddress: string,
     identity: string,
+    readonly node: string | undefined,
   ) {
     this.#identity = identity;
     Object.freeze(this);
@@ -171,6 +172,7 @@ function buildPortRoute(
         inst.draining,
         probeAddress,
         inst.uid ?? inst.name,
+        inst.node,
       ),
     );
   }

@@ -1,6 +1,14 @@
 // Fake time and a scriptable prober for health tests: no sleeps, exact timing assertions.
 
-import type { ProbeResult, Prober, ProbeSignal, ProbeTarget } from '../../src/health/prober.ts';
+import {
+  ProbeCancel,
+  type ProbeResult,
+  type Prober,
+  type ProbeSignal,
+  type ProbeTarget,
+  STAGE_CONNECTED,
+  STAGE_CONNECTING,
+} from '../../src/health/prober.ts';
 import type { Clock, TimerHandle, Timers } from '../../src/health/time.ts';
 import type { HealthTransitionEvent } from '../../src/model/events.ts';
 import type { Endpoint, PortRoute, ProjectRoute, RouteTable } from '../../src/model/routes.ts';
@@ -85,7 +93,15 @@ export async function settle(): Promise<void> {
   for (let i = 0; i < 5; i++) await Promise.resolve();
 }
 
-export type Behaviour = ProbeResult | 'hang' | { readonly after: number; readonly result: ProbeResult };
+/**
+ * `hang`: connected, never answers (a SIGSTOPped process); `blackhole`: never connects (a dead node,
+ * a dropped SYN), so its timeout is a connect timeout.
+ */
+export type Behaviour =
+  | ProbeResult
+  | 'hang'
+  | 'blackhole'
+  | { readonly after: number; readonly result: ProbeResult };
 
 export const OK: ProbeResult = { ok: true, reason: 'ok (200)', status: 200 };
 export const REFUSED: ProbeResult = { ok: false, reason: 'connect refused' };
@@ -117,9 +133,10 @@ export class FakeProber implements Prober {
   probe(target: ProbeTarget, signal: ProbeSignal): Promise<ProbeResult> {
     this.calls.push({ target, at: this.time.now(), aborted: () => signal.aborted });
     const b = this.behaviour.get(target.address) ?? this.fallback;
+    if (signal instanceof ProbeCancel) signal.stage = b === 'blackhole' ? STAGE_CONNECTING : STAGE_CONNECTED;
     return new Promise((resolve) => {
       signal.addEventListener('abort', () => resolve({ ok: false, reason: 'aborted' }), { once: true });
-      if (b === 'hang') return;
+      if (b === 'hang' || b === 'blackhole') return;
       if ('after' in b) this.time.setTimeout(() => resolve(b.result), b.after);
       else resolve(b);
     });
@@ -140,6 +157,8 @@ export interface InstanceSpec {
   readonly address: string;
   readonly probeAddress?: string;
   readonly draining?: boolean;
+  /** EndpointSlice nodeName. */
+  readonly node?: string;
 }
 
 export function portRoute(
@@ -161,6 +180,7 @@ export function portRoute(
       draining: i.draining ?? false,
       token: `tok-${project}-${i.name}-${port}`,
       probeAddress: i.probeAddress ?? i.address,
+      ...(i.node ? { node: i.node } : {}),
     });
   });
   return {

@@ -119,6 +119,8 @@ describe('retries and upstream failures', () => {
 
   it('answers 502 for an upstream that sends an invalid response', async () => {
     const bad = net.createServer((s) => {
+      // The TCP check closes its connection with a reset (no TIME_WAIT): a socket error here.
+      s.on('error', () => {});
       s.on('data', () => s.end('HTTP/1.1 abc garbage\r\n\r\n'));
     });
     await new Promise<void>((r) => bad.listen(0, '127.0.0.1', r));
