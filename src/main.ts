@@ -210,6 +210,10 @@ export class Wharf {
       instanceHeader: c.instanceHeader,
       bodyIdleMs: c.timeouts.bodyIdleMs,
       maxBodyBytes: c.limits.maxBodyBytes,
+      bodyBufferBytes: c.limits.bodyBufferBytes,
+      queueMs: c.timeouts.queueMs,
+      uploadsPerClient: c.upstream.uploadsPerClient,
+      trustedProxy,
       maxHeaders: c.limits.maxHeaders,
       limits: this.limits,
       table: () => this.current,
@@ -234,6 +238,7 @@ export class Wharf {
     });
     this.admin = new AdminServer({
       token: c.adminToken,
+      hosts: c.adminHosts,
       table: () => this.current,
       health: this.health,
       readiness: () => this.readiness(),
@@ -505,7 +510,7 @@ export class Wharf {
     this.configHash = hash;
     const prev = this.config;
     const needsRestart = (
-      ['listen', 'admin', 'tier', 'domain', 'adminToken', 'instanceHeader'] as const
+      ['listen', 'admin', 'tier', 'domain', 'adminToken', 'adminHosts', 'instanceHeader'] as const
     ).filter((k) => JSON.stringify(prev[k]) !== JSON.stringify(next[k]));
     if (JSON.stringify(prev.timeouts) !== JSON.stringify(next.timeouts))
       needsRestart.push('timeouts' as never);
@@ -615,6 +620,7 @@ export async function startObserved(opts: ObservedOptions): Promise<{ wharf: Wha
     },
     metrics: { defaultMetrics: true },
     sse: {
+      token: c.adminToken,
       replay: () =>
         wharf
           ? dashboardState({

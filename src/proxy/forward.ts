@@ -40,6 +40,20 @@ export interface ForwarderOptions {
   /** Longest silence inside a body: the upstream's response (the sweep) and the client's side (watchStall). */
   readonly bodyIdleMs: number;
   readonly maxBodyBytes: number;
+  /**
+   * Request bodies are read up to this many bytes before a connection is taken (`limits.
+   * body-buffer-bytes`); 0 streams every body from its first byte.
+   */
+  readonly bodyBufferBytes: number;
+  /** Longest wait for one of an upstream's connections (`timeouts.queue`); 0: no limit. */
+  readonly queueMs: number;
+  /**
+   * Streaming uploads (bodies over bodyBufferBytes) one client address may send to one instance at
+   * once (`upstream.uploads-per-client`); 0: no cap. Trusted proxies are not capped.
+   */
+  readonly uploadsPerClient: number;
+  /** Whether a client address is one of `trusted-proxies` (on either tier): many clients behind it. */
+  readonly trustedProxy: (clientIp: string) => boolean;
   /** More header fields than this get 431 (node keeps one more, so the excess is visible). */
   readonly maxHeaders: number;
   /** Per-client connection and rate limits (the edge's `limits.client-*`). */
@@ -80,7 +94,17 @@ export class Forwarder {
 
   /** node:http 'request' (and 'checkContinue'). */
   handle(req: IncomingMessage, res: ServerResponse, expectContinue = false): void {
-    new Exchange(this, new Http1Downstream(req, res), expectContinue).run();
+    // HTTP/1.1 pipelining: node parses every request in what it reads, even behind an answer that
+    // closes the connection, and answers them in order. A request runs only when its turn comes
+    // (node hands its response the socket) and only while the connection is open, so nothing goes
+    // upstream behind a closing answer (`Connection: close`: the turn never comes, or comes on a
+    // socket already ending), and a client cannot hold many upstream connections with answers it
+    // will only read one by one.
+    const socket = res.socket;
+    if (socket?.writableEnded) return;
+    const ex = new Exchange(this, new Http1Downstream(req, res), expectContinue);
+    if (socket === null) res.once('socket', () => ex.run());
+    else ex.run();
   }
 
   /** node:http 'upgrade': the same pipeline, answered on the raw socket. */
@@ -98,6 +122,9 @@ export class Forwarder {
    *   request) that stays in its timer list for up to a second, so each one survives two scavenges.
    *   That promoted about 4 MB/s to the old generation at 22k rps, a mark-compact every 12 s or so,
    *   and each window with one had a p99 of 13-19 ms against 5-6 ms without (bench/README.md).
+   *   An attempt still queued for a connection past `queueMs` leaves the queue with a 503 (or goes
+   *   to another instance): when every connection of an instance is held, requests behind them get
+   *   an answer instead of waiting without end.
    * - Early probes. A hung instance accepts connections and answers nothing: rather than wait for the
    *   next probe interval, a request waiting there past SUSPECT_AFTER_MS asks for a probe now, so
    *   ejection (and the rescue of those requests) follows within about a probe timeout.
@@ -109,7 +136,7 @@ export class Forwarder {
       let suspected = false;
       for (const a of set) {
         if (a.checkDeadline(now)) late.push(a);
-        else if (!suspected && !a.responded && now - a.sentAt > SUSPECT_AFTER_MS) {
+        else if (!suspected && !a.responded && a.sentAt > 0 && now - a.sentAt > SUSPECT_AFTER_MS) {
           this.opts.health.suspect?.(id);
           suspected = true;
         }
