@@ -12,6 +12,7 @@ import type { EndpointId, RouteTable } from '../model/routes.ts';
 import type { Tier } from '../routing/build.ts';
 import { clientAddress } from '../util/client-address.ts';
 import type { Clock } from '../util/clock.ts';
+import { newRequestId } from '../util/request-id.ts';
 import type { Attempt } from './attempt.ts';
 import { Http1Downstream, UpgradeDownstream } from './downstream.ts';
 import { Exchange } from './exchange.ts';
@@ -111,6 +112,36 @@ export class Forwarder {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const protocol = rawHeader(req.rawHeaders, 'upgrade') ?? 'websocket';
     new Exchange(this, new UpgradeDownstream(req, socket, head), false, protocol).run();
+  }
+
+  /**
+   * An answer the listener gave by itself, before any exchange: a request node could not parse
+   * (400, 431, 408), CONNECT (405), an Expect other than 100-continue (417). Logged like any other
+   * answer, so no request leaves without a trace.
+   */
+  logListenerAnswer(
+    socket: IncomingMessage['socket'],
+    status: number,
+    error: string,
+    req?: IncomingMessage,
+  ): void {
+    const onAccess = this.opts.onAccess;
+    if (!onAccess) return;
+    onAccess({
+      time: this.opts.clock.now(),
+      requestId: newRequestId(),
+      client: this.clientIp(socket),
+      host: req ? (rawHeader(req.rawHeaders, 'host') ?? '') : '',
+      method: req?.method ?? '',
+      path: req?.url ?? '',
+      status,
+      bytesIn: 0,
+      bytesOut: 0,
+      durationMs: 0,
+      attempts: 0,
+      error,
+      protocol: 'http/1.1',
+    });
   }
 
   /**
