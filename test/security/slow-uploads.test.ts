@@ -206,7 +206,7 @@ describe('a request queued for a connection has a deadline (timeouts.queue)', ()
   let w: Started;
   before(async () => {
     up = await startUpstream('shop-0', (req, res) => {
-      if (req.url === '/slow') setTimeout(() => res.end('slow'), 1500);
+      if (req.url === '/slow') setTimeout(() => res.end('slow'), 800);
       else res.end('fast');
     });
     w = await startWharf({

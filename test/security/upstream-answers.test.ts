@@ -115,8 +115,13 @@ describe('malformed upstream answers', () => {
     up.close();
   });
 
-  async function run(c: string) {
-    const res = await exchange(w.port, `GET /${c} HTTP/1.1\r\nHost: ${c}.test.local\r\n\r\n`);
+  /**
+   * One request for case `c`. Kept alive only where the test asks whether Wharf closed the
+   * connection; otherwise the client says close, so the answer ends with it.
+   */
+  async function run(c: string, keepAlive = false) {
+    const close = keepAlive ? '' : 'Connection: close\r\n';
+    const res = await exchange(w.port, `GET /${c} HTTP/1.1\r\nHost: ${c}.test.local\r\n${close}\r\n`);
     await new Promise((r) => setTimeout(r, 30));
     return {
       ...res,
@@ -128,7 +133,7 @@ describe('malformed upstream answers', () => {
 
   for (const c of ['chunk-broken', 'chunk-first']) {
     it(`${c}: a chunked body that breaks is cut, logged and counted as invalid-response`, async () => {
-      const r = await run(c);
+      const r = await run(c, true);
       assert.ok(r.closed, 'the client connection is closed');
       assert.doesNotMatch(r.raw, /\r\n0\r\n\r\n$/, 'no last chunk: the client sees the body is cut');
       assert.equal(r.record.length, 1);
@@ -139,7 +144,7 @@ describe('malformed upstream answers', () => {
   }
 
   it('content-length framing: a body cut short closes the client connection before its length', async () => {
-    const r = await run('short');
+    const r = await run('short', true);
     assert.ok(r.closed);
     assert.match(r.raw, /^HTTP\/1.1 200 /);
     assert.match(r.raw, /\r\ncontent-length: 100\r\n/i);
