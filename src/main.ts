@@ -92,6 +92,10 @@ export class Wharf {
       instanceHeader: c.instanceHeader,
       bodyIdleMs: c.timeouts.bodyIdleMs,
       maxBodyBytes: c.limits.maxBodyBytes,
+      bodyBufferBytes: c.limits.bodyBufferBytes,
+      queueMs: c.timeouts.queueMs,
+      uploadsPerClient: c.upstream.uploadsPerClient,
+      trustedProxy,
       maxHeaders: c.limits.maxHeaders,
       limits: this.limits,
       table: () => this.control.table(),
@@ -122,7 +126,12 @@ export class Wharf {
           }
         : undefined,
     });
-    this.admin = new AdminServer({ token: c.adminToken, view: this, routes: opts.adminRoutes });
+    this.admin = new AdminServer({
+      token: c.adminToken,
+      hosts: c.adminHosts,
+      view: this,
+      routes: opts.adminRoutes,
+    });
     // What keeps state per endpoint follows every swap (observe's `routes` event comes from control).
     this.control.onSwap((s) => this.pools.reconcile(s));
     this.control.onSwap((s) => this.health.reconcile(s.next, s.changed));

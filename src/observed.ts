@@ -39,7 +39,7 @@ export async function startObserved(opts: ObservedOptions): Promise<{ wharf: Wha
   const obs = createObserve({
     logs: { ...c.logs, ...opts.logs },
     metrics: { defaultMetrics: true, retryBudgetDenials: () => wharf?.forwarder.opts.budget.denials() ?? [] },
-    sse: { replay },
+    sse: { token: c.adminToken, replay },
   });
   obs.bus.on((e) => sources.observe(e));
   try {

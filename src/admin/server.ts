@@ -10,6 +10,7 @@ import type { Readiness } from '../model/source.ts';
 import { checkAdminAuth } from '../observe/sse.ts';
 import { listen } from '../util/listen.ts';
 import { uniformSocketShape } from '../util/socket-shape.ts';
+import { adminRefusal } from './guard.ts';
 
 /** Returns true when it handled the request. */
 export type AdminRoute = (req: IncomingMessage, res: ServerResponse, url: URL) => boolean | Promise<boolean>;
@@ -25,6 +26,8 @@ export interface AdminView {
 
 export interface AdminOptions {
   readonly token?: string;
+  /** Host names answered besides the listener's address and `localhost` (see guard.ts). */
+  readonly hosts?: readonly string[];
   readonly view: AdminView;
   readonly routes?: readonly AdminRoute[];
 }
@@ -87,11 +90,19 @@ export class AdminServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin');
-    // Liveness must not depend on a token: kubelet probes carry none.
+    // Liveness and readiness depend on no token and no name: kubelet, load balancers and the edge
+    // tier probe them by address or by a project's host name. They change nothing and carry status only.
     if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (url.pathname === '/readyz') {
       const r = this.opts.view.readiness();
       return sendJson(res, r.ready ? 200 : 503, r);
+    }
+    // Everything else only for requests that name this listener, and state changes only when made
+    // on purpose (guard.ts).
+    const refused = adminRefusal(req, this.opts.hosts ?? []);
+    if (refused) {
+      const error = refused.status === 421 ? 'misdirected request' : 'forbidden';
+      return sendJson(res, refused.status, { error, reason: refused.reason });
     }
     // EventSource cannot send headers, so the dashboard's stream passes the token as ?token=.
     if (!checkAdminAuth(req, this.opts.token)) {

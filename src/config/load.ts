@@ -18,6 +18,8 @@ export interface Config {
   readonly listen: HostPort;
   readonly admin: HostPort;
   readonly adminToken?: string;
+  /** Host names the admin port answers to besides its own address and `localhost`. */
+  readonly adminHosts: readonly string[];
   readonly domain: string;
   readonly tier: Tier;
   /** Send `x-wharf-instance` on responses (default: on for internal, off for edge). */
@@ -29,16 +31,18 @@ export interface Config {
     readonly clientIdleMs: number;
     readonly upstreamIdleMs: number;
     readonly bodyIdleMs: number;
+    readonly queueMs: number;
     readonly drainMs: number;
   };
   readonly limits: {
     readonly maxHeaderBytes: number;
     readonly maxHeaders: number;
     readonly maxBodyBytes: number;
+    readonly bodyBufferBytes: number;
     readonly clientConnections: number;
     readonly clientRate: number;
   };
-  /** CIDRs whose x-forwarded-* and x-wharf-* headers the edge believes. */
+  /** CIDRs whose x-forwarded-* and x-wharf-* headers the edge believes; never held to per-client caps. */
   readonly trustedProxies: readonly string[];
   /** Read a PROXY protocol header from `trustedProxies` on the proxy listeners. */
   readonly proxyProtocol: boolean;
@@ -63,6 +67,7 @@ export interface Config {
     readonly connections: number;
     readonly retryBudget: number;
     readonly retryBudgetMin: number;
+    readonly uploadsPerClient: number;
   };
   /** Static projects, in the shape discovery produces. */
   readonly projects: readonly ProjectRecord[];
@@ -338,6 +343,7 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
     clientIdleMs: ms('client-idle'),
     upstreamIdleMs: ms('upstream-idle'),
     bodyIdleMs: ms('body-idle'),
+    queueMs: ms('queue'),
     drainMs: ms('drain'),
   };
 
@@ -490,6 +496,7 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
     listen,
     admin,
     adminToken: file['admin-token'],
+    adminHosts: Object.freeze(file['admin-hosts'].map((h) => h.toLowerCase())),
     domain,
     tier: file.tier,
     instanceHeader: file['instance-header'] ?? file.tier === 'internal',
@@ -499,6 +506,7 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
       maxHeaderBytes: file.limits['max-header-bytes'],
       maxHeaders: file.limits['max-headers'],
       maxBodyBytes: file.limits['max-body-bytes'],
+      bodyBufferBytes: file.limits['body-buffer-bytes'],
       clientConnections: file.limits['client-connections'],
       clientRate: file.limits['client-rate'],
     }),
@@ -519,6 +527,7 @@ function resolve(file: ConfigFile, over: Overrides, issues: string[]): Config | 
       connections: file.upstream.connections,
       retryBudget: file.upstream['retry-budget'],
       retryBudgetMin: file.upstream['retry-budget-min'],
+      uploadsPerClient: file.upstream['uploads-per-client'],
     }),
     projects: Object.freeze(projects),
     ...(kubernetes ? { kubernetes } : {}),

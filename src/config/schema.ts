@@ -56,6 +56,13 @@ export const configSchema = z.strictObject({
   listen: hostPort.default('127.0.0.1:8080'),
   admin: hostPort.default('127.0.0.1:9901'),
   'admin-token': z.string().min(16, 'use at least 16 characters').optional(),
+  /**
+   * Host names the admin port answers to besides its own address and `localhost` (a Service name,
+   * say): any other Host is refused, so a web page cannot reach it by DNS rebinding.
+   */
+  'admin-hosts': z
+    .array(z.string().regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i, 'expected a host name'))
+    .default([]),
   domain: z
     .string()
     .regex(
@@ -73,6 +80,8 @@ export const configSchema = z.strictObject({
       'client-idle': duration.default('60s'),
       'upstream-idle': duration.default('4s'),
       'body-idle': duration.default('60s'),
+      /** Longest wait for one of an instance's pooled connections before a 503. */
+      queue: duration.default('5s'),
       drain: duration.default('10s'),
     })
     .default({
@@ -81,6 +90,7 @@ export const configSchema = z.strictObject({
       'client-idle': '60s',
       'upstream-idle': '4s',
       'body-idle': '60s',
+      queue: '5s',
       drain: '10s',
     }),
   limits: z
@@ -88,6 +98,8 @@ export const configSchema = z.strictObject({
       'max-header-bytes': z.number().int().min(1024).max(1_048_576).default(16_384),
       'max-headers': z.number().int().min(8).max(1000).default(100),
       'max-body-bytes': z.number().int().min(0).default(0),
+      /** Request bodies are read up to this size before an upstream connection is taken (0: stream). */
+      'body-buffer-bytes': z.number().int().min(0).max(16_777_216).default(65_536),
       /** Concurrent connections per client address (0: no limit). */
       'client-connections': z.number().int().min(0).default(0),
       /** Requests per second per client address, with a burst of twice that (0: no limit). */
@@ -97,10 +109,14 @@ export const configSchema = z.strictObject({
       'max-header-bytes': 16_384,
       'max-headers': 100,
       'max-body-bytes': 0,
+      'body-buffer-bytes': 65_536,
       'client-connections': 0,
       'client-rate': 0,
     }),
-  /** CIDRs whose x-forwarded-* and x-wharf-* headers are believed (edge tier). */
+  /**
+   * CIDRs whose x-forwarded-* and x-wharf-* headers are believed (edge tier), and which carry many
+   * clients' requests (either tier: not held to upstream.uploads-per-client).
+   */
   'trusted-proxies': z.array(z.string()).default([]),
   /**
    * The proxy listeners (and `tls.redirect-http`) read a PROXY protocol header (v1 or v2) from
@@ -148,8 +164,10 @@ export const configSchema = z.strictObject({
       connections: z.number().int().min(1).max(10_000).default(128),
       'retry-budget': z.number().min(0).max(1).default(0.2),
       'retry-budget-min': z.number().int().min(0).default(10),
+      /** Uploads over limits.body-buffer-bytes one client address may stream to one instance (0: any). */
+      'uploads-per-client': z.number().int().min(0).default(16),
     })
-    .default({ connections: 128, 'retry-budget': 0.2, 'retry-budget-min': 10 }),
+    .default({ connections: 128, 'retry-budget': 0.2, 'retry-budget-min': 10, 'uploads-per-client': 16 }),
   /** The active health checker as a whole (per-project probe settings are under `defaults:`). */
   health: z
     .strictObject({

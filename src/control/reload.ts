@@ -19,6 +19,7 @@ const HOW_FIELDS: { readonly [K in Field]-?: K extends LiveField ? 'live' : 'res
   listen: 'restart',
   admin: 'restart',
   adminToken: 'restart',
+  adminHosts: 'restart',
   domain: 'restart',
   tier: 'restart',
   instanceHeader: 'restart',

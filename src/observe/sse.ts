@@ -11,6 +11,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { WharfEvent } from '../model/events.ts';
+import { clientAddress } from '../util/client-address.ts';
 import type { TrafficAggregator, TrafficSummaryEvent, Unsubscribe } from './bus.ts';
 
 export interface SseOptions {
@@ -24,12 +25,23 @@ export interface SseOptions {
   readonly maxBufferedBytes?: number;
   /** Concurrent clients at most; more get 503. Default 64. */
   readonly maxClients?: number;
+  /**
+   * Concurrent clients from one address at most (more get 429), so a few addresses cannot take
+   * every place. Default 8 (a browser's tabs).
+   */
+  readonly maxClientsPerAddress?: number;
+  /**
+   * The admin token, when one is configured: a client presenting it is held to neither bound above
+   * (the hub still stops at four times maxClients), so the operator always gets the dashboard.
+   */
+  readonly token?: string;
   /** Timeline events kept for new clients. Default 200. */
   readonly timelineSize?: number;
 }
 
 interface Client {
   readonly res: ServerResponse;
+  readonly address: string;
   /** Messages that arrived while the replay was being built, sent right after it. */
   pending: string[] | null;
 }
@@ -57,6 +69,7 @@ type TimelineEvent = Exclude<WharfEvent, { type: 'probe' }> | UpstreamBurst;
 export class SseHub {
   private readonly opts: SseOptions;
   private readonly clients = new Set<Client>();
+  private readonly perAddress = new Map<string, number>();
   private readonly unsubscribe: Unsubscribe[] = [];
   private readonly timer: NodeJS.Timeout;
   private readonly timeline: TimelineEvent[] = [];
@@ -78,8 +91,18 @@ export class SseHub {
 
   /** Serve GET /events (auth is the caller's business: see checkAdminAuth). */
   handle(req: IncomingMessage, res: ServerResponse): void {
-    if (this.closed || this.clients.size >= (this.opts.maxClients ?? 64)) {
-      res.writeHead(503, { 'content-type': 'application/json' });
+    const address = clientAddress(req.socket);
+    const token = this.opts.token;
+    const privileged = token !== undefined && checkAdminAuth(req, token);
+    const max = this.opts.maxClients ?? 64;
+    const fromAddress = this.perAddress.get(address) ?? 0;
+    if (!privileged && fromAddress >= (this.opts.maxClientsPerAddress ?? 8)) {
+      res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '5' });
+      res.end(JSON.stringify({ error: 'too many event stream clients from this address' }));
+      return;
+    }
+    if (this.closed || this.clients.size >= (privileged ? max * 4 : max)) {
+      res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '5' });
       res.end(JSON.stringify({ error: 'too many event stream clients' }));
       return;
     }
@@ -91,10 +114,12 @@ export class SseHub {
     });
     res.flushHeaders();
     req.socket.setNoDelay(true);
-    const client: Client = { res, pending: [] };
+    const client: Client = { res, address, pending: [] };
     this.clients.add(client);
+    this.perAddress.set(address, fromAddress + 1);
     const drop = (): void => {
-      this.clients.delete(client);
+      if (!this.clients.delete(client)) return;
+      this.leave(address);
     };
     res.on('close', drop);
     res.write('retry: 1000\n\n');
@@ -144,6 +169,7 @@ export class SseHub {
     for (const u of this.unsubscribe) u();
     for (const c of this.clients) c.res.end();
     this.clients.clear();
+    this.perAddress.clear();
   }
 
   private onEvent(e: WharfEvent): void {
@@ -201,10 +227,16 @@ export class SseHub {
     }
   }
 
+  private leave(address: string): void {
+    const n = (this.perAddress.get(address) ?? 1) - 1;
+    if (n > 0) this.perAddress.set(address, n);
+    else this.perAddress.delete(address);
+  }
+
   private send(c: Client, msg: string): void {
     if (c.res.writableLength > this.maxBuffered) {
       this.slowDisconnects++;
-      this.clients.delete(c);
+      if (this.clients.delete(c)) this.leave(c.address);
       c.res.destroy();
       return;
     }

@@ -13,9 +13,17 @@ import { type Dispatcher, errors as undiciErrors } from 'undici';
 import type { AttemptResult } from '../model/attempt.ts';
 import type { AttemptError } from '../model/outcome.ts';
 import type { Endpoint } from '../model/routes.ts';
-import { blameOf, classifyError, describeFailure, statusForError } from './errors.ts';
+import {
+  blameOf,
+  classifyError,
+  describeFailure,
+  InvalidStatusError,
+  isUnsolicitedContinue,
+  statusForError,
+} from './errors.ts';
 import type { Exchange } from './exchange.ts';
 import { REFUSED_STREAM } from './h2-upstream.ts';
+import type { Upstream, Waiter } from './upstreams.ts';
 
 /** Why an attempt was aborted on purpose: neither is the upstream's fault. */
 export type AbortReason = 'client-gone' | 'rescue';
@@ -34,11 +42,32 @@ class Aborted extends Error {
   }
 }
 
-export class Attempt implements Dispatcher.DispatchHandler {
+/** Why an attempt never got one of its upstream's connections: neither is the upstream's fault. */
+class NotAdmitted extends Error {
+  constructor(readonly why: 'queue-timeout' | 'evicted') {
+    super(why);
+  }
+}
+const QUEUE_TIMEOUT = new NotAdmitted('queue-timeout');
+const EVICTED = new NotAdmitted('evicted');
+
+export class Attempt implements Dispatcher.DispatchHandler, Waiter {
   private abortUpstream?: (err?: Error) => void;
   private resumeUpstream?: () => void;
+  /** When undici was given the request (0: not yet). */
   sentAt = 0;
+  /** When the attempt started waiting for a connection (0: not waiting). */
+  queuedAt = 0;
+  prevWaiter?: Waiter;
+  nextWaiter?: Waiter;
+  private upstream?: Upstream;
+  /** Whether this attempt holds one of its upstream's connection slots (Upstream.acquire). */
+  private holdsSlot = false;
+  /** Whether this attempt's streaming upload is counted against its client (Upstream.countUpload). */
+  private countsUpload = false;
   responded = false;
+  /** The upstream's status, once its head arrived: reported when the attempt ends. */
+  private status = 0;
   /** When the current wait for response headers began (0: not waiting); see waitStart. */
   private waitingSince = 0;
   /** Whether a sweep has seen the request body all taken. */
@@ -68,11 +97,46 @@ export class Attempt implements Dispatcher.DispatchHandler {
     readonly issueCookie: boolean,
   ) {}
 
+  /** Starts the attempt: on a free connection of the upstream, or queued for the next one. */
   send(): void {
     const ex = this.ex;
     const fw = ex.fw;
-    const headers = ex.upstreamHeaders();
     fw.track(this);
+    // h2c: streams are multiplexed over a few sessions per address (H2Origin), nothing to queue for.
+    if (ex.upstreamProtocol === 'h2c') return this.dispatch();
+    const up = fw.opts.pools.get(this.endpoint.address);
+    this.upstream = up;
+    if (ex.streaming && ex.capsUploads()) {
+      up.countUpload(ex.clientIp, 1);
+      this.countsUpload = true;
+    }
+    if (up.acquire(this)) this.dispatch();
+    else this.queuedAt = performance.now();
+  }
+
+  /** A connection came free for this queued attempt (Waiter). */
+  admitted(): void {
+    this.queuedAt = 0;
+    this.dispatch();
+  }
+
+  /** The upstream left the table while this attempt waited for it (Waiter). */
+  evicted(): void {
+    this.queuedAt = 0;
+    this.onError(EVICTED);
+  }
+
+  /** The streaming upload ended: it no longer counts against its client. */
+  uploadEnded(): void {
+    if (!this.countsUpload) return;
+    this.countsUpload = false;
+    this.upstream!.countUpload(this.ex.clientIp, -1);
+  }
+
+  private dispatch(): void {
+    const ex = this.ex;
+    this.holdsSlot = this.upstream !== undefined;
+    const headers = ex.upstreamHeaders();
     this.sentAt = performance.now();
     // `servername` is accepted by undici's Request but missing from its DispatchOptions type. Only TLS
     // upstreams use it; given, undici skips deriving it from the Host header with an IP-address test.
@@ -89,18 +153,27 @@ export class Attempt implements Dispatcher.DispatchHandler {
       servername: this.endpoint.host,
     };
     if (ex.upstreamProtocol === 'h2c') {
-      fw.opts.pools
+      ex.fw.opts.pools
         .h2(this.endpoint.address)
-        .dispatch({ method: ex.method, path: ex.path, headers, body: options.body as Readable | null }, this);
+        .dispatch(
+          { method: ex.method, path: ex.path, headers, body: options.body as Readable | Buffer | null },
+          this,
+        );
       return;
     }
     if (ex.upgrade !== undefined) options.upgrade = ex.upgrade;
-    fw.opts.pools.get(this.endpoint.address).dispatch(options, this);
+    this.upstream!.pool.dispatch(options, this);
   }
 
   abort(why: AbortReason): void {
     if (this.done || this.abortedWith) return;
     this.abortedWith = why;
+    if (this.queuedAt > 0) {
+      // Never given to undici: leave the queue and fail here.
+      this.upstream!.leave(this);
+      this.queuedAt = 0;
+      return this.onError(new Aborted(why));
+    }
     this.abortUpstream?.(new Aborted(why));
   }
 
@@ -120,8 +193,14 @@ export class Attempt implements Dispatcher.DispatchHandler {
    * queued for a pooled connection is the pool's, and connecting has its own timeout.
    */
   checkDeadline(now: number): boolean {
-    if (this.done || this.abortedWith || this.overdue || !this.abortUpstream) return false;
+    if (this.done || this.abortedWith || this.overdue) return false;
     const ex = this.ex;
+    if (this.queuedAt > 0) {
+      const limit = ex.fw.opts.queueMs;
+      if (limit > 0 && now - this.queuedAt >= limit) this.overdue = QUEUE_TIMEOUT;
+      return this.overdue !== undefined;
+    }
+    if (!this.abortUpstream) return false;
     if (!this.responded) {
       this.waitingSince = this.waitStart(now);
       const limit = ex.responseTimeoutMs;
@@ -153,7 +232,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
    */
   private waitStart(now: number): number {
     const ex = this.ex;
-    if (ex.bodyless) return this.waitingSince;
+    if (!ex.streaming) return this.waitingSince;
     if (ex.requestBodyTaken()) {
       if (this.sawBodyTaken) return this.waitingSince;
       this.sawBodyTaken = true;
@@ -165,26 +244,40 @@ export class Attempt implements Dispatcher.DispatchHandler {
     return stuck ? this.waitingSince || now : 0;
   }
 
-  /** Fails the attempt with the error checkDeadline found, through undici (which closes the socket). */
+  /**
+   * Fails the attempt with the error checkDeadline found: through undici (which closes the socket),
+   * or, still queued, by leaving the queue.
+   */
   timeOut(): void {
     if (this.done || !this.overdue) return;
+    if (this.queuedAt > 0) {
+      this.upstream!.leave(this);
+      this.queuedAt = 0;
+      return this.onError(this.overdue);
+    }
     this.abortUpstream?.(this.overdue);
   }
 
   onConnect(abort: (err?: Error) => void): void {
     this.abortUpstream = abort;
-    if (this.ex.bodyless) this.waitingSince = performance.now();
+    if (!this.ex.streaming) this.waitingSince = performance.now();
     if (this.abortedWith) abort(new Aborted(this.abortedWith));
   }
 
   onHeaders(status: number, rawHeaders: (Buffer | string)[], resume: () => void): boolean {
+    if (status < 100 || status > 599) {
+      // Not an HTTP status (RFC 9110 §15): the upstream broke the protocol. undici passes any three
+      // digits on (below 200 as if informational); node would forward 600-999 as they came.
+      this.abortUpstream!(new InvalidStatusError(status));
+      return false;
+    }
     if (status < 200) return true; // 1xx informational: 100 was answered by us; others are not forwarded
     this.resumeUpstream = resume;
     const ex = this.ex;
     this.responded = true;
+    this.status = status;
     this.lastDataAt = performance.now();
     ex.upstreamMs = this.lastDataAt - this.sentAt;
-    ex.outcome(this, status, undefined, ex.upstreamMs);
     if ((status === 502 || status === 503) && ex.mayRetry(this, 'status')) {
       this.discarding = true;
       return true;
@@ -213,6 +306,9 @@ export class Attempt implements Dispatcher.DispatchHandler {
   onComplete(rawTrailers: (Buffer | string)[] | null): void {
     this.settle();
     const ex = this.ex;
+    // One outcome per attempt, once it is over: a response that breaks after its head counts as the
+    // failure it is (onError), not as the status its head promised.
+    ex.outcome(this, this.status, undefined, ex.upstreamMs ?? 0);
     if (this.discarding) {
       if (ex.redispatch(this)) return;
       // Every other instance became unavailable meanwhile; the drained 5xx cannot be replayed.
@@ -235,10 +331,46 @@ export class Attempt implements Dispatcher.DispatchHandler {
     this.settle();
     const ex = this.ex;
     const aborted = this.abortedWith ?? (err instanceof Aborted ? err.why : undefined);
-    // Not evidence against the upstream, but time spent there: observe/ counts it on this instance.
+    if (aborted === 'client-gone' || ex.clientGone) {
+      // finish() ran in onClientClose. An answer the client left during was still an answer; an
+      // attempt cut before one is not evidence against the upstream, but time spent there.
+      if (this.responded) ex.outcome(this, this.status, undefined, ex.upstreamMs ?? 0);
+      else this.observe(aborted === 'rescue' ? 'rescued' : 'cancelled');
+      return;
+    }
     if (aborted === 'rescue') this.observe('rescued');
-    else if (aborted || ex.clientGone) this.observe('cancelled');
-    if (aborted === 'client-gone' || ex.clientGone) return; // finish() ran in onClientClose
+    if (err instanceof NotAdmitted) {
+      // No connection of the instance came free in time (or it left the table): nothing was sent,
+      // so any method may go elsewhere; it says nothing about the instance's health.
+      ex.lastError = err.why === 'queue-timeout' ? 'upstream-queue-timeout' : 'upstream-removed';
+      if (ex.mayRetry(this, 'queued') && ex.redispatch(this)) return;
+      return ex.reject({
+        status: 503,
+        error: ex.lastError,
+        body: {
+          reason:
+            err.why === 'queue-timeout'
+              ? `no connection to the instance came free within ${ex.fw.opts.queueMs} ms`
+              : 'the instance left the routing table',
+          project: ex.projectName,
+          port: ex.portName,
+        },
+        headers: { 'retry-after': '1' },
+      });
+    }
+    if (isUnsolicitedContinue(err) && !this.responded) {
+      // A 100 Continue the request did not ask for is legal (RFC 9110 §15.2), but undici 7 cannot
+      // read past it: it destroys the connection before any handler sees it, after the request was
+      // sent (errors.ts). The final answer is lost and a retry would send the request again, so
+      // the client gets a 502 naming the cause, and the instance's health is not touched.
+      this.observe('invalid-response');
+      return this.end(
+        err,
+        'upstream-100-continue',
+        502,
+        'the upstream sent 100 Continue unasked, which Wharf cannot read past',
+      );
+    }
     if (ex.overLimit && !this.responded) {
       return ex.reject({
         status: 413,
@@ -271,7 +403,11 @@ export class Attempt implements Dispatcher.DispatchHandler {
     // itself (a target or header it will not send), a client whose upload broke off, or our own
     // pool being closed reached no instance, and never touches its health.
     const blame = aborted ? 'upstream' : ex.requestFailed() ? 'request' : blameOf(err);
-    if (blame !== 'upstream') this.observe(blame === 'request' ? 'request-error' : 'proxy-error');
+    if (blame !== 'upstream') {
+      // An answer that had begun was still an answer; otherwise nothing reached the instance.
+      if (this.responded) ex.outcome(this, this.status, undefined, ex.upstreamMs ?? 0);
+      else this.observe(blame === 'request' ? 'request-error' : 'proxy-error');
+    }
     if (blame === 'request') {
       if (this.responded) return this.end(err, 'bad-request', 400, '');
       return ex.reject({
@@ -322,6 +458,12 @@ export class Attempt implements Dispatcher.DispatchHandler {
     if (this.done) return;
     this.done = true;
     this.ex.fw.untrack(this);
+    this.uploadEnded();
+    if (this.holdsSlot) {
+      this.holdsSlot = false;
+      // May admit the next queued attempt at once (it dispatches from here).
+      this.upstream!.release();
+    }
   }
 }
 

@@ -51,9 +51,28 @@ export function sendError(
   return Buffer.byteLength(payload);
 }
 
+/** An upstream answered with a status outside 100-599: a broken response, like a parse error. */
+export class InvalidStatusError extends Error {
+  readonly code = 'WHARF_INVALID_STATUS';
+  constructor(readonly status: number) {
+    super(`the upstream answered with status ${status}, outside 100-599`);
+  }
+}
+
+/**
+ * The error undici 7 raises for an unsolicited `100 Continue` (client-h1.js, onHeadersComplete): it
+ * never sends `Expect: 100-continue` over HTTP/1.1, so it treats any 100 as a broken response and
+ * destroys the connection with `SocketError('bad response')` before a handler hears of it (other
+ * 1xx reach onHeaders and are skipped). The same error is raised for bytes arriving when no
+ * request is running, but then no request is there to fail.
+ */
+export function isUnsolicitedContinue(err: Error & { code?: string }): boolean {
+  return err.code === 'UND_ERR_SOCKET' && err.message === 'bad response';
+}
+
 /** undici error -> the outcome vocabulary shared with health/. */
 export function classifyError(err: Error & { code?: string }): AttemptError {
-  if (err.name === 'HTTPParserError') return 'invalid-response';
+  if (err.name === 'HTTPParserError' || err instanceof InvalidStatusError) return 'invalid-response';
   switch (err.code) {
     case 'ECONNREFUSED':
       return 'connect-refused';
@@ -98,7 +117,7 @@ export function classifyError(err: Error & { code?: string }): AttemptError {
  * not know is not blamed on the instance either: one crafted request must never eject anything.
  */
 export function blameOf(err: Error & { code?: string }): 'upstream' | 'request' | 'local' {
-  if (err.name === 'HTTPParserError') return 'upstream';
+  if (err.name === 'HTTPParserError' || err instanceof InvalidStatusError) return 'upstream';
   switch (err.code) {
     case 'ECONNREFUSED':
     case 'UND_ERR_CONNECT_TIMEOUT':

@@ -8,7 +8,9 @@
 //                        header where allowed); edge.forward-to
 //   3. pickPeer          a pinned instance or the balancer's pick, with affinity; 503 when none
 //   4. upstreamHeaders   header hygiene towards the instance (x-forwarded-*, via, request id)
-//   5. forward           one Attempt per try through undici (attempt.ts): retries, rescue, deadlines
+//   5. forward           the request body read up to a bound first (a slow client holds no upstream
+//                        connection), the per-client cap on streaming uploads, then one Attempt per
+//                        try (attempt.ts): queueing for a connection, retries, rescue, deadlines
 //   6. responseHeaders   header hygiene towards the client (hop-by-hop, x-wharf-*, cookie, HSTS)
 //   7. finish            the access record, once per exchange
 //
@@ -31,6 +33,7 @@ import type { Endpoint, EndpointId, PortRoute, ProjectRoute } from '../model/rou
 import { resolve } from '../routing/match.ts';
 import { newRequestId } from '../util/request-id.ts';
 import { Attempt } from './attempt.ts';
+import { BodyBuffer, type BufferOutcome, type BufferOwner } from './body-buffer.ts';
 import type { Downstream, ErrorAnswer } from './downstream.ts';
 import { isConnectFailure } from './errors.ts';
 import type { Forwarder } from './forward.ts';
@@ -53,7 +56,7 @@ interface Rejection {
   readonly headers?: Record<string, string>;
 }
 
-export class Exchange {
+export class Exchange implements BufferOwner {
   readonly started: number;
   readonly startedHr = performance.now();
   readonly clientIp: string;
@@ -87,6 +90,9 @@ export class Exchange {
   /** h2c attempts: the body's start, kept for a retry after a refused stream. */
   replay?: ReplayableBody;
   overLimit = false;
+  /** The request body, when it was read whole before forwarding (see the forward phase). */
+  bufferedBody?: Buffer;
+  private reader?: BodyBuffer;
   upstreamMs?: number;
   /** The longest wait for response headers: the route's timeout, or a shorter `grpc-timeout`. */
   responseTimeoutMs = 0;
@@ -320,13 +326,90 @@ export class Exchange {
 
   private forward(endpoint: Endpoint, issueCookie: boolean): void {
     if (this.expectContinue) this.down.writeContinue();
-    if (!this.bodyless) {
-      this.watchStall('upload');
-      // Once the upload is in, the client has nothing to send: the wait is the upstream's, which the
-      // route's timeout bounds. Left armed, body-idle would cut a client whose upstream thinks longer.
-      this.down.body.once('end', () => this.uploadDone());
+    if (this.bodyless) return this.dispatch(endpoint, issueCookie);
+    this.watchStall('upload');
+    const bound = this.fw.opts.bodyBufferBytes;
+    // gRPC streams are conversations (a bidirectional call waits for answers before it sends more):
+    // their messages go as they come. Upgrades have no body to wait for.
+    if (bound > 0 && this.upgrade === undefined && !this.h.grpc) {
+      // Read the body (up to the bound) before taking a connection: see body-buffer.ts. The peer
+      // picked so far only said there is one (and let Expect: 100-continue be answered).
+      this.reader = new BodyBuffer(this.down.body, bound, this);
+      return;
+    }
+    this.streamBody(endpoint, issueCookie);
+  }
+
+  bodyBuffered(outcome: BufferOutcome): void {
+    const reader = this.reader!;
+    this.reader = undefined;
+    if (this.clientGone || this.finished) return;
+    const max = this.fw.opts.maxBodyBytes;
+    if (max > 0 && reader.size > max) {
+      return this.reject(reject(413, 'payload-too-large', `request body over ${max} bytes`));
+    }
+    if (outcome === 'failed') {
+      // The client went away (its close may be reported after its body's), or broke the framing.
+      // An HTTP/2 stream that failed was reset: nobody is left to answer.
+      if (this.down.protocol !== 'http/1.1' || this.down.socket?.destroyed !== false)
+        return this.onClientClose();
+      return this.reject(reject(400, 'bad-request', 'the request body ended before it was complete'));
+    }
+    if (outcome === 'complete') {
+      this.bufferedBody = reader.body;
+      this.uploadDone();
+    }
+    // The pick was made before the body arrived: pick again now, on the load and health of now.
+    const pick = this.pickPeer();
+    if (!pick) return;
+    if (outcome === 'complete') this.dispatch(pick.endpoint, pick.issueCookie);
+    else this.streamBody(pick.endpoint, pick.issueCookie);
+  }
+
+  /** Sends the request with its body streaming from the client, within the per-client cap. */
+  private streamBody(endpoint: Endpoint, issueCookie: boolean): void {
+    // Once the upload is in, the client has nothing to send: the wait is the upstream's, which the
+    // route's timeout bounds. Left armed, body-idle would cut a client whose upstream thinks longer.
+    this.down.body.once('end', () => this.uploadDone());
+    const cap = this.fw.opts.uploadsPerClient;
+    // h2c upstreams multiplex streams: an upload holds no connection there (H2Origin).
+    if (this.upstreamProtocol !== 'h2c' && this.capsUploads()) {
+      const up = this.fw.opts.pools.get(endpoint.address);
+      if (up.uploadsFrom(this.clientIp) >= cap) {
+        return this.reject({
+          status: 429,
+          error: 'client-uploads',
+          body: {
+            reason: `this client already streams ${cap} uploads to this instance`,
+            project: this.projectName,
+            port: this.portName,
+          },
+          headers: { 'retry-after': '1' },
+        });
+      }
     }
     this.dispatch(endpoint, issueCookie);
+  }
+
+  /** Whether this request's streaming upload counts towards its client's cap (Upstream.uploadsFrom). */
+  capsUploads(): boolean {
+    const opts = this.fw.opts;
+    return opts.uploadsPerClient > 0 && !opts.trustedProxy(this.clientIp);
+  }
+
+  /** Whether the request body streams from the client while an attempt is under way. */
+  get streaming(): boolean {
+    return !this.bodyless && this.bufferedBody === undefined;
+  }
+
+  /** Whether the request body could be sent again: none, in memory, not read yet, or all kept (h2c). */
+  bodyReplayable(): boolean {
+    return (
+      this.bodyless ||
+      this.bufferedBody !== undefined ||
+      !this.down.body.readableDidRead ||
+      (this.replay !== undefined && !this.replay.overflow)
+    );
   }
 
   dispatch(endpoint: Endpoint, issueCookie: boolean): void {
@@ -341,12 +424,14 @@ export class Exchange {
    * it may. A refused or timed-out connect reached nothing, so any method qualifies; otherwise only
    * idempotent requests whose body (if any) was never read.
    */
-  mayRetry(a: Attempt, error: AttemptError | 'status'): boolean {
+  mayRetry(a: Attempt, error: AttemptError | 'status' | 'queued'): boolean {
     if (this.pinned || this.clientGone) return false;
     const route = this.route!;
     if (this.attempts > route.settings.retries) return false;
     const bodySafe = this.bodyReplayable();
-    const allowed = error !== 'status' && isConnectFailure(error) ? bodySafe : this.idempotent && bodySafe;
+    // Nothing left for the instance when the connect failed or the attempt never left the queue.
+    const unsent = error === 'queued' || (error !== 'status' && isConnectFailure(error));
+    const allowed = unsent ? bodySafe : this.idempotent && bodySafe;
     if (!allowed) return false;
     this.tried ??= new Set();
     this.tried.add(a.endpoint.id);
@@ -380,6 +465,7 @@ export class Exchange {
   }
 
   private uploadDone(): void {
+    this.current?.uploadEnded();
     if (this.stall !== 'upload') return;
     this.stall = 'none';
     this.down.idleTimeout(0);
@@ -387,7 +473,7 @@ export class Exchange {
 
   /** Whether undici has taken the whole request body (the response deadline starts then). */
   requestBodyTaken(): boolean {
-    return this.bodyless || this.requestBody().readableEnded;
+    return !this.streaming || this.requestBody().readableEnded;
   }
 
   /** Whether undici has paused the request body: the upstream connection takes no more for now. */
@@ -409,20 +495,14 @@ export class Exchange {
    * The request body for undici. With a body limit, a chunked body is counted as it streams and cut
    * at the limit (a declared Content-Length over the limit was refused by the early filter).
    */
-  body(): Readable | null {
+  body(): Readable | Buffer | null {
     if (this.bodyless) return null;
+    if (this.bufferedBody !== undefined) return this.bufferedBody;
     const source = this.limitedBody();
     // h2c attempts keep the start of the body: a refused stream may then go elsewhere (replay.ts).
     if (this.upstreamProtocol !== 'h2c') return source;
     this.replay ??= new ReplayableBody(source);
     return this.replay.next() ?? source;
-  }
-
-  /** Whether the request body can be sent again: none was read yet, or all of it was kept. */
-  bodyReplayable(): boolean {
-    return (
-      this.bodyless || !this.down.body.readableDidRead || (this.replay !== undefined && !this.replay.overflow)
-    );
   }
 
   /** The client's body, counted against `limits.max-body-bytes` when its length was not declared. */

@@ -14,6 +14,7 @@ import type { Tier } from '../routing/build.ts';
 import { clientAddress } from '../util/client-address.ts';
 import type { Clock } from '../util/clock.ts';
 import type { Log } from '../util/log.ts';
+import { newRequestId } from '../util/request-id.ts';
 import type { Attempt } from './attempt.ts';
 import { type Downstream, type H2Downstream, Http1Downstream, UpgradeDownstream } from './downstream.ts';
 import { Exchange } from './exchange.ts';
@@ -42,6 +43,20 @@ export interface ForwarderOptions {
   /** Longest silence inside a body: the upstream's response (the sweep) and the client's side (watchStall). */
   readonly bodyIdleMs: number;
   readonly maxBodyBytes: number;
+  /**
+   * Request bodies are read up to this many bytes before a connection is taken (`limits.
+   * body-buffer-bytes`); 0 streams every body from its first byte.
+   */
+  readonly bodyBufferBytes: number;
+  /** Longest wait for one of an upstream's connections (`timeouts.queue`); 0: no limit. */
+  readonly queueMs: number;
+  /**
+   * Streaming uploads (bodies over bodyBufferBytes) one client address may send to one instance at
+   * once (`upstream.uploads-per-client`); 0: no cap. Trusted proxies are not capped.
+   */
+  readonly uploadsPerClient: number;
+  /** Whether a client address is one of `trusted-proxies` (on either tier): many clients behind it. */
+  readonly trustedProxy: (clientIp: string) => boolean;
   /** More header fields than this get 431 (node keeps one more, so the excess is visible). */
   readonly maxHeaders: number;
   /** Per-client connection and rate limits (the edge's `limits.client-*`). */
@@ -82,8 +97,18 @@ export class Forwarder {
 
   /** node:http 'request' (and 'checkContinue'). */
   handle(req: IncomingMessage, res: ServerResponse, expectContinue = false): void {
+    // HTTP/1.1 pipelining: node parses every request in what it reads, even behind an answer that
+    // closes the connection, and answers them in order. A request runs only when its turn comes
+    // (node hands its response the socket) and only while the connection is open, so nothing goes
+    // upstream behind a closing answer (`Connection: close`: the turn never comes, or comes on a
+    // socket already ending), and a client cannot hold many upstream connections with answers it
+    // will only read one by one.
+    const socket = res.socket;
+    if (socket?.writableEnded) return;
     const down = new Http1Downstream(req, res);
-    this.run(down, () => new Exchange(this, down, expectContinue).run());
+    const run = () => this.run(down, () => new Exchange(this, down, expectContinue).run());
+    if (socket === null) res.once('socket', run);
+    else run();
   }
 
   /** node:http 'upgrade': the same pipeline, answered on the raw socket. */
@@ -114,6 +139,36 @@ export class Forwarder {
   }
 
   /**
+   * An answer the listener gave by itself, before any exchange: a request node could not parse
+   * (400, 431, 408), CONNECT (405), an Expect other than 100-continue (417). Logged like any other
+   * answer, so no request leaves without a trace.
+   */
+  logListenerAnswer(
+    socket: IncomingMessage['socket'],
+    status: number,
+    error: string,
+    req?: IncomingMessage,
+  ): void {
+    const onAccess = this.opts.onAccess;
+    if (!onAccess) return;
+    onAccess({
+      time: this.opts.clock.now(),
+      requestId: newRequestId(),
+      client: this.clientIp(socket),
+      host: req ? (rawHeader(req.rawHeaders, 'host') ?? '') : '',
+      method: req?.method ?? '',
+      path: req?.url ?? '',
+      status,
+      bytesIn: 0,
+      bytesOut: 0,
+      durationMs: 0,
+      attempts: 0,
+      error,
+      protocol: 'http/1.1',
+    });
+  }
+
+  /**
    * Every SWEEP_MS, over the in-flight attempts:
    * - Deadlines. An attempt past the route's `timeout` without response headers, or silent for
    *   `body-idle` inside the upstream's body, is failed with undici's own timeout error, so retries,
@@ -122,6 +177,9 @@ export class Forwarder {
    *   request) that stays in its timer list for up to a second, so each one survives two scavenges.
    *   That promoted about 4 MB/s to the old generation at 22k rps, a mark-compact every 12 s or so,
    *   and each window with one had a p99 of 13-19 ms against 5-6 ms without (bench/README.md).
+   *   An attempt still queued for a connection past `queueMs` leaves the queue with a 503 (or goes
+   *   to another instance): when every connection of an instance is held, requests behind them get
+   *   an answer instead of waiting without end.
    * - Early probes. A hung instance accepts connections and answers nothing: rather than wait for the
    *   next probe interval, a request waiting there past SUSPECT_AFTER_MS asks for a probe now, so
    *   ejection (and the rescue of those requests) follows within about a probe timeout.
@@ -133,7 +191,7 @@ export class Forwarder {
       let suspected = false;
       for (const a of set) {
         if (a.checkDeadline(now)) late.push(a);
-        else if (!suspected && !a.responded && now - a.sentAt > SUSPECT_AFTER_MS) {
+        else if (!suspected && !a.responded && a.sentAt > 0 && now - a.sentAt > SUSPECT_AFTER_MS) {
           this.opts.health.suspect?.(id);
           suspected = true;
         }

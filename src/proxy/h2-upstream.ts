@@ -25,7 +25,8 @@ export interface H2Request {
   readonly path: string;
   /** Flat `[name, value, ...]` with `host` (sent as `:authority`). */
   readonly headers: string[];
-  readonly body: Readable | null;
+  /** A stream, or a body read whole beforehand (see body-buffer.ts). */
+  readonly body: Readable | Buffer | null;
 }
 
 export interface H2OriginOptions {
@@ -208,7 +209,8 @@ class StreamExchange {
       owner.streamClosed();
       if (!this.done) this.error(this.errorFor());
     });
-    if (req.body) {
+    if (Buffer.isBuffer(req.body)) stream.end(req.body);
+    else if (req.body) {
       req.body.on('error', (err) => {
         if (!this.done) stream.close(h2.NGHTTP2_CANCEL);
         this.error(err);

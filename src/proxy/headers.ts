@@ -16,11 +16,49 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /** The hop-by-hop names and `x-request-id`, by length: the names the response side looks for. */
-const CHECKED_BY_LENGTH: (string[] | undefined)[] = [];
-for (const n of [...HOP_BY_HOP, 'x-request-id']) {
-  const same = CHECKED_BY_LENGTH[n.length];
-  if (same) same.push(n);
-  else CHECKED_BY_LENGTH[n.length] = [n];
+const CHECKED_BY_LENGTH = byLength([...HOP_BY_HOP, 'x-request-id']);
+
+/**
+ * Headers that claim who the client is or how it connected, other than the `x-forwarded-*` family
+ * (dropped by prefix): set by CDNs and proxies (Akamai, Cloudflare, Fastly, ingress-nginx, Envoy),
+ * read by frameworks and apps as the client's address. From a client outside `trusted-proxies` they
+ * are forgeries: dropped. `forwarded` (RFC 7239) is extended from a trusted hop, replaced otherwise.
+ */
+const CLIENT_CLAIMS = new Set([
+  'forwarded',
+  'forwarded-for',
+  'client-ip',
+  'true-client-ip',
+  'cf-connecting-ip',
+  'fastly-client-ip',
+  'x-real-ip',
+  'x-client-ip',
+  'x-cluster-client-ip',
+  'x-original-forwarded-for',
+  'x-originating-ip',
+  'x-remote-ip',
+  'x-remote-addr',
+  'x-proxyuser-ip',
+  'x-envoy-external-address',
+]);
+
+/**
+ * The names the request side looks at among those not starting with `x-` (which are lowercased and
+ * looked at anyway): hop-by-hop names and the client claims, by length.
+ */
+const REQUEST_CHECKED_BY_LENGTH = byLength([
+  ...HOP_BY_HOP,
+  ...[...CLIENT_CLAIMS].filter((n) => n[0] !== 'x'),
+]);
+
+function byLength(names: readonly string[]): (string[] | undefined)[] {
+  const out: (string[] | undefined)[] = [];
+  for (const n of names) {
+    const same = out[n.length];
+    if (same) same.push(n);
+    else out[n.length] = [n];
+  }
+  return out;
 }
 
 /**
@@ -40,9 +78,9 @@ function namePrefix(name: string, lower: string): boolean {
   return true;
 }
 
-/** The CHECKED name `name` is (lowercase), if any. */
-function checkedName(name: string): string | undefined {
-  const candidates = CHECKED_BY_LENGTH[name.length];
+/** The name of `table` that `name` is (lowercase), if any. */
+function checkedName(name: string, table = CHECKED_BY_LENGTH): string | undefined {
+  const candidates = table[name.length];
   if (candidates === undefined) return undefined;
   for (const c of candidates) if (sameName(name, c)) return c;
   return undefined;
@@ -82,65 +120,120 @@ function connectionTokens(raw: string[]): Set<string> | undefined {
 }
 
 /**
- * Request headers for the upstream. x-forwarded-for is extended with the client address;
- * x-forwarded-proto and -host are kept when a trusted hop set them (so the internal tier sees what the
- * edge saw), else set; x-request-id is kept or set; x-wharf-* directives are consumed here.
+ * Request headers for the upstream. From a trusted hop, x-forwarded-for and `forwarded` are extended
+ * with this hop, x-forwarded-proto and -host kept (so the internal tier sees what the edge saw), and
+ * every other x-forwarded-* passed on. From anyone else, every header that claims who the client is
+ * or how it connected (x-forwarded-*, `forwarded`, x-real-ip, true-client-ip, ... : CLIENT_CLAIMS)
+ * is dropped, and x-forwarded-for/-proto/-host and `forwarded` are set afresh. x-request-id is kept
+ * or set; x-wharf-* directives are consumed here.
  */
 export function upstreamRequestHeaders(raw: string[], info: ForwardInfo): string[] {
   const extra = connectionTokens(raw);
+  const untrusted = info.untrusted;
   const out: string[] = [];
   let xff: string | undefined;
   let xfp: string | undefined;
   let xfh: string | undefined;
+  let fwd: string | undefined;
   let host: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     const value = raw[i + 1];
     const first = name.charCodeAt(0) | 0x20;
-    // Most names are passed on untouched, in the client's spelling; only x-*, host and hop-by-hop
-    // names are looked at (and only x-* are lowercased).
+    // Most names are passed on untouched, in the client's spelling; only x-*, host, hop-by-hop names
+    // and client claims are looked at (and only x-* are lowercased).
     if (first !== 120 /* x */ && extra === undefined) {
       if (sameName(name, 'host')) host ??= value;
       else {
-        // Not x-*, so a CHECKED name here is a hop-by-hop one: dropped, but `TE: trailers`.
-        const checked = checkedName(name);
-        if (checked === undefined || (checked === 'te' && onlyTrailers(value))) out.push(name, value);
+        // Not x-*: a CHECKED name is a hop-by-hop one (dropped, but `TE: trailers`) or a client claim.
+        const checked = checkedName(name, REQUEST_CHECKED_BY_LENGTH);
+        if (checked === undefined) out.push(name, value);
+        else if (checked === 'forwarded') {
+          if (!untrusted) fwd = fwd === undefined ? value : `${fwd}, ${value}`;
+        } else if (HOP_BY_HOP.has(checked)) {
+          if (checked === 'te' && onlyTrailers(value)) out.push(name, value);
+        } else if (!untrusted) out.push(name, value);
       }
       continue;
     }
     const lower = name.toLowerCase();
     if ((HOP_BY_HOP.has(lower) && !(lower === 'te' && onlyTrailers(value))) || extra?.has(lower)) continue;
     if (first === 120) {
-      if (lower === 'x-forwarded-for') {
-        if (!info.untrusted) xff = xff === undefined ? value : `${xff}, ${value}`;
-        continue;
-      }
-      if (lower === 'x-forwarded-proto') {
-        if (!info.untrusted) xfp ??= value;
-        continue;
-      }
-      if (lower === 'x-forwarded-host') {
-        if (!info.untrusted) xfh ??= value;
-        continue;
-      }
-      if (lower === 'x-request-id') continue;
-      if (lower.startsWith('x-wharf-')) continue;
-    }
-    if (lower === 'host') {
+      if (lower.startsWith('x-forwarded')) {
+        if (untrusted) continue;
+        if (lower === 'x-forwarded-for') {
+          xff = xff === undefined ? value : `${xff}, ${value}`;
+          continue;
+        }
+        if (lower === 'x-forwarded-proto') {
+          xfp ??= value;
+          continue;
+        }
+        if (lower === 'x-forwarded-host') {
+          xfh ??= value;
+          continue;
+        }
+      } else if (lower === 'x-request-id' || lower.startsWith('x-wharf-')) continue;
+      else if (untrusted && CLIENT_CLAIMS.has(lower)) continue;
+    } else if (lower === 'host') {
       host ??= value;
       continue;
-    }
+    } else if (lower === 'forwarded') {
+      if (!untrusted) fwd = fwd === undefined ? value : `${fwd}, ${value}`;
+      continue;
+    } else if (untrusted && CLIENT_CLAIMS.has(lower)) continue;
     out.push(name, value);
   }
   if (info.hostOverride !== undefined) host = info.hostOverride;
-  out.push('host', host ?? info.host);
+  const received = host ?? info.host;
+  out.push('host', received);
   out.push('x-forwarded-for', xff === undefined ? info.clientIp : `${xff}, ${info.clientIp}`);
   out.push('x-forwarded-proto', xfp ?? info.proto);
-  out.push('x-forwarded-host', xfh ?? host ?? info.host);
+  out.push('x-forwarded-host', xfh ?? received);
+  // RFC 7239: this hop's element (the client it heard from, the Host and protocol it received),
+  // after those of trusted hops before it, so `forwarded` and x-forwarded-for always agree.
+  const element = `for=${forwardedNode(info.clientIp)};host=${forwardedValue(received)};proto=${info.proto}`;
+  out.push('forwarded', fwd === undefined ? element : `${fwd}, ${element}`);
   out.push('x-request-id', info.requestId);
   if (info.pin) out.push('x-wharf-instance', info.pin);
   if (info.via) out.push('x-wharf-via', info.via);
   return out;
+}
+
+/** A `for=` node (RFC 7239 §6): IPv6 addresses in brackets and quotes, an unknown peer as `unknown`. */
+function forwardedNode(ip: string): string {
+  if (ip === '') return 'unknown';
+  return ip.includes(':') ? `"[${ip}]"` : ip;
+}
+
+/** A `forwarded` parameter value: a token as it is, anything else (a Host with a port) quoted. */
+export function forwardedValue(v: string): string {
+  for (let i = 0; i < v.length; i++) {
+    if (!isTchar(v.charCodeAt(i))) return `"${v.replace(/["\\]/g, '\\$&')}"`;
+  }
+  return v.length > 0 ? v : '""';
+}
+
+/** RFC 9110 §5.6.2 tchar. */
+function isTchar(c: number): boolean {
+  if ((c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39)) return true;
+  return (
+    c === 0x2d ||
+    c === 0x2e ||
+    c === 0x5f ||
+    c === 0x7e ||
+    c === 0x21 ||
+    c === 0x23 ||
+    c === 0x24 ||
+    c === 0x25 ||
+    c === 0x26 ||
+    c === 0x27 ||
+    c === 0x2a ||
+    c === 0x2b ||
+    c === 0x5e ||
+    c === 0x60 ||
+    c === 0x7c
+  );
 }
 
 /**

@@ -104,26 +104,38 @@ export class FrontServer {
     };
     h1.on('request', (req, res) => handle(req, res, false));
     h1.on('checkContinue', (req, res) => handle(req, res, true));
-    h1.on('checkExpectation', (_req, res) => {
+    h1.on('checkExpectation', (req, res) => {
       sendError(res, 417, { reason: 'only Expect: 100-continue is supported' }, { connection: 'close' });
+      fw.logListenerAnswer(req.socket, 417, 'expectation-failed', req);
     });
     h1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       fw.handleUpgrade(req, socket, head),
     );
-    h1.on('connect', (_req: IncomingMessage, socket: Duplex) =>
-      rawReply(socket, 405, 'CONNECT is not supported'),
-    );
+    h1.on('connect', (req: IncomingMessage, socket: Duplex) => {
+      rawReply(socket, 405, 'CONNECT is not supported');
+      fw.logListenerAnswer(req.socket, 405, 'connect-not-supported', req);
+    });
+    // Answered here, and logged (Forwarder.logListenerAnswer): node could not make a request of it.
+    const refuse = (socket: Duplex, status: number, error: string, reason: string) => {
+      if (socket.writable) fw.logListenerAnswer(socket as Socket, status, error);
+      rawReply(socket, status, reason);
+    };
     h1.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
       switch (err.code) {
         case 'HPE_HEADER_OVERFLOW':
-          return rawReply(socket, 431, 'request header section too large');
+          return refuse(socket, 431, 'header-overflow', 'request header section too large');
         case 'ERR_HTTP_REQUEST_TIMEOUT':
-          return rawReply(socket, 408, 'request headers not received in time');
+          return refuse(socket, 408, 'request-headers-timeout', 'request headers not received in time');
         case 'ECONNRESET':
         case 'EPIPE':
           return void socket.destroy();
         default:
-          return rawReply(socket, 400, `malformed request (${err.code ?? 'parse error'})`);
+          return refuse(
+            socket,
+            400,
+            `malformed-request:${err.code ?? 'parse-error'}`,
+            `malformed request (${err.code ?? 'parse error'})`,
+          );
       }
     });
     this.h1 = h1;

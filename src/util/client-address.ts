@@ -28,5 +28,10 @@ export function clientAddress(socket: Socket | undefined): string {
         fromProxyHeader.get((socket as { _parent?: object })._parent ?? socket))) ||
     socket.remoteAddress ||
     '';
-  return a.startsWith('::ffff:') ? a.slice(7) : a;
+  return unmapped(a);
+}
+
+/** An address with IPv4-mapped IPv6 (`::ffff:10.0.0.1`) written as IPv4. */
+export function unmapped(address: string): string {
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }

@@ -181,7 +181,7 @@ describe('config error messages', () => {
       'listen: nowhere\ncolour: blue\nprojects: { a: { retries: many, instances: { a-0: { http: 1.2.3.4 } } } }',
     );
     assert.deepEqual(all, [
-      'unknown key(s) "colour": expected one of listen, admin, admin-token, domain, tier, instance-header, defaults, timeouts, limits, trusted-proxies, proxy-protocol, tls, edge, upstream, health, projects, kubernetes, logs',
+      'unknown key(s) "colour": expected one of listen, admin, admin-token, admin-hosts, domain, tier, instance-header, defaults, timeouts, limits, trusted-proxies, proxy-protocol, tls, edge, upstream, health, projects, kubernetes, logs',
       'listen: "nowhere": expected host:port such as 127.0.0.1:8080',
       'projects.a.retries: "many": expected a whole number from 0 to 10, e.g. retries: 2',
       'projects.a.instances.a-0.http: "1.2.3.4": expected host:port such as 127.0.0.1:8080',

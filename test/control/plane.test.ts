@@ -236,9 +236,9 @@ describe('UpstreamPools.reconcile', () => {
     const pool = pools.get('127.0.0.1:1');
     pools.reconcile({ added: [], removed: [a1] });
     assert.equal(pools.get('127.0.0.1:1'), pool, 'still used by b');
-    assert.equal(pool.closed, false);
+    assert.equal(pool.pool.closed, false);
     pools.reconcile({ added: [], removed: [b1] });
-    assert.equal(pool.closed, true, 'closed once nothing uses it');
+    assert.equal(pool.pool.closed, true, 'closed once nothing uses it');
     assert.notEqual(pools.get('127.0.0.1:1'), pool, 'a later request gets a new pool');
     await pools.destroy();
   });

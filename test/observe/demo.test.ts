@@ -10,6 +10,9 @@ import { type RunningDemo, startDemo } from '../../src/demo/index.ts';
 import { parseExposition, value } from './prom-text.ts';
 import { connectSse } from './sse-client.ts';
 
+/** The admin port takes state changes only with a JSON body or this header (src/admin/guard.ts). */
+const POST_ON_PURPOSE = { method: 'POST', headers: { 'x-wharf-admin': '1' } };
+
 /** Poll until `fn` returns a truthy value (discovery is asynchronous in apiserver mode). */
 async function eventually<T>(fn: () => Promise<T>, ms = 5000): Promise<T> {
   const until = Date.now() + ms;
@@ -80,14 +83,23 @@ describe('wharf demo', () => {
     assert.equal(listing.instances.length, 8);
     const blog0 = listing.instances.find((i) => i.instance === 'blog-0')!;
 
-    let r = await fetch(`${admin}/api/demo/blog/blog-0/kill`, { method: 'POST' });
+    // What a cross-origin page can send without a CORS preflight (a form POST) changes nothing.
+    const forged = await fetch(`${admin}/api/demo/blog/blog-0/kill`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: '{}',
+    });
+    assert.equal(forged.status, 403);
+    assert.equal(alive(blog0.pid), true, 'not killed by a request a web page could forge');
+
+    let r = await fetch(`${admin}/api/demo/blog/blog-0/kill`, POST_ON_PURPOSE);
     assert.equal(r.status, 200);
     await new Promise((res) => setTimeout(res, 200));
     assert.equal(alive(blog0.pid), false, 'killed for real');
     // A refused connection is retried on another instance: blog keeps answering.
     for (let i = 0; i < 4; i++) assert.equal((await get('blog.demo.local')).status, 200);
 
-    r = await fetch(`${admin}/api/demo/blog/blog-0/revive`, { method: 'POST' });
+    r = await fetch(`${admin}/api/demo/blog/blog-0/revive`, POST_ON_PURPOSE);
     const after = (await r.json()) as { instances: { instance: string; status: string; pid: number }[] };
     const revived = after.instances.find((i) => i.instance === 'blog-0')!;
     assert.equal(revived.status, 'running');
@@ -97,7 +109,7 @@ describe('wharf demo', () => {
     );
     assert.equal(ok.status, 200, 'restarted on the same port');
 
-    r = await fetch(`${admin}/api/demo/api/scale-up`, { method: 'POST' });
+    r = await fetch(`${admin}/api/demo/api/scale-up`, POST_ON_PURPOSE);
     assert.equal(r.status, 200);
     const instancesOfApi = async () => {
       const doc = (await (await fetch(`${admin}/api/projects`)).json()) as {
@@ -111,7 +123,7 @@ describe('wharf demo', () => {
       'api-0,api-1,api-2,api-3',
     );
     // Scale down: the last instance drains first (still listed, state draining), then goes.
-    r = await fetch(`${admin}/api/demo/api/scale-down`, { method: 'POST' });
+    r = await fetch(`${admin}/api/demo/api/scale-down`, POST_ON_PURPOSE);
     assert.equal(r.status, 200);
     const drainingState = async () => (await instancesOfApi()).find((i) => i.name === 'api-3')?.state;
     assert.equal(
@@ -122,7 +134,7 @@ describe('wharf demo', () => {
       await eventually(async () => ((await names()) === 'api-0,api-1,api-2' ? names() : '')),
       'api-0,api-1,api-2',
     );
-    assert.equal((await fetch(`${admin}/api/demo/nope/x/kill`, { method: 'POST' })).status, 404);
+    assert.equal((await fetch(`${admin}/api/demo/nope/x/kill`, POST_ON_PURPOSE)).status, 404);
   });
 
   test('dashboard, metrics, events and log files are served', async () => {
@@ -160,7 +172,7 @@ describe('wharf demo', () => {
   test('apiserver outage: Wharf keeps serving from the last snapshot and says degraded', async () => {
     const admin = demo.adminUrl;
     assert.ok(demo.apiserver, 'the default demo runs the fake apiserver');
-    let r = await fetch(`${admin}/api/demo/apiserver/down`, { method: 'POST' });
+    let r = await fetch(`${admin}/api/demo/apiserver/down`, POST_ON_PURPOSE);
     assert.equal(((await r.json()) as { apiserver: { up: boolean } }).apiserver.up, false);
     assert.equal((await get('web.shop.demo.local')).status, 200);
     const status = async () => ((await (await fetch(`${admin}/readyz`)).json()) as { status: string }).status;
@@ -168,7 +180,7 @@ describe('wharf demo', () => {
       await eventually(async () => ((await status()) === 'degraded' ? 'degraded' : ''), 15_000),
       'degraded',
     );
-    r = await fetch(`${admin}/api/demo/apiserver/up`, { method: 'POST' });
+    r = await fetch(`${admin}/api/demo/apiserver/up`, POST_ON_PURPOSE);
     assert.equal(r.status, 200);
     assert.equal(await eventually(async () => ((await status()) === 'ok' ? 'ok' : ''), 15_000), 'ok');
   });
@@ -206,7 +218,7 @@ describe('wharf demo --source static', () => {
           ['shop', 'demo'],
         ],
       );
-      const down = await fetch(`${demo.adminUrl}/api/demo/apiserver/down`, { method: 'POST' });
+      const down = await fetch(`${demo.adminUrl}/api/demo/apiserver/down`, POST_ON_PURPOSE);
       assert.equal(down.status, 404);
     } finally {
       await demo.stop();

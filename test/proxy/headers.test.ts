@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { downstreamRawHeaders, sameName, upstreamRequestHeaders } from '../../src/proxy/headers.ts';
+import {
+  downstreamRawHeaders,
+  forwardedValue,
+  sameName,
+  upstreamRequestHeaders,
+} from '../../src/proxy/headers.ts';
 import { newRequestId } from '../../src/util/request-id.ts';
 
 /** undici hands response headers over as raw latin1 buffers, names as the upstream spelled them. */
@@ -92,11 +97,115 @@ describe('upstreamRequestHeaders', () => {
       'http',
       'x-forwarded-host',
       'shop.d',
+      'forwarded',
+      'for=10.0.0.1;host=shop.d;proto=http',
       'x-request-id',
       'r',
       'x-wharf-via',
       'internal',
     ]);
+  });
+
+  /** Every header that claims who the client is or how it connected, in mixed spellings. */
+  const CLAIMS = [
+    'X-Forwarded-For',
+    '203.0.113.9',
+    'X-Forwarded-Proto',
+    'https',
+    'X-Forwarded-Host',
+    'evil.example',
+    'X-Forwarded-Prefix',
+    '/admin',
+    'X-Forwarded-Port',
+    '443',
+    'x-forwarded-scheme',
+    'https',
+    'X-Forwarded-Ssl',
+    'on',
+    'X-Forwarded',
+    'for=203.0.113.9',
+    'Forwarded',
+    'for=203.0.113.9;proto=https',
+    'X-Real-IP',
+    '203.0.113.9',
+    'True-Client-IP',
+    '203.0.113.9',
+    'X-Client-IP',
+    '203.0.113.9',
+    'CF-Connecting-IP',
+    '203.0.113.9',
+    'Fastly-Client-IP',
+    '203.0.113.9',
+    'X-Cluster-Client-IP',
+    '203.0.113.9',
+    'X-Original-Forwarded-For',
+    '203.0.113.9',
+    'Client-IP',
+    '203.0.113.9',
+    'X-Envoy-External-Address',
+    '203.0.113.9',
+  ];
+
+  test('from an untrusted client, every client claim is dropped and the forwarding headers set afresh', () => {
+    // The same with and without a Connection header (the two paths through the function).
+    for (const connection of [[], ['Connection', 'keep-alive, x-hop']]) {
+      const out = upstreamRequestHeaders(['Host', 'shop.d', 'Accept', '*/*', ...connection, ...CLAIMS], {
+        clientIp: '198.51.100.7',
+        proto: 'https',
+        host: 'shop.d',
+        requestId: 'r',
+        untrusted: true,
+      });
+      assert.deepEqual(out, [
+        'Accept',
+        '*/*',
+        'host',
+        'shop.d',
+        'x-forwarded-for',
+        '198.51.100.7',
+        'x-forwarded-proto',
+        'https',
+        'x-forwarded-host',
+        'shop.d',
+        'forwarded',
+        'for=198.51.100.7;host=shop.d;proto=https',
+        'x-request-id',
+        'r',
+      ]);
+    }
+  });
+
+  test('from a trusted hop, the claims are kept and x-forwarded-for and forwarded extended', () => {
+    const out = upstreamRequestHeaders(['Host', 'shop.d:8443', ...CLAIMS], {
+      clientIp: '10.0.0.1',
+      proto: 'http',
+      host: 'shop.d',
+      requestId: 'r',
+      untrusted: false,
+    });
+    const get = (name: string) => {
+      const i = out.indexOf(name);
+      return i < 0 ? undefined : out[i + 1];
+    };
+    assert.equal(get('x-forwarded-for'), '203.0.113.9, 10.0.0.1');
+    assert.equal(get('x-forwarded-proto'), 'https');
+    assert.equal(get('x-forwarded-host'), 'evil.example');
+    assert.equal(get('forwarded'), 'for=203.0.113.9;proto=https, for=10.0.0.1;host="shop.d:8443";proto=http');
+    for (const kept of ['X-Forwarded-Prefix', 'X-Real-IP', 'True-Client-IP', 'CF-Connecting-IP', 'Client-IP'])
+      assert.equal(get(kept), CLAIMS[CLAIMS.indexOf(kept) + 1], kept);
+  });
+
+  test('forwarded: IPv6 clients in brackets and quotes, odd hosts quoted and escaped', () => {
+    const out = upstreamRequestHeaders(['Host', 'a"b\\c'], {
+      clientIp: '2001:db8::1',
+      proto: 'http',
+      host: 'x',
+      requestId: 'r',
+      untrusted: true,
+    });
+    assert.equal(out[out.indexOf('forwarded') + 1], 'for="[2001:db8::1]";host="a\\"b\\\\c";proto=http');
+    assert.equal(forwardedValue('shop.example.com'), 'shop.example.com');
+    assert.equal(forwardedValue(''), '""');
   });
 });
 

@@ -13,10 +13,15 @@
   const token = params.get('token');
   const withToken = (path) =>
     token ? `${path}${path.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}` : path;
+  // x-wharf-admin: the admin port takes state changes only from callers that can set a header.
   const api = (path, init) =>
     fetch(withToken(path), {
       ...init,
-      headers: { ...(init?.headers ?? {}), ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      headers: {
+        ...(init?.headers ?? {}),
+        'x-wharf-admin': '1',
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+      },
     });
 
   const TIMELINE_MAX = 300;
