@@ -2,6 +2,7 @@
 // about who it is never reaches an instance; a trusted proxy's word is kept and extended.
 
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startUpstream, type TestUpstream } from '../support/upstream.ts';
@@ -44,6 +45,28 @@ async function viaEdge(port: number, from: string, up: TestUpstream): Promise<Re
   return up.seen[n].headers;
 }
 
+/** The same over an HTTP/2 stream (h2c prior knowledge): the rule is the pipeline's, for every protocol. */
+async function viaEdgeH2(port: number, from: string, up: TestUpstream): Promise<Record<string, unknown>> {
+  const n = up.seen.length;
+  const session = http2.connect(`http://127.0.0.1:${port}`, {
+    createConnection: () => net.connect({ port, host: '127.0.0.1', localAddress: from }),
+  });
+  try {
+    const headers: http2.OutgoingHttpHeaders = { ':path': '/who', ':authority': 'shop.apps.test' };
+    for (const [k, v] of Object.entries(CLAIMS)) headers[k.toLowerCase()] = v;
+    await new Promise<void>((resolve, reject) => {
+      const stream = session.request(headers);
+      stream.on('data', () => {});
+      stream.on('end', () => resolve());
+      stream.on('error', reject);
+    });
+  } finally {
+    session.close();
+  }
+  assert.equal(up.seen.length, n + 1);
+  return up.seen[n].headers;
+}
+
 describe('edge header hygiene', () => {
   let up: TestUpstream;
   let w: Started;
@@ -77,6 +100,20 @@ describe('edge header hygiene', () => {
     assert.equal(h['x-forwarded-proto'], 'http');
     assert.equal(h['x-forwarded-host'], 'shop.apps.test');
     assert.equal(h.forwarded, 'for=127.0.0.1;host=shop.apps.test;proto=http');
+  });
+
+  it("over HTTP/2 too: an untrusted client's claims are dropped, a trusted proxy's extended", async () => {
+    const h = await viaEdgeH2(w.port, '127.0.0.1', up);
+    for (const name of Object.keys(CLAIMS)) {
+      const lower = name.toLowerCase();
+      if (['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded'].includes(lower)) continue;
+      assert.equal(h[lower], undefined, `${name} reached the instance over h2`);
+    }
+    assert.equal(h['x-forwarded-for'], '127.0.0.1');
+    assert.equal(h.forwarded, 'for=127.0.0.1;host=shop.apps.test;proto=http');
+    const t = await viaEdgeH2(w.port, '127.0.0.2', up);
+    assert.equal(t['x-forwarded-for'], '203.0.113.9, 127.0.0.2');
+    assert.equal(t['x-real-ip'], '203.0.113.9');
   });
 
   it('from a trusted proxy, the claims are kept and x-forwarded-for and forwarded extended', async () => {
