@@ -14,6 +14,7 @@ import {
   instanceMetricView,
   PortMeters,
   portMetricViews,
+  protocolIndex,
   ScrapedMetric,
 } from './port-meters.ts';
 
@@ -238,14 +239,22 @@ export class Metrics {
     return this.registry.metrics();
   }
 
-  /** Hot path: one call per answered request. `project`/`port` undefined when it was not routed. */
+  /**
+   * Hot path: one call per answered request. `project`/`port` undefined when it was not routed;
+   * `protocol` is the client's (`http/1.1`, `h2`).
+   */
   request(
     project: string | undefined,
     port: string | undefined,
     status: number,
     durationSeconds: number,
+    protocol?: string,
   ): void {
-    this.portMeters(project ?? UNKNOWN, port ?? UNKNOWN).request(status, durationSeconds);
+    this.portMeters(project ?? UNKNOWN, port ?? UNKNOWN).request(
+      status,
+      durationSeconds,
+      protocolIndex(protocol),
+    );
   }
 
   /** One upstream attempt: its status (any number) or its AttemptError. */

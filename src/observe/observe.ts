@@ -51,7 +51,7 @@ export function createObserve(opts: ObserveOptions): Observe {
     sse,
     access(rec) {
       logs.access(rec);
-      metrics.request(rec.project, rec.port, rec.status, rec.durationMs / 1000);
+      metrics.request(rec.project, rec.port, rec.status, rec.durationMs / 1000, rec.protocol);
       traffic.record(rec);
     },
     attempt(a) {

@@ -8,6 +8,14 @@
 /** Status classes as label values, in index order (see classIndex). */
 export const CLASSES = ['2xx', '3xx', '4xx', '5xx', 'other'] as const;
 
+/** The client's protocol as a label value, in index order (see protocolIndex). */
+export const PROTOCOLS = ['http/1.1', 'h2'] as const;
+
+/** `h2` -> 1; HTTP/1.1 (and anything unknown) -> 0. */
+export function protocolIndex(protocol: string | undefined): number {
+  return protocol === 'h2' ? 1 : 0;
+}
+
 /** `2xx`..`5xx` -> 0..3; anything else (1xx upgrades, 0 for no response) -> 4 (`other`). */
 export function classIndex(status: number): number {
   const c = (status / 100) | 0;
@@ -16,7 +24,8 @@ export function classIndex(status: number): number {
 
 /** One (project, port) pair's counters. Series appear in the exposition once they are non-zero. */
 export class PortMeters {
-  readonly requests = new Float64Array(CLASSES.length);
+  /** By client protocol, then status class: index protocolIndex * CLASSES.length + classIndex. */
+  readonly requests = new Float64Array(PROTOCOLS.length * CLASSES.length);
   /** Duration observations per bucket, not cumulative; the last slot is +Inf. */
   readonly buckets: Float64Array;
   durationSum = 0;
@@ -35,8 +44,8 @@ export class PortMeters {
     this.buckets = new Float64Array(bounds.length + 1);
   }
 
-  request(status: number, seconds: number): void {
-    this.requests[classIndex(status)]++;
+  request(status: number, seconds: number, protocol = 0): void {
+    this.requests[protocol * CLASSES.length + classIndex(status)]++;
     const b = this.bounds;
     let i = 0;
     while (i < b.length && seconds > b[i]) i++;
@@ -164,15 +173,18 @@ export function portMetricViews(all: () => Iterable<PortMeters>, bounds: readonl
   return [
     view(
       'wharf_requests_total',
-      'Requests answered, by project, port and status class.',
+      'Requests answered, by project, port, status class and the client\'s protocol (http/1.1, h2).',
       'counter',
       (m, out) => {
-        for (let c = 0; c < CLASSES.length; c++)
-          if (m.requests[c] > 0)
-            out.push({
-              labels: { project: m.project, port: m.port, class: CLASSES[c] },
-              value: m.requests[c],
-            });
+        for (let p = 0; p < PROTOCOLS.length; p++)
+          for (let c = 0; c < CLASSES.length; c++) {
+            const n = m.requests[p * CLASSES.length + c];
+            if (n > 0)
+              out.push({
+                labels: { project: m.project, port: m.port, class: CLASSES[c], protocol: PROTOCOLS[p] },
+                value: n,
+              });
+          }
       },
     ),
     view(

@@ -16,6 +16,7 @@ describe('metrics', () => {
     m.request('shop', 'web', 201, 0.02);
     m.request('shop', 'web', 502, 0.3);
     m.request(undefined, undefined, 404, 0.0001);
+    m.request('shop', 'web', 200, 0.003, 'h2');
     m.attempt('shop', 'web', 200);
     m.attempt('shop', 'web', 'connect-refused');
     m.attempt('shop', 'web', 'something odd');
@@ -25,16 +26,19 @@ describe('metrics', () => {
     dropped = 5;
     const after = parseExposition(await m.render());
     assert.equal(m.contentType.startsWith('text/plain'), true);
-    assert.equal(value(after, 'wharf_requests_total', { project: 'shop', port: 'web', class: '2xx' }), 2);
+    const ok = { project: 'shop', port: 'web', class: '2xx' };
+    // The client's protocol is a label: HTTP/1.1 unless said otherwise.
+    assert.equal(value(after, 'wharf_requests_total', { ...ok, protocol: 'http/1.1' }), 2);
+    assert.equal(value(after, 'wharf_requests_total', { ...ok, protocol: 'h2' }), 1);
     assert.equal(value(after, 'wharf_requests_total', { project: 'shop', port: 'web', class: '5xx' }), 1);
     assert.equal(
       value(after, 'wharf_requests_total', { project: '_unknown', port: '_unknown', class: '4xx' }),
       1,
     );
-    assert.equal(value(after, 'wharf_request_duration_seconds_count', { project: 'shop', port: 'web' }), 3);
+    assert.equal(value(after, 'wharf_request_duration_seconds_count', { project: 'shop', port: 'web' }), 4);
     assert.equal(
       value(after, 'wharf_request_duration_seconds_bucket', { project: 'shop', port: 'web', le: '0.005' }),
-      1,
+      2,
     );
     assert.equal(value(after, 'wharf_upstream_attempts_total', { outcome: 'connect-refused' }), 1);
     assert.equal(value(after, 'wharf_upstream_attempts_total', { outcome: '2xx' }), 1);
