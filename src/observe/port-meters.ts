@@ -173,7 +173,7 @@ export function portMetricViews(all: () => Iterable<PortMeters>, bounds: readonl
   return [
     view(
       'wharf_requests_total',
-      'Requests answered, by project, port, status class and the client\'s protocol (http/1.1, h2).',
+      "Requests answered, by project, port, status class and the client's protocol (http/1.1, h2).",
       'counter',
       (m, out) => {
         for (let p = 0; p < PROTOCOLS.length; p++)
