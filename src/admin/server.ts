@@ -53,6 +53,8 @@ export function projectsView(table: RouteTable, health: HealthView) {
       affinity: p.settings.affinity.kind,
       ports: [...p.ports.values()].map((r) => ({
         name: r.port,
+        /** What Wharf speaks to the instances: `http1`, `h2c`, or `auto` (the client's protocol). */
+        protocol: r.protocol,
         instances: r.endpoints.map((e) => {
           const s = health.status(e.id);
           const state = e.draining && health.state(e.id) !== 'unhealthy' ? 'draining' : health.state(e.id);

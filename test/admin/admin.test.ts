@@ -39,6 +39,8 @@ describe('admin API', () => {
     const inst = body.projects[0].ports[0].instances[0];
     assert.equal(body.projects[0].name, 'shop');
     assert.equal(body.projects[0].ports[0].name, 'http');
+    // What Wharf speaks to the instances (a Service port's appProtocol, else `protocol`; default http1).
+    assert.equal(body.projects[0].ports[0].protocol, 'http1');
     assert.equal(inst.name, 'shop-0');
     assert.equal(inst.address, up.address);
     assert.ok(['healthy', 'unhealthy', 'draining', 'pending'].includes(inst.state), inst.state);

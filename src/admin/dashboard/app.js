@@ -555,7 +555,7 @@
       sec.dataset.port = q.name;
       const host = model.domain ? `${q.name}.${p.name}.${model.domain}` : '';
       sec.innerHTML =
-        `<div class="port-head"><h3>${esc(q.name)}</h3>${host ? `<span class="host">${esc(host)}</span>` : ''}<span class="sum"></span></div>` +
+        `<div class="port-head"><h3>${esc(q.name)}</h3>${host ? `<span class="host">${esc(host)}</span>` : ''}${q.protocol ? `<span class="tag proto" title="the protocol Wharf speaks to the instances (auto: the client's)">to instances: ${esc(q.protocol)}</span>` : ''}<span class="sum"></span></div>` +
         `<div class="charts">${CHARTS.map((ch) => `<div class="chart" data-chart="${ch.kind}"><h4 title="${esc(ch.help)}">${ch.title}<span></span></h4><div class="plot"></div></div>`).join('')}</div>` +
         `<table class="instances"><colgroup><col class="c-name"><col class="c-state"><col class="c-why"><col class="c-since"><col class="c-num"><col class="c-num"><col class="c-num"><col class="c-act"></colgroup><thead><tr><th>instance</th><th>state</th><th>why</th><th>since</th><th class="num" title="attempts per second this instance took">att/s</th><th class="num" title="attempts that failed: 5xx, connection errors, timeouts, rescues">failed</th><th class="num" title="p99 of this instance's attempts (to response headers)">p99</th><th class="actions"></th></tr></thead><tbody></tbody></table>`;
       c.body.appendChild(sec);
