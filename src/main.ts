@@ -7,7 +7,7 @@ import type { Config, Overrides } from './config/load.ts';
 import { Certificates } from './control/certificates.ts';
 import { ConfigFile } from './control/config-file.ts';
 import { ControlPlane } from './control/plane.ts';
-import { conventionsOf, type ReloadPlan, tlsSecretsLive } from './control/reload.ts';
+import { type BoundPorts, conventionsOf, type ReloadPlan, tlsSecretsLive } from './control/reload.ts';
 import { resolveTargets } from './discovery/credentials.ts';
 import { KubernetesSource, type KubernetesTuning } from './discovery/source.ts';
 import { HealthService, type HealthServiceOptions, type Prober } from './health/index.ts';
@@ -21,7 +21,6 @@ import { ClientLimits } from './proxy/limits.ts';
 import { RetryBudget } from './proxy/retry-budget.ts';
 import { FrontServer } from './proxy/server.ts';
 import { UpstreamPools } from './proxy/upstreams.ts';
-import type { AddressPolicy } from './routing/addresses.ts';
 import { cidrMatcher } from './util/cidr.ts';
 import { type Clock, systemClock } from './util/clock.ts';
 import { type Log, stderrLog } from './util/log.ts';
@@ -72,7 +71,7 @@ export class Wharf {
     const emit = opts.onEvent; // none: no event is even built
     this.config = c;
     this.log = log;
-    this.control = new ControlPlane({ conventions: conventionsOf(c, this.addressPolicy(c)), clock, emit });
+    this.control = new ControlPlane({ conventions: conventionsOf(c, this.bound()), clock, emit });
     const health = {
       domain: c.domain,
       maxInFlight: c.health.concurrency,
@@ -157,7 +156,7 @@ export class Wharf {
     const log = w.log;
     const now = () => (opts.clock ?? systemClock).now();
     // The bound ports are known now (a configured port 0 was not): refuse endpoints at them.
-    w.control.setConventions(conventionsOf(c, w.addressPolicy(c)));
+    w.control.setConventions(conventionsOf(c, w.bound()));
     if (opts.configPath) {
       const o = {
         overrides: opts.overrides,
@@ -192,23 +191,17 @@ export class Wharf {
     return w;
   }
 
+  /** The ports Wharf's listeners are bound to (0 until they are): discovery may not route to them. */
+  private bound(): BoundPorts {
+    const redirect = (this.tls?.redirect?.address() as { port?: number } | null)?.port ?? 0;
+    const localHosts = Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address));
+    return { proxy: this.frontAddress.port, admin: this.adminAddress.port, redirect, localHosts };
+  }
+
   /** The current route table (swapped whole by the control plane). */
   readonly table = (): RouteTable => this.control.table();
   /** Every owner's Problems: sources, name conflicts, routing, certificates. */
   readonly problems = (): readonly Problem[] => this.control.problems.list();
-
-  /** Wharf's own listeners (bound ports once known) and whether discovery may route to loopback. */
-  private addressPolicy(c: Config): AddressPolicy {
-    const self = [
-      { name: 'proxy', host: c.listen.host, port: this.frontAddress.port || c.listen.port },
-      { name: 'admin', host: c.admin.host, port: this.adminAddress.port || c.admin.port },
-    ];
-    const r = c.tls?.redirectHttp;
-    const redirectPort = (this.tls?.redirect?.address() as { port?: number } | null)?.port;
-    if (r) self.push({ name: 'redirect', host: r.host, port: redirectPort || r.port });
-    const localHosts = Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address));
-    return { self, localHosts, allowLoopback: c.kubernetes?.allowLoopback ?? false };
-  }
 
   readiness(): Readiness {
     return this.control.readiness(this.stopping !== undefined, this.tls?.gates);
@@ -222,7 +215,7 @@ export class Wharf {
   private apply(plan: ReloadPlan): void {
     this.config = plan.config;
     if (plan.live.includes('tls.secrets')) this.tls?.setConfigured(plan.config.tls?.secrets ?? []);
-    this.control.setConventions(conventionsOf(plan.config, this.addressPolicy(plan.config)));
+    this.control.setConventions(conventionsOf(plan.config, this.bound()));
     this.control.set('config', plan.config.projects);
   }
 

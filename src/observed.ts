@@ -4,10 +4,10 @@
 
 import { serveDashboard } from './admin/dashboard/serve.ts';
 import { dashboardState, SourceStates } from './admin/dashboard/state.ts';
+import { observeRoutes } from './admin/observe-routes.ts';
 import { Wharf, type WharfOptions } from './main.ts';
 import type { LogOptions } from './observe/log.ts';
 import { createObserve, type Observe } from './observe/observe.ts';
-import { observeRoutes } from './observe/routes.ts';
 import { systemClock } from './util/clock.ts';
 
 export interface ObservedOptions

@@ -86,6 +86,29 @@ export function planReload(prev: Config, next: Config): ReloadPlan {
 }
 
 /** The routing conventions a config sets. */
-export function conventionsOf(c: Config, addresses?: AddressPolicy): Conventions {
-  return { tier: c.tier, defaults: c.defaults, forwardTo: c.forwardTo, ...(addresses ? { addresses } : {}) };
+/**
+ * Where Wharf itself listens: the ports its listeners are bound to (0 for one not bound yet: the
+ * configured port counts) and this machine's own addresses.
+ */
+export interface BoundPorts {
+  readonly proxy: number;
+  readonly admin: number;
+  readonly redirect: number;
+  readonly localHosts: readonly string[];
+}
+
+/** Routing's conventions from the config, with the addresses discovery may not route to. */
+export function conventionsOf(c: Config, bound: BoundPorts): Conventions {
+  return { tier: c.tier, defaults: c.defaults, forwardTo: c.forwardTo, addresses: addressPolicyOf(c, bound) };
+}
+
+/** Wharf's own listeners (bound ports once known) and whether discovery may route to loopback. */
+export function addressPolicyOf(c: Config, bound: BoundPorts): AddressPolicy {
+  const self = [
+    { name: 'proxy', host: c.listen.host, port: bound.proxy || c.listen.port },
+    { name: 'admin', host: c.admin.host, port: bound.admin || c.admin.port },
+  ];
+  const r = c.tls?.redirectHttp;
+  if (r) self.push({ name: 'redirect', host: r.host, port: bound.redirect || r.port });
+  return { self, localHosts: bound.localHosts, allowLoopback: c.kubernetes?.allowLoopback ?? false };
 }

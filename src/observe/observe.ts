@@ -5,10 +5,11 @@
 import type { AttemptRecord } from '../model/attempt.ts';
 import type { WharfEvent } from '../model/events.ts';
 import type { AccessRecord } from './access-log.ts';
-import { EventBus, TrafficAggregator, type TrafficOptions } from './bus.ts';
+import { EventBus } from './event-bus.ts';
 import { createLogs, type LogOptions, type Logs } from './log.ts';
 import { Metrics, type MetricsOptions } from './metrics.ts';
 import { SseHub, type SseOptions } from './sse.ts';
+import { TrafficAggregator, type TrafficOptions } from './traffic.ts';
 
 export interface ObserveOptions {
   readonly logs: LogOptions;

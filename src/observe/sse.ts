@@ -12,7 +12,8 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { WharfEvent } from '../model/events.ts';
 import { clientAddress } from '../util/client-address.ts';
-import type { TrafficAggregator, TrafficSummaryEvent, Unsubscribe } from './bus.ts';
+import type { Unsubscribe } from './event-bus.ts';
+import type { TrafficAggregator, TrafficSummaryEvent } from './traffic.ts';
 
 export interface SseOptions {
   readonly bus: { on(listener: (e: WharfEvent) => void): Unsubscribe };

@@ -11,11 +11,12 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { serveDashboard } from '../../src/admin/dashboard/serve.ts';
+import { trafficRoute } from '../../src/admin/observe-routes.ts';
 import type { AttemptRecord } from '../../src/model/attempt.ts';
 import type { WharfEvent } from '../../src/model/events.ts';
-import { EventBus, TrafficAggregator } from '../../src/observe/bus.ts';
-import { trafficRoute } from '../../src/observe/routes.ts';
+import { EventBus } from '../../src/observe/event-bus.ts';
 import { SseHub } from '../../src/observe/sse.ts';
+import { TrafficAggregator } from '../../src/observe/traffic.ts';
 import { accessRecord } from '../support/records.ts';
 import { chromiumMissing, launch, OUTPUT, snap } from './browser.ts';
 

@@ -3,8 +3,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { WharfEvent } from '../../src/model/events.ts';
-import { EventBus, TrafficAggregator } from '../../src/observe/bus.ts';
+import { EventBus } from '../../src/observe/event-bus.ts';
 import { checkAdminAuth, denyAdmin, SseHub } from '../../src/observe/sse.ts';
+import { TrafficAggregator } from '../../src/observe/traffic.ts';
 import { accessRecord } from '../support/records.ts';
 import { connectSse } from './sse-client.ts';
 

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { hostName, namesAdmin } from '../../src/admin/guard.ts';
 import type { WharfEvent } from '../../src/model/events.ts';
-import { EventBus } from '../../src/observe/bus.ts';
+import { EventBus } from '../../src/observe/event-bus.ts';
 import { SseHub } from '../../src/observe/sse.ts';
 import { type Started, startWharf } from '../support/wharf.ts';
 

@@ -4,9 +4,9 @@
 // `adminRoutes: observeRoutes(obs)` (plus serveDashboard for `/`).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Metrics } from './metrics.ts';
-import type { SseHub } from './sse.ts';
-import type { TrafficAggregator } from './traffic.ts';
+import type { Metrics } from '../observe/metrics.ts';
+import type { SseHub } from '../observe/sse.ts';
+import type { TrafficAggregator } from '../observe/traffic.ts';
 
 export type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => boolean | Promise<boolean>;
 

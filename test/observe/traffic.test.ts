@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { AttemptRecord } from '../../src/model/attempt.ts';
-import { EventBus, TrafficAggregator, type TrafficSummaryEvent } from '../../src/observe/bus.ts';
+import { EventBus } from '../../src/observe/event-bus.ts';
+import { TrafficAggregator, type TrafficSummaryEvent } from '../../src/observe/traffic.ts';
 import { accessRecord } from '../support/records.ts';
 
 const rec = accessRecord;
