@@ -90,13 +90,18 @@ export async function startDemo(o: DemoOptions): Promise<RunningDemo> {
       kube = new KubeSync(apiserver);
     }
     await fleet.start(projects);
+    // Its instances see a request only every few seconds at the demo's rate, so they are idle in the
+    // sense of traffic-aware probing: probed every second anyway, a frozen one is out within about
+    // two seconds whether a request notices it first or not (the default idle interval is 20 s).
+    const health = { 'idle-interval': '1s' };
     const file = apiserver
       ? {
           domain: DEMO_DOMAIN,
+          health,
           // The demo's pods are processes on this machine: loopback endpoints are its whole point.
           kubernetes: { apiservers: [apiserver.url], namespaces: ['demo'], 'allow-loopback': true },
         }
-      : { domain: DEMO_DOMAIN };
+      : { domain: DEMO_DOMAIN, health };
     const config = parseConfig(JSON.stringify(file), 'demo', {
       listen: o.listen,
       admin: o.admin,
