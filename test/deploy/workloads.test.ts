@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
+import { parseSettings } from '../../src/routing/settings.ts';
 import { allDocs, find, kubeletArgs, type Obj, podSpecs, settings } from './load.ts';
 
 const docs = allDocs();
@@ -152,6 +153,16 @@ describe('Wharf pods (internal, edge, webhook)', () => {
     assert.equal(svc.metadata.labels['wharf.io/project'], edge.edge['forward-to']);
     assert.ok(svc.spec.ports.some((p: Obj) => p.name === 'http'));
     assert.ok(svc.spec.ports.some((p: Obj) => p.name === svc.metadata.annotations['wharf.io/health-port']));
+    // Probed on its admin port, never routed there: the admin API is not reachable through Wharf.
+    const { settings, errors } = parseSettings(
+      Object.fromEntries(
+        Object.entries(svc.metadata.annotations as Record<string, string>)
+          .filter(([k]) => k.startsWith('wharf.io/'))
+          .map(([k, v]) => [k.slice('wharf.io/'.length), v]),
+      ),
+    );
+    assert.deepEqual(errors, []);
+    assert.deepEqual(settings.hidden, ['admin']);
     const edgeSvc = find(docs, 'Service', 'wharf-edge');
     assert.ok(['LoadBalancer', 'NodePort'].includes(edgeSvc.spec.type));
     assert.ok(
