@@ -1,18 +1,24 @@
 // gRPC health checks (issue 21): the hand-made protobuf both ways, the verdict on an answer, and the
 // real prober against real grpc-js health servers (SERVING, NOT_SERVING, an unknown service, a
-// server without the health service, a hung server, a closed port) and its kept HTTP/2 session.
+// server without the health service, a hung server, a closed port), its kept HTTP/2 session, and
+// a started Wharf that takes a NOT_SERVING instance out while its healthy sibling stays in.
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import type { ProjectsDocument } from '../../src/admin/server.ts';
 import {
   decodeHealthCheckResponse,
   encodeHealthCheckRequest,
   grpcVerdict,
 } from '../../src/health/grpc-probe.ts';
 import { keptConnections, netProber, ProbeSession, type ProbeTarget } from '../../src/health/prober.ts';
+import { HealthService } from '../../src/health/service.ts';
+import type { HealthTransitionEvent } from '../../src/model/events.ts';
 import { type GrpcServer, grpc, startGrpcServer } from '../support/grpc.ts';
+import { type Started, startWharf } from '../support/wharf.ts';
+import { portRoute, settingsWith, table } from './fakes.ts';
 
 /** One length-prefixed message around `bytes`. */
 function frame(bytes: number[], flag = 0): Buffer {
@@ -199,6 +205,31 @@ describe('gRPC probes against grpc-js health servers', () => {
   });
 });
 
+describe('gRPC checks in the probe thread', () => {
+  test('the check crosses to the worker: NOT_SERVING found there takes the instance out', async () => {
+    const server = await startGrpcServer('api-0');
+    const events: HealthTransitionEvent[] = [];
+    const svc = new HealthService({ domain: 'd', thread: true, emit: (e) => events.push(e) });
+    try {
+      const settings = settingsWith({
+        check: 'grpc',
+        path: null,
+        grpcService: 'wharf.test.Echo',
+        intervalMs: 100,
+      });
+      svc.reconcile(table(portRoute('api', 'grpc', [{ name: 'a', address: server.address }], settings)));
+      await until(() => svc.threaded, 'the worker thread took over', 20_000);
+      await until(() => events.some((e) => e.to === 'healthy'), 'healthy');
+      server.serving = 'NOT_SERVING';
+      await until(() => events.some((e) => e.to === 'unhealthy'), 'unhealthy, reported by the worker');
+      assert.equal(events.find((e) => e.to === 'unhealthy')?.reason, 'probe: NOT_SERVING');
+    } finally {
+      svc.close();
+      await server.close();
+    }
+  });
+});
+
 describe('gRPC probes to a server that accepts and never answers', () => {
   const sockets = new Set<net.Socket>();
   // Reads everything, says nothing: no SETTINGS frame, no answer (a hung process, from outside).
@@ -227,5 +258,71 @@ describe('gRPC probes to a server that accepts and never answers', () => {
     assert.deepEqual(r, { ok: false, reason: 'aborted' });
     assert.ok(took >= 190 && took < 1000, `took ${took} ms`);
     await until(() => sockets.size === 0, 'the probe connection closed', 1000);
+  });
+
+  test('HealthService with real timers marks it unhealthy at the probe timeout', async () => {
+    const events: HealthTransitionEvent[] = [];
+    const svc = new HealthService({ domain: 'd', emit: (e) => events.push(e) });
+    const settings = settingsWith({ check: 'grpc', path: null, timeoutMs: 200, intervalMs: 200 });
+    const t = Date.now();
+    svc.reconcile(table(portRoute('api', 'grpc', [{ name: 'a', address: addr }], settings)));
+    try {
+      await until(() => events.length > 0, 'a transition', 3000);
+    } finally {
+      svc.close();
+    }
+    assert.equal(events[0].to, 'unhealthy');
+    assert.equal(events[0].reason, 'probe: timeout after 200ms');
+    assert.ok((events[0].probeLatencyMs ?? 0) >= 200);
+    // fall 2 at a 200 ms timeout (a fast re-check after the first): out well within a second or two.
+    assert.ok(Date.now() - t < 2000, `took ${Date.now() - t} ms`);
+  });
+});
+
+describe('a started Wharf with health-path: grpc', () => {
+  let servers: GrpcServer[];
+  let w: Started;
+  before(async () => {
+    servers = await Promise.all(['api-0', 'api-1'].map((n) => startGrpcServer(n)));
+    w = await startWharf({
+      // An idle instance is probed once per idle interval (20 s by default): 1 s keeps the test short.
+      health: { 'idle-interval': '1s' },
+      projects: {
+        api: {
+          protocol: 'h2c',
+          'health-path': 'grpc',
+          'health-interval': '200ms',
+          'health-timeout': '500ms',
+          instances: Object.fromEntries(servers.map((s) => [s.name, { grpc: s.address }])),
+        },
+      },
+    });
+  });
+  after(async () => {
+    await w.stop();
+    for (const s of servers) await s.close();
+  });
+
+  async function states(): Promise<Record<string, { state: string; reason: string }>> {
+    const doc = (await (await fetch(`${w.admin}/api/projects`)).json()) as ProjectsDocument;
+    const api = doc.projects.find((p) => p.name === 'api')!;
+    return Object.fromEntries(
+      api.ports[0].instances.map((i) => [i.name, { state: i.state, reason: i.reason }]),
+    );
+  }
+
+  test('a NOT_SERVING instance goes unhealthy, its SERVING sibling stays healthy, and it comes back', async () => {
+    await until(async () => {
+      const s = await states();
+      return s['api-0']?.state === 'healthy' && s['api-1']?.state === 'healthy';
+    }, 'both instances healthy');
+    servers[1].serving = 'NOT_SERVING';
+    await until(async () => (await states())['api-1'].state === 'unhealthy', 'api-1 unhealthy');
+    const s = await states();
+    assert.equal(s['api-0'].state, 'healthy');
+    assert.match(s['api-1'].reason, /NOT_SERVING/);
+    servers[1].serving = 'SERVING';
+    await until(async () => (await states())['api-1'].state === 'healthy', 'api-1 healthy again');
+    assert.equal((await states())['api-0'].state, 'healthy');
   });
 });
