@@ -87,7 +87,7 @@ const FIELDS: Record<string, string> = {
 
 /** An example value per project setting (the same keys as Service annotations). */
 export const SETTING_EXAMPLES: Readonly<Record<string, string>> = {
-  'health-path': '/healthz (or tcp)',
+  'health-path': '/healthz (or tcp, or grpc)',
   'health-port': 'admin',
   'health-interval': '1s',
   'health-timeout': '1s',

@@ -23,8 +23,15 @@
 // Results apply in probe start order: a newer answer makes every older outstanding probe stale (it
 // is aborted), and an older answer arriving after a newer one is ignored.
 
-import type { HealthCheckSettings, StatusRange } from '../model/settings.ts';
-import { ProbeCancel, type Prober, ProbeSession, type ProbeTarget, STAGE_CONNECTING } from './prober.ts';
+import type { HealthCheckKind, HealthCheckSettings, StatusRange } from '../model/settings.ts';
+import {
+  ProbeCancel,
+  type Prober,
+  ProbeSession,
+  type ProbeTarget,
+  probeKind,
+  STAGE_CONNECTING,
+} from './prober.ts';
 import type { ProbeScheduler, Schedulable } from './scheduler.ts';
 import type { Clock, TimerHandle, Timers } from './time.ts';
 
@@ -133,7 +140,7 @@ export abstract class ProbeLoop implements Schedulable, ProbeTarget, LoopOwner {
   abstract serving(): boolean;
   abstract lastAnswer(): number;
   abstract lastTraffic(): number;
-  /** HTTP targets keep their probe connection between probes (see ProbeSession). */
+  /** HTTP and gRPC targets keep their probe connection between probes (see ProbeSession). */
   readonly session: ProbeSession | undefined;
   /** Probe period of this target when idle (ms); equal to the interval when there is no idle slowdown. */
   private readonly idleMs: number;
@@ -142,12 +149,21 @@ export abstract class ProbeLoop implements Schedulable, ProbeTarget, LoopOwner {
     readonly settings: HealthCheckSettings,
     private readonly deps: LoopDeps,
   ) {
-    this.session = settings.path === null ? undefined : new ProbeSession();
+    // A TCP check has nothing to keep: its connection is its verdict.
+    this.session = probeKind(settings) === 'tcp' ? undefined : new ProbeSession();
     this.idleMs = Math.max(settings.intervalMs, deps.idleMs ?? 0);
   }
 
   get path(): string | null {
     return this.settings.path;
+  }
+
+  get check(): HealthCheckKind {
+    return probeKind(this.settings);
+  }
+
+  get grpcService(): string {
+    return this.settings.grpcService ?? '';
   }
 
   get expect(): readonly StatusRange[] {

@@ -1,4 +1,7 @@
-// Active probes on their own connections: HTTP GET (status in the expected ranges) or a TCP connect.
+// Active probes on their own connections: HTTP GET (status in the expected ranges), a TCP connect,
+// or a gRPC health check (grpc-probe.ts, which keeps its sessions the way this file keeps HTTP
+// connections and shares its budget and error reasons; the two modules import each other, for
+// functions called at probe time only).
 // Never the proxy's pools: a pool full of slow requests must not delay a probe, and a probe must not
 // take a pooled connection that a request could use.
 //
@@ -14,14 +17,19 @@
 
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import type { StatusRange } from '../model/settings.ts';
+import type { HealthCheckKind, StatusRange } from '../model/settings.ts';
+import { grpcProbe } from './grpc-probe.ts';
 import { DONE, INVALID, ResponseReader, STATUS } from './http-response.ts';
 
 export interface ProbeTarget {
   /** `host:port`, IPv6 hosts bracketed. */
   readonly address: string;
-  /** HTTP path, or null for a TCP connect check. */
+  /** HTTP path, or null for a TCP connect check (or a gRPC one, with `check`). */
   readonly path: string | null;
+  /** What the probe asks; absent: HTTP when there is a path, a TCP connect when there is not. */
+  readonly check?: HealthCheckKind;
+  /** gRPC service asked about when `check` is `grpc`; `''` or absent: the whole server. */
+  readonly grpcService?: string;
   /** Host header of an HTTP probe: `<project>.<domain>`. */
   readonly host: string;
   readonly expect: readonly StatusRange[];
@@ -157,7 +165,7 @@ function describeError(err: NodeJS.ErrnoException): string {
 /** Errors of this host, not of the instance probed. */
 const LOCAL_ERRORS: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'EADDRNOTAVAIL', 'ENOBUFS', 'ENOMEM']);
 
-function failure(err: NodeJS.ErrnoException): ProbeResult {
+export function probeFailure(err: NodeJS.ErrnoException): ProbeResult {
   if (err.code && LOCAL_ERRORS.has(err.code))
     return { ok: false, reason: `local error ${err.code}`, local: true };
   return { ok: false, reason: describeError(err) };
@@ -186,6 +194,16 @@ export function setKeptBudget(n: number): number {
   return prev;
 }
 
+/** Whether one more idle kept connection fits the budget (gRPC sessions share it: grpc-probe.ts). */
+export function keptIdleRoom(): boolean {
+  return keptIdle < keptBudget;
+}
+
+/** A kept connection of another kind went idle (1) or stopped being idle (-1). */
+export function countKeptIdle(delta: 1 | -1): void {
+  keptIdle += delta;
+}
+
 /** Idle kept connections now (tests, the benchmark). */
 export function keptConnections(): number {
   return keptIdle;
@@ -196,12 +214,12 @@ const INVALID_RESPONSE: ProbeResult = Object.freeze({ ok: false, reason: 'invali
 const HANG_UP: ProbeResult = Object.freeze({ ok: false, reason: 'reset' });
 const TCP_OK: ProbeResult = Object.freeze({ ok: true, reason: 'ok (tcp)' });
 
-function setStage(signal: ProbeSignal, stage: number): void {
+export function setStage(signal: ProbeSignal, stage: number): void {
   if (signal instanceof ProbeCancel) signal.stage = stage;
 }
 
 /** Closes a socket this side gives up on: a reset once connected (no TIME_WAIT), a plain destroy before. */
-function kill(sock: net.Socket): void {
+export function resetSocket(sock: net.Socket): void {
   if (sock.destroyed) return;
   if (sock.connecting) return void sock.destroy();
   try {
@@ -223,7 +241,7 @@ function tcpProbe(target: ProbeTarget, signal: ProbeSignal): Promise<ProbeResult
     const sock = connect(target.address);
     const done = (r: ProbeResult) => {
       signal.removeEventListener('abort', onAbort);
-      kill(sock);
+      resetSocket(sock);
       resolve(r);
     };
     const onAbort = () => done(ABORTED);
@@ -232,7 +250,7 @@ function tcpProbe(target: ProbeTarget, signal: ProbeSignal): Promise<ProbeResult
       setStage(signal, STAGE_CONNECTED);
       done(TCP_OK);
     });
-    sock.on('error', (err) => done(failure(err)));
+    sock.on('error', (err) => done(probeFailure(err)));
   });
 }
 
@@ -357,7 +375,7 @@ class HttpConn {
   close(): void {
     this.state = DEAD;
     if (this.session?.conn === this) this.session.conn = undefined;
-    kill(this.sock);
+    resetSocket(this.sock);
   }
 
   private onData(chunk: string): void {
@@ -413,7 +431,7 @@ class HttpConn {
     if (this.state === DEAD) return;
     if (this.state === BUSY && (err.code === 'ECONNRESET' || err.code === 'EPIPE') && this.retryable())
       return this.retry();
-    this.fail(failure(err));
+    this.fail(probeFailure(err));
   }
 
   /**
@@ -476,12 +494,25 @@ function httpProbe(target: ProbeTarget, signal: ProbeSignal): Promise<ProbeResul
   });
 }
 
-/** The real prober: HTTP when the target has a path, TCP connect when it does not. */
+/** What a target's probe asks (targets without `check` say it with their path). */
+export function probeKind(target: Pick<ProbeTarget, 'check' | 'path'>): HealthCheckKind {
+  return target.check ?? (target.path === null ? 'tcp' : 'http');
+}
+
+/** The real prober: an HTTP GET, a TCP connect or a gRPC health check, as the target says. */
 export const netProber: Prober = {
   probe(target, signal) {
-    return target.path === null ? tcpProbe(target, signal) : httpProbe(target, signal);
+    switch (probeKind(target)) {
+      case 'tcp':
+        return tcpProbe(target, signal);
+      case 'grpc':
+        return grpcProbe(target, signal);
+      default:
+        return httpProbe(target, signal);
+    }
   },
   forget(target) {
-    (target.session?.conn as HttpConn | undefined)?.close();
+    // An HttpConn or a gRPC session: either closes the same way.
+    (target.session?.conn as { close(): void } | undefined)?.close();
   },
 };

@@ -116,7 +116,9 @@ class Target implements TargetSpec {
 function sameProbe(a: HealthCheckSettings, b: HealthCheckSettings): boolean {
   if (a === b) return true;
   if (
+    a.check !== b.check ||
     a.path !== b.path ||
+    a.grpcService !== b.grpcService ||
     a.intervalMs !== b.intervalMs ||
     a.timeoutMs !== b.timeoutMs ||
     a.fall !== b.fall ||

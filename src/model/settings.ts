@@ -25,9 +25,19 @@ export interface StatusRange {
   readonly to: number;
 }
 
+/**
+ * What an active probe asks: an HTTP GET of `path`, a TCP connect, or the standard gRPC health
+ * check (`grpc.health.v1.Health/Check` over h2c, as Envoy's `grpc_health_check` and Kubernetes'
+ * `grpc:` probes ask it).
+ */
+export type HealthCheckKind = 'http' | 'tcp' | 'grpc';
+
 export interface HealthCheckSettings {
-  /** HTTP path to probe, or `null` for a TCP connect-only check. */
+  readonly check: HealthCheckKind;
+  /** HTTP path to probe; `null` unless `check` is `http`. */
   readonly path: string | null;
+  /** gRPC service asked about; `''` (the whole server) unless `check` is `grpc` with a name. */
+  readonly grpcService: string;
   /** Port name probed; `null` means the routed port itself. */
   readonly port: string | null;
   readonly intervalMs: number;

@@ -15,7 +15,9 @@ import { clip } from '../util/strings.ts';
 
 export const DEFAULT_SETTINGS: ProjectSettings = Object.freeze({
   health: Object.freeze({
+    check: 'http',
     path: '/',
+    grpcService: '',
     port: null,
     intervalMs: 1000,
     timeoutMs: 1000,
@@ -156,6 +158,24 @@ export function parseAffinity(value: string): Affinity {
 }
 
 const PATH = /^\/[\x21-\x7e]*$/;
+
+/** A fully qualified protobuf service name (`echo.Echo`, `grpc.health.v1.Health`). */
+const GRPC_SERVICE = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+
+/** `/healthz` (HTTP), `tcp` (connect only), `grpc` (the whole server) or `grpc:<service>`. */
+export function parseHealthPath(value: string): Pick<HealthCheckSettings, 'check' | 'path' | 'grpcService'> {
+  if (value === 'tcp') return { check: 'tcp', path: null, grpcService: '' };
+  if (value === 'grpc') return { check: 'grpc', path: null, grpcService: '' };
+  if (value.startsWith('grpc:')) {
+    const service = value.slice('grpc:'.length);
+    if (!GRPC_SERVICE.test(service) || service.length > 200)
+      throw new Error('grpc:<service> needs a service name such as echo.Echo');
+    return { check: 'grpc', path: null, grpcService: service };
+  }
+  if (PATH.test(value)) return { check: 'http', path: value, grpcService: '' };
+  throw new Error('expected tcp, grpc, grpc:<service> or an absolute path such as /healthz');
+}
+
 const PORT_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /** Kubernetes object names (RFC 1123 subdomains), e.g. Secret names. */
@@ -264,9 +284,7 @@ export function parseSettings(
     try {
       switch (key as SettingKey) {
         case 'health-path':
-          if (value === 'tcp') health.path = null;
-          else if (PATH.test(value)) health.path = value;
-          else throw new Error('expected tcp or an absolute path such as /healthz');
+          Object.assign(health, parseHealthPath(value));
           break;
         case 'health-port':
           if (!PORT_NAME.test(value)) throw new Error('expected a port name');

@@ -149,7 +149,9 @@ export function collect(): { events: HealthTransitionEvent[]; emit: (e: HealthTr
 }
 
 export function settingsWith(health: Partial<HealthCheckSettings> = {}): ProjectSettings {
-  return { ...DEFAULT_SETTINGS, health: { ...DEFAULT_SETTINGS.health, ...health } };
+  // `path: null` alone means a TCP check, as the `health-path: tcp` setting makes it.
+  const check = health.check ?? (health.path === null ? 'tcp' : DEFAULT_SETTINGS.health.check);
+  return { ...DEFAULT_SETTINGS, health: { ...DEFAULT_SETTINGS.health, check, ...health } };
 }
 
 export interface InstanceSpec {

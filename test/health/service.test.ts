@@ -75,6 +75,21 @@ describe('active checks', () => {
     s2.svc.close();
   });
 
+  test('gRPC checks: the kind and service reach the prober, and a new service restarts the loop', async () => {
+    const { prober, svc } = setup();
+    const grpc = (grpcService: string) => settingsWith({ check: 'grpc', path: null, grpcService });
+    svc.reconcile(shop(grpc(''), [{ name: 'a', address: A }]));
+    assert.equal(prober.calls[0].target.check, 'grpc');
+    assert.equal(prober.calls[0].target.grpcService, '');
+    svc.reconcile(shop(grpc('echo.Echo'), [{ name: 'a', address: A }]));
+    assert.equal(prober.calls.length, 2, 'probed at once with the new service');
+    assert.equal(prober.calls[1].target.grpcService, 'echo.Echo');
+    svc.reconcile(shop(settingsWith({ path: null }), [{ name: 'a', address: A }]));
+    assert.equal(prober.calls.length, 3, 'grpc -> tcp is another probe');
+    assert.equal(prober.calls[2].target.check, 'tcp');
+    svc.close();
+  });
+
   test('probes repeat every interval with at most 10% jitter, start to start', async () => {
     let x = 0;
     // A spread of values over [0, 1), extremes included.

@@ -62,6 +62,38 @@ describe('settings parser', () => {
     assert.equal(parseSettings({ 'health-path': 'tcp' }).settings.health.path, null);
   });
 
+  it('health-path: an HTTP path, tcp, grpc or grpc:<service>, each an explicit check kind', () => {
+    const health = (value: string) => {
+      const { settings, errors } = parseSettings({ 'health-path': value });
+      assert.deepEqual(errors, []);
+      const { check, path, grpcService } = settings.health;
+      return { check, path, grpcService };
+    };
+    assert.deepEqual(health('/healthz'), { check: 'http', path: '/healthz', grpcService: '' });
+    assert.deepEqual(health('tcp'), { check: 'tcp', path: null, grpcService: '' });
+    assert.deepEqual(health('grpc'), { check: 'grpc', path: null, grpcService: '' });
+    assert.deepEqual(health('grpc:echo.Echo'), { check: 'grpc', path: null, grpcService: 'echo.Echo' });
+    assert.equal(DEFAULT_SETTINGS.health.check, 'http');
+    for (const bad of ['grpc:', 'grpc:echo Echo', 'grpc:.Echo', 'grpc:echo..Echo', 'grpcs', 'healthz']) {
+      const { settings, errors } = parseSettings({ 'health-path': bad });
+      assert.equal(errors[0]?.key, 'health-path', bad);
+      assert.match(errors[0].reason, /expected tcp, grpc|grpc:<service>/);
+      assert.equal(settings.health.check, 'http', `${bad} falls back to the default`);
+    }
+    // The config file reads the same key with the same parser: a bad value is a validation error.
+    assert.throws(
+      () =>
+        parseConfig(
+          'projects: { api: { health-path: "grpc:no way", instances: { a: { grpc: 127.0.0.1:1 } } } }',
+        ),
+      /health-path.*grpc:<service>/s,
+    );
+    const c = parseConfig(
+      'projects: { api: { health-path: grpc:echo.Echo, instances: { a: { grpc: 127.0.0.1:1 } } } }',
+    );
+    assert.equal(c.projects[0].settings['health-path'], 'grpc:echo.Echo');
+  });
+
   it('a bad value disables only itself and falls back to the default', () => {
     const { settings, errors } = parseSettings({
       'health-interval': 'soon',

@@ -5,6 +5,7 @@ import type { SourceStateEvent } from '../../model/events.ts';
 import type { HealthView } from '../../model/health.ts';
 import type { Problem } from '../../model/problem.ts';
 import type { RouteTable } from '../../model/routes.ts';
+import type { HealthCheckSettings } from '../../model/settings.ts';
 import { projectsView } from '../server.ts';
 
 export interface DashboardStateInput {
@@ -25,11 +26,18 @@ export function dashboardState(i: DashboardStateInput) {
     domain: i.domain,
     projects: view.projects.map((p) => ({
       ...p,
-      healthPath: i.table.projects.get(p.name)?.settings.health.path ?? 'tcp',
+      healthPath: healthCheckLabel(i.table.projects.get(p.name)?.settings.health),
     })),
     problems: i.problems,
     sources: [...(i.sources ?? [])],
   };
+}
+
+/** The `health-path` value that gives these settings: `/healthz`, `tcp`, `grpc` or `grpc:<service>`. */
+function healthCheckLabel(h: HealthCheckSettings | undefined): string {
+  if (!h || h.check === 'tcp') return 'tcp';
+  if (h.check === 'grpc') return h.grpcService ? `grpc:${h.grpcService}` : 'grpc';
+  return h.path ?? '/';
 }
 
 /** Keeps the latest `source` event per source, for dashboardState (subscribe it to the bus). */
