@@ -325,7 +325,13 @@ export class H2Downstream implements Downstream {
   /** The whole response has been handed to the stream. */
   private ended = false;
   private readonly startBytes: number;
-  /** The session's connection, taken while the stream is new (a session torn down has none). */
+  /** The connection's byte count when last read (see bytesRead). */
+  private lastBytes: number;
+  /**
+   * The session's connection, taken while the stream is new (a session torn down has none). It is
+   * node's proxy of the socket, which throws (ERR_HTTP2_SOCKET_UNBOUND) once the session has let go
+   * of it: read it only while the stream is new, or through bytesRead().
+   */
   readonly socket: Socket;
 
   constructor(
@@ -338,6 +344,7 @@ export class H2Downstream implements Downstream {
   ) {
     this.socket = stream.session?.socket as Socket;
     this.startBytes = this.socket?.bytesRead ?? 0;
+    this.lastBytes = this.startBytes;
     stream.on('error', () => {});
   }
 
@@ -353,9 +360,18 @@ export class H2Downstream implements Downstream {
     return this.endStream || this.stream.readableEnded;
   }
 
-  /** Bytes the whole connection read meanwhile: HTTP/2 has no per-stream count (an approximation). */
+  /**
+   * Bytes the whole connection read meanwhile: HTTP/2 has no per-stream count (an approximation).
+   * A stream that ends with its connection (the client closed it with streams open) is finished
+   * after the session let go of the socket: the count stays where it was last seen.
+   */
   bytesRead(): number {
-    return (this.socket?.bytesRead ?? this.startBytes) - this.startBytes;
+    try {
+      this.lastBytes = this.socket?.bytesRead ?? this.lastBytes;
+    } catch {
+      // ERR_HTTP2_SOCKET_UNBOUND
+    }
+    return this.lastBytes - this.startBytes;
   }
 
   onAbort(cb: () => void): void {

@@ -483,7 +483,7 @@ export class Exchange implements BufferOwner {
 
   /** Request bytes read from the client's connection so far. */
   clientBytesRead(): number {
-    return this.down.socket?.bytesRead ?? 0;
+    return this.down.bytesRead();
   }
 
   /** The stream undici reads the request body from: the client's, or its size-limited copy. */

@@ -218,3 +218,69 @@ describe('HTTP/2 abuse', () => {
     await stillServes();
   });
 });
+
+describe('HTTP/2 clients that go away with streams open', () => {
+  let slow: import('node:http').Server;
+  let w: Started;
+  const access: import('../../src/model/access.ts').AccessRecord[] = [];
+  before(async () => {
+    const http = await import('node:http');
+    // Answers after 300 ms: the client is gone by then.
+    slow = http.createServer((req, res) => {
+      if (req.headers['user-agent'] === 'wharf-health') return res.end('ok');
+      setTimeout(() => res.end('late'), 300);
+    });
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+    const port = (slow.address() as net.AddressInfo).port;
+    w = await startWharf(
+      { projects: { app: { instances: { 'app-0': { http: `127.0.0.1:${port}` } } } } },
+      { onAccess: (r) => access.push(r) },
+    );
+  });
+  after(async () => {
+    await w.stop();
+    slow.closeAllConnections();
+    slow.close();
+  });
+
+  it('a connection dropped with 20 streams in flight ends them all, logged, and the process stays up', async () => {
+    // The streams are finished after node's session has let go of its socket, whose proxy then
+    // throws on every read (ERR_HTTP2_SOCKET_UNBOUND): h2load ending a gRPC run crashed Wharf so.
+    for (let round = 0; round < 3; round++) {
+      let raw: net.Socket | undefined;
+      const session = http2.connect(`http://127.0.0.1:${w.port}`, {
+        createConnection: () => {
+          raw = net.connect(w.port, '127.0.0.1');
+          return raw;
+        },
+      });
+      session.on('error', () => {});
+      await new Promise<void>((r) => session.once('connect', () => r()));
+      for (let i = 0; i < 20; i++) {
+        const req = session.request({ ':path': `/drop-${round}-${i}`, ':authority': 'app.test.local' });
+        req.on('error', () => {});
+        req.end();
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      // Gone at once, as a client process that exits: no GOAWAY, no RST_STREAM.
+      raw?.destroy();
+    }
+    await new Promise((r) => setTimeout(r, 600));
+    const dropped = access.filter((a) => a.path.startsWith('/drop-'));
+    assert.equal(dropped.length, 60, 'every stream has its access line');
+    // Still serving (a crash would have taken this test process down with it).
+    const session = http2.connect(`http://127.0.0.1:${w.port}`);
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = session.request({ ':path': '/after', ':authority': 'app.test.local' });
+        req.on('response', (h) => resolve(Number(h[':status'])));
+        req.on('error', reject);
+        req.resume();
+        req.end();
+      });
+      assert.equal(status, 200);
+    } finally {
+      session.close();
+    }
+  });
+});
