@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -248,6 +249,36 @@ describe('edge limits and redirect', () => {
       statuses.join(','),
     );
     assert.ok(statuses.includes(429), statuses.join(','));
+  });
+
+  it('counts HTTP/2 streams against the same rate: many streams on one connection get 429s too', async () => {
+    const session = http2.connect(`https://127.0.0.1:${w.port}`, {
+      ca: ca.caPem,
+      servername: 'shop.apps.example.com',
+    });
+    try {
+      const one = () =>
+        new Promise<[number, string | undefined]>((resolve, reject) => {
+          const req = session.request({ ':path': '/', ':authority': 'shop.apps.example.com' });
+          let status = 0;
+          let retry: string | undefined;
+          req.on('response', (h) => {
+            status = Number(h[':status']);
+            retry = h['retry-after'] as string | undefined;
+          });
+          req.on('data', () => {});
+          req.on('end', () => resolve([status, retry]));
+          req.on('error', reject);
+          req.end();
+        });
+      const answers = await Promise.all(Array.from({ length: 30 }, one));
+      const statuses = answers.map(([s]) => s);
+      assert.ok(statuses.includes(429), statuses.join(','));
+      assert.ok(statuses.every((s) => s === 200 || s === 429), statuses.join(','));
+      assert.ok(answers.filter(([s]) => s === 429).every(([, r]) => r !== undefined), 'Retry-After on every 429');
+    } finally {
+      session.close();
+    }
   });
 
   it('redirects plain HTTP to https with 308', async () => {
