@@ -274,8 +274,14 @@ describe('edge limits and redirect', () => {
       const answers = await Promise.all(Array.from({ length: 30 }, one));
       const statuses = answers.map(([s]) => s);
       assert.ok(statuses.includes(429), statuses.join(','));
-      assert.ok(statuses.every((s) => s === 200 || s === 429), statuses.join(','));
-      assert.ok(answers.filter(([s]) => s === 429).every(([, r]) => r !== undefined), 'Retry-After on every 429');
+      assert.ok(
+        statuses.every((s) => s === 200 || s === 429),
+        statuses.join(','),
+      );
+      assert.ok(
+        answers.filter(([s]) => s === 429).every(([, r]) => r !== undefined),
+        'Retry-After on every 429',
+      );
     } finally {
       session.close();
     }
