@@ -40,6 +40,7 @@ import {
   makeCert,
   makeRunDir,
   nginxTarget,
+  nodeProxyTarget,
   PORTS,
   processTarget,
   REPO_DIR,
@@ -57,6 +58,9 @@ const GRPC_PORTS = [18231, 18232, 18233];
 const NGINX_H2 = 18212;
 const NGINX_GRPC = 18240;
 const WHARF_GRPC = 18241;
+/** The bare stacks under Wharf's edge: node:https / node:http2 + undici, nothing on top. */
+const FLOOR_TLS = 18251;
+const FLOOR_H2 = 18252;
 const GRPC_HOST = `echo.${DOMAIN}`;
 const GRPC_PATH = '/wharf.test.Echo/Unary';
 
@@ -119,7 +123,9 @@ async function runH2load(o: {
   if (code !== 0) throw new Error(`h2load exited ${code}: ${out.slice(-500)}`);
   const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1] ?? Number.NaN);
   const req = /requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed/.exec(out);
-  const status = /status codes: (\d+) 2xx/.exec(out);
+  // Answers that were not 2xx (h2load counts them as succeeded). Counted from the status line, not
+  // as succeeded - 2xx: the status line includes the warm-up's answers, the request line does not.
+  const status = /status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
   const lat = readFileSync(logFile, 'utf8')
     .split('\n')
     .filter(Boolean)
@@ -128,7 +134,7 @@ async function runH2load(o: {
   return {
     rps,
     requests: Number(req?.[2] ?? 0),
-    failed: Number(req?.[4] ?? 0) + (Number(req?.[3] ?? 0) - Number(status?.[1] ?? 0)),
+    failed: Number(req?.[4] ?? 0) + (status ? Number(status[1]) + Number(status[2]) + Number(status[3]) : 0),
     p50ms: percentile(lat, 50),
     p99ms: percentile(lat, 99),
   };
@@ -279,6 +285,38 @@ async function killUnderLoad(
   return tally;
 }
 
+/** One unary call with our own client: what the proxy answered (for a row whose calls went nowhere). */
+async function grpcAnswer(url: string, authority: string): Promise<string> {
+  const body = Buffer.concat([Buffer.from([0, 0, 0, 0, 7, 0x0a, 5]), Buffer.from('bench')]);
+  const session = http2.connect(url);
+  session.on('error', () => {});
+  try {
+    return await new Promise<string>((resolve) => {
+      const req = session.request({
+        ':method': 'POST',
+        ':path': GRPC_PATH,
+        ':authority': authority,
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
+      let got = '';
+      const take = (h: http2.IncomingHttpHeaders) => {
+        if (h['grpc-status'] !== undefined)
+          got = `grpc-status ${h['grpc-status']}: ${h['grpc-message'] ?? ''}`;
+      };
+      req.on('response', (h) => take(h));
+      req.on('trailers', (t) => take(t));
+      req.on('data', () => {});
+      req.on('end', () => resolve(got || 'no grpc-status'));
+      req.on('error', (e) => resolve((e as Error).message));
+      setTimeout(() => resolve('no answer in 5 s'), 5000).unref();
+      req.end(body);
+    });
+  } finally {
+    session.close();
+  }
+}
+
 // ---- main ----------------------------------------------------------------------------------------
 
 interface Run {
@@ -369,7 +407,24 @@ async function main(): Promise<void> {
       }),
     },
   });
-  const all = [nginxTls, wharfEdge, nginxH2, nginxGrpc, wharfGrpc];
+  const floorTls = nodeProxyTarget({
+    runDir,
+    cpus: PROXY_CPU,
+    script: 'undici-floor.ts',
+    name: 'undici floor HTTPS (node:https + undici)',
+    port: FLOOR_TLS,
+    tls: cert,
+  });
+  const floorH2 = nodeProxyTarget({
+    runDir,
+    cpus: PROXY_CPU,
+    script: 'undici-floor.ts',
+    name: 'undici floor h2 (node:http2 + undici)',
+    port: FLOOR_H2,
+    tls: cert,
+    h2: true,
+  });
+  const all = [nginxTls, wharfEdge, nginxH2, nginxGrpc, wharfGrpc, floorTls, floorH2];
   for (const t of all) {
     if (t.unavailable) throw new Error(`${t.name}: ${t.unavailable}`);
     await t.start();
@@ -400,8 +455,10 @@ async function main(): Promise<void> {
       authority: GRPC_HOST,
       runs: [],
     },
+    { name: 'floor HTTPS, HTTP/1.1 (wrk)', target: floorTls, load: 'wrk', authority: WHARF_HOST, runs: [] },
+    { name: 'floor HTTPS, h2 (h2load)', target: floorH2, load: 'h2', authority: WHARF_HOST, runs: [] },
   ];
-  const proxies = [nginxTls, wharfEdge, nginxH2, nginxGrpc, wharfGrpc];
+  const proxies = all;
   for (let round = 0; round < rounds; round++) {
     const order = round % 2 === 0 ? rows : [...rows].reverse();
     for (const r of order) {
@@ -480,7 +537,10 @@ async function measure(
     const cpu0 = pid ? treeCpuSeconds(pid) : Number.NaN;
     // h2load's warm-up (1 s) is inside its run: the CPU of it is counted, and divided over the
     // measured requests only, so CPU per request reads slightly high for both proxies alike.
-    res = await runH2load({ url: t.url, authority: r.authority, durationS, runDir, extra });
+    // gRPC calls go to the Echo method's path whatever the target's URL says (Wharf's is its root,
+    // where a gRPC server answers every call with UNIMPLEMENTED, an HTTP 200 h2load counts as done).
+    const url = r.load === 'grpc' ? new URL(GRPC_PATH, t.url).href : t.url;
+    res = await runH2load({ url, authority: r.authority, durationS, runDir, extra });
     const cpu = (pid ? treeCpuSeconds(pid) : Number.NaN) - cpu0;
     if (r.load === 'grpc') {
       const after = grpcs.counts();
@@ -490,7 +550,7 @@ async function measure(
       // h2load counts HTTP 200 as success, and a gRPC error is an HTTP 200 too: the instances' own
       // counts say whether the calls were served (its 1 s of warm-up adds to them).
       if (sum < res.requests * 0.9)
-        r.invalid = `round ${round + 1}: h2load saw ${res.requests} answers, the instances served ${sum} calls`;
+        r.invalid = `round ${round + 1}: h2load saw ${res.requests} answers, the instances served ${sum} calls (a call now: ${await grpcAnswer(t.url, r.authority)})`;
     }
     r.runs.push({
       round,
@@ -561,7 +621,7 @@ function report(
         `${r.runs.reduce((a, x) => a + x.res.failed, 0)} | ${r.runs.map((x) => fmtInt(x.res.rps)).join(' / ')} | ${shares} |`,
     );
   }
-  const [nTls, wTls, nH2, wH2, nG, wG] = rows;
+  const [nTls, wTls, nH2, wH2, nG, wG, fTls, fH2] = rows;
   const h1frac = ratios(wTls!, nTls!, rps);
   const h2frac = ratios(wH2!, nH2!, rps);
   const perRound = wH2!.runs.map((run) => {
@@ -573,6 +633,7 @@ function report(
   L.push(
     `* Wharf h2 at least the same fraction of nginx h2 as Wharf HTTP/1.1 is of nginx HTTP/1.1: h2 ${spread(h2frac)} of nginx, HTTP/1.1 ${spread(h1frac)}; (h2 fraction) / (HTTP/1.1 fraction) ${spread(perRound)}: **${median(perRound) >= 1 ? 'met' : 'NOT met'}**${quick ? ' [quick run]' : ''}.`,
     `  * p99: Wharf / nginx h2 ${spread(ratios(wH2!, nH2!, (r) => r.res.p99ms))}; CPU per request Wharf / nginx h2 ${spread(ratios(wH2!, nH2!, cpu))}.`,
+    `  * Against the bare stacks under it (node:https or node:http2 in front, undici behind, nothing on top): Wharf / floor HTTP/1.1 ${spread(ratios(wTls!, fTls!, rps))}, Wharf / floor h2 ${spread(ratios(wH2!, fH2!, rps))} rps; the floors themselves: h2 floor / nginx h2 ${spread(ratios(fH2!, nH2!, rps))}, HTTP/1.1 floor / nginx HTTP/1.1 ${spread(ratios(fTls!, nTls!, rps))}. Where Wharf / floor is about the same for both protocols, the h2 gap is node:http2's, not Wharf's.`,
     `* gRPC calls per second, Wharf / nginx grpc_pass: ${spread(ratios(wG!, nG!, rps))}; p99 ${spread(ratios(wG!, nG!, (r) => r.res.p99ms))}; CPU per call ${spread(ratios(wG!, nG!, cpu))}.`,
   );
   for (const r of [nG!, wG!]) {

@@ -3,8 +3,11 @@
 // `npm run bench:instructions` measures Wharf against it, so "what Wharf adds" is a number.
 //   node --import tsx bench/undici-floor.ts LISTEN_PORT UPSTREAM_PORT...
 //   FLOOR_CERT=cert.pem FLOOR_KEY=key.pem node --import tsx bench/undici-floor.ts ...   # HTTPS
+//   FLOOR_H2=1 FLOOR_CERT=... FLOOR_KEY=... node --import tsx bench/undici-floor.ts ...  # h2 only,
+//     node:http2's stream API in front: the floor of Wharf's HTTP/2 edge (bench:h2)
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import { type Dispatcher, Pool } from 'undici';
 
@@ -56,18 +59,74 @@ const relay = (req: http.IncomingMessage, res: http.ServerResponse): void => {
   );
 };
 
+/** Response headers HTTP/2 must not carry (RFC 9113 §8.2.2); node refuses to send them. */
+const CONNECTION_SPECIFIC = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+class H2Relay implements Dispatcher.DispatchHandler {
+  constructor(private readonly stream: http2.ServerHttp2Stream) {}
+  onConnect(): void {}
+  onHeaders(status: number, raw: Buffer[]): boolean {
+    const headers: http2.OutgoingHttpHeaders = { ':status': status };
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i].toString('latin1').toLowerCase();
+      if (!CONNECTION_SPECIFIC.has(name)) headers[name] = raw[i + 1].toString('latin1');
+    }
+    if (!this.stream.destroyed) this.stream.respond(headers);
+    return true;
+  }
+  onData(chunk: Buffer): boolean {
+    if (!this.stream.destroyed) this.stream.write(chunk);
+    return true;
+  }
+  onComplete(): void {
+    if (!this.stream.destroyed) this.stream.end();
+  }
+  onError(): void {
+    this.stream.destroy();
+  }
+}
+
+const relayStream = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void => {
+  const pool = pools[next++ % pools.length];
+  pool.dispatch(
+    {
+      path: headers[':path'] ?? '/',
+      method: (headers[':method'] ?? 'GET') as Dispatcher.HttpMethod,
+      headers: { host: headers[':authority'] ?? '' },
+      body: null,
+    },
+    new H2Relay(stream),
+  );
+};
+
 // FLOOR_CERT / FLOOR_KEY (PEM files): terminate TLS like the HTTPS rows, with node's defaults.
 const tls = process.env.FLOOR_CERT && process.env.FLOOR_KEY;
-const server = tls
-  ? https.createServer(
-      {
+const h2 = process.env.FLOOR_H2 === '1';
+const server = h2
+  ? // h2 only, on the stream API: a 'request' listener would make node build its compatibility
+    // request/response objects for every stream, which Wharf does not use either.
+    http2
+      .createSecureServer({
         cert: readFileSync(process.env.FLOOR_CERT as string),
         key: readFileSync(process.env.FLOOR_KEY as string),
-        ALPNProtocols: ['http/1.1'],
-      },
-      relay,
-    )
-  : http.createServer(relay);
+      })
+      .on('stream', relayStream)
+  : tls
+    ? https.createServer(
+        {
+          cert: readFileSync(process.env.FLOOR_CERT as string),
+          key: readFileSync(process.env.FLOOR_KEY as string),
+          ALPNProtocols: ['http/1.1'],
+        },
+        relay,
+      )
+    : http.createServer(relay);
 server.listen(listen, '127.0.0.1');
 // Exit normally on SIGTERM so `node --cpu-prof` writes its profile.
 process.on('SIGTERM', () => process.exit(0));

@@ -243,6 +243,8 @@ export function nodeProxyTarget(o: {
   script?: string;
   /** Serve HTTPS with this certificate (undici-floor.ts only). */
   tls?: { cert: string; key: string };
+  /** Serve h2 (with `tls`; undici-floor.ts only). */
+  h2?: boolean;
   nodeArgs?: string[];
   afterStop?: () => void;
 }): Target {
@@ -267,7 +269,14 @@ export function nodeProxyTarget(o: {
         cpus: o.cpus,
         cwd: REPO_DIR,
         logFile: join(o.runDir, `${script.replace(/\.ts$/, '')}-${port}.log`),
-        env: o.tls ? { ...process.env, FLOOR_CERT: o.tls.cert, FLOOR_KEY: o.tls.key } : undefined,
+        env: o.tls
+          ? {
+              ...process.env,
+              FLOOR_CERT: o.tls.cert,
+              FLOOR_KEY: o.tls.key,
+              ...(o.h2 ? { FLOOR_H2: '1' } : {}),
+            }
+          : undefined,
       },
     }),
   });
