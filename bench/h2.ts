@@ -217,7 +217,7 @@ async function startGrpcServers(runDir: string): Promise<GrpcServers> {
   for (let i = 0; i < GRPC_PORTS.length; i++) await launch(i);
   return {
     procs,
-    counts: () => GRPC_PORTS.map((_, i) => Number(readFileSync(file(i), 'utf8') || 0)),
+    counts: () => GRPC_PORTS.map((_, i) => readCount(file(i))),
     restart: async (i) => {
       await stop(procs[i]);
       await launch(i);
@@ -283,6 +283,18 @@ async function killUnderLoad(
   clearTimeout(timer);
   session.close();
   return tally;
+}
+
+/**
+ * A server's call count. writeFileSync truncates before it writes, so a read can meet the file empty
+ * for a moment (that read a count of 0 once and made a whole row invalid): read again until it is not.
+ */
+function readCount(path: string): number {
+  for (let i = 0; i < 50; i++) {
+    const text = readFileSync(path, 'utf8');
+    if (text !== '') return Number(text);
+  }
+  throw new Error(`${path} stayed empty`);
 }
 
 /** One unary call with our own client: what the proxy answered (for a row whose calls went nowhere). */
