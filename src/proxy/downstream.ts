@@ -70,17 +70,11 @@ function http1HasBody(h: Inspected): boolean {
   return h.chunked || (h.contentLength !== undefined && h.contentLength !== '0');
 }
 
-/** An HTTP/1.1 request and its ServerResponse. */
-export class Http1Downstream implements Downstream {
+/** What both HTTP/1.1 downstreams read from node's IncomingMessage. */
+abstract class Http1Request {
   readonly protocol = 'http/1.1';
-  private readonly startBytes: number;
 
-  constructor(
-    readonly req: IncomingMessage,
-    readonly res: ServerResponse,
-  ) {
-    this.startBytes = req.socket.bytesRead;
-  }
+  constructor(readonly req: IncomingMessage) {}
 
   get method(): string {
     return this.req.method ?? 'GET';
@@ -100,6 +94,19 @@ export class Http1Downstream implements Downstream {
 
   get body(): Readable {
     return this.req;
+  }
+}
+
+/** An HTTP/1.1 request and its ServerResponse. */
+export class Http1Downstream extends Http1Request implements Downstream {
+  private readonly startBytes: number;
+
+  constructor(
+    req: IncomingMessage,
+    readonly res: ServerResponse,
+  ) {
+    super(req);
+    this.startBytes = req.socket.bytesRead;
   }
 
   get headersSent(): boolean {
@@ -172,40 +179,20 @@ export class Http1Downstream implements Downstream {
  * socket is then tunnelled; any other answer (an error of ours, or an upstream that declined to
  * switch) is written as a plain response ending with the connection.
  */
-export class UpgradeDownstream implements Downstream {
-  readonly protocol = 'http/1.1';
+export class UpgradeDownstream extends Http1Request implements Downstream {
   headersSent = false;
   statusCode = 0;
   private readonly startBytes: number;
 
   constructor(
-    readonly req: IncomingMessage,
+    req: IncomingMessage,
     readonly rawSocket: Duplex,
     /** Bytes the client sent after its handshake (already read by node's parser). */
     readonly head: Buffer,
   ) {
+    super(req);
     this.startBytes = (rawSocket as Socket).bytesRead ?? 0;
     rawSocket.on('error', () => rawSocket.destroy());
-  }
-
-  get method(): string {
-    return this.req.method ?? 'GET';
-  }
-
-  get url(): string {
-    return this.req.url ?? '/';
-  }
-
-  get rawHeaders(): string[] {
-    return this.req.rawHeaders;
-  }
-
-  get socket(): Socket {
-    return this.req.socket;
-  }
-
-  get body(): Readable {
-    return this.req;
   }
 
   hasBody(h: Inspected): boolean {
